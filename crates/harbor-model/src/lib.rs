@@ -1,0 +1,13 @@
+//! NGSI-LD domain types shared by every crate: entities, attributes, tenants and the spec's
+//! error kinds (ETSI GS CIM 009 V1.9.1, 6.3.2). No IO, no HTTP, no async.
+
+pub mod entity;
+pub mod error;
+pub mod names;
+pub mod tenant;
+pub mod time;
+
+pub use entity::{AttrValue, Attribute, Entity};
+pub use error::{ErrorKind, NgsiError, NgsiResult};
+pub use tenant::Tenant;
+pub use time::Timestamp;

@@ -1,0 +1,75 @@
+//! The default backend: current state in memory with indexes, made durable in `redb`.
+//!
+//! Writes go through one commit thread that drains every pending request into a single redb
+//! write transaction (group commit): concurrent writers share one fsync, and nobody is answered
+//! before their commit is on disk. Start-up loads the whole state back from redb.
+
+mod commit;
+mod memory;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use harbor_model::{Entity, Tenant};
+use harbor_store::{Change, EntityQuery, EntityStore, QueryResult, StoreError, StoreResult};
+use parking_lot::RwLock;
+
+use memory::Memory;
+
+/// The embedded store. Cheap to share behind an `Arc`.
+pub struct EmbeddedStore {
+    memory: Arc<RwLock<Memory>>,
+    committer: commit::Committer,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir` and loads its state.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let db = redb::Database::create(dir.join("infoharbor.redb"))
+            .map_err(|e| StoreError::Unavailable(format!("cannot open database: {e}")))?;
+        let memory = Arc::new(RwLock::new(commit::load(&db)?));
+        let committer = commit::Committer::start(db, memory.clone());
+        Ok(EmbeddedStore { memory, committer })
+    }
+}
+
+#[async_trait]
+impl EntityStore for EmbeddedStore {
+    async fn commit(&self, tenant: &Tenant, changes: Vec<Change>) -> StoreResult<()> {
+        self.committer.submit(tenant.clone(), changes).await
+    }
+
+    async fn ensure_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        if self.tenant_exists(tenant) {
+            return Ok(());
+        }
+        self.committer.submit(tenant.clone(), Vec::new()).await
+    }
+
+    fn tenant_exists(&self, tenant: &Tenant) -> bool {
+        tenant.is_default() || self.memory.read().has_tenant(tenant)
+    }
+
+    fn tenants(&self) -> Vec<Tenant> {
+        let mut t = self.memory.read().tenant_names();
+        if !t.iter().any(Tenant::is_default) {
+            t.insert(0, Tenant::default_tenant());
+        }
+        t
+    }
+
+    fn get(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<Arc<Entity>>> {
+        Ok(self.memory.read().get(tenant, id))
+    }
+
+    fn query(&self, tenant: &Tenant, query: &EntityQuery) -> StoreResult<QueryResult> {
+        Ok(QueryResult { entities: self.memory.read().query(tenant, query), exact: true })
+    }
+
+    fn count(&self, tenant: &Tenant) -> usize {
+        self.memory.read().count(tenant)
+    }
+}

@@ -1,0 +1,80 @@
+//! Storage traits the engine talks to, independent of any backend, and the conformance suite
+//! every backend runs (`conformance`).
+//!
+//! A backend holds the current state of every tenant's entities, makes a batch of changes
+//! durable before acknowledging it, and answers queries handed down as a parsed AST
+//! ([`EntityQuery`]). It may return a superset of the matches and say so (`exact = false`);
+//! the engine then re-checks every result with `harbor-query`'s evaluators.
+
+pub mod conformance;
+mod query;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use harbor_model::{Entity, Tenant};
+
+pub use query::EntityQuery;
+
+/// A store failure. Backends map their driver errors into these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One change to the current state of an entity.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Create or replace the entity with this id.
+    Put(Entity),
+    /// Remove the entity with this id.
+    Delete(String),
+}
+
+impl Change {
+    pub fn entity_id(&self) -> &str {
+        match self {
+            Change::Put(e) => &e.id,
+            Change::Delete(id) => id,
+        }
+    }
+}
+
+/// Result of a query: entities sorted by id.
+pub struct QueryResult {
+    pub entities: Vec<Arc<Entity>>,
+    /// True when every entity matches the whole query; false when the caller must re-check.
+    pub exact: bool,
+}
+
+/// The current state of entities, per tenant.
+#[async_trait]
+pub trait EntityStore: Send + Sync {
+    /// Applies the changes of one tenant atomically and durably. Returns only once they are on
+    /// disk; concurrent callers may share one commit. Creating a change for a tenant that does
+    /// not exist yet creates it.
+    async fn commit(&self, tenant: &Tenant, changes: Vec<Change>) -> StoreResult<()>;
+
+    /// Makes a tenant exist (creating operations create their tenant even when they fail later).
+    async fn ensure_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+
+    /// Whether the tenant exists. The default tenant always exists.
+    fn tenant_exists(&self, tenant: &Tenant) -> bool;
+
+    /// Every tenant that exists, the default one included.
+    fn tenants(&self) -> Vec<Tenant>;
+
+    /// The entity with this id, if any.
+    fn get(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<Arc<Entity>>>;
+
+    /// Entities matching the query, sorted by id.
+    fn query(&self, tenant: &Tenant, query: &EntityQuery) -> StoreResult<QueryResult>;
+
+    /// Number of entities of the tenant.
+    fn count(&self, tenant: &Tenant) -> usize;
+}
