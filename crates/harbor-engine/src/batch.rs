@@ -1,0 +1,194 @@
+//! Batch operations (5.6.7 – 5.6.10, 5.6.20): every item succeeds or fails on its own, all
+//! successful items are committed together in one durable commit.
+
+use std::collections::HashMap;
+
+use harbor_jsonld::expand::EntityInput;
+use harbor_model::{time, Entity, NgsiError, NgsiResult, Tenant, Timestamp};
+use harbor_store::Change;
+
+use crate::entities::{merge_into, visible};
+use crate::merge::{add_types, find_instance, new_entity, put_instance};
+use crate::{store_err, Engine};
+
+/// A batch item that failed.
+#[derive(Debug, Clone)]
+pub struct BatchError {
+    pub entity_id: String,
+    pub error: NgsiError,
+}
+
+/// Outcome of a batch operation (5.2.17 BatchOperationResult).
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    /// Ids of the entities the operation succeeded on.
+    pub success: Vec<String>,
+    /// Of those, the ids that were created (upsert).
+    pub created: Vec<String>,
+    pub errors: Vec<BatchError>,
+}
+
+/// A batch item as parsed by the caller: the payload, or why it could not be read.
+pub type BatchItem = Result<EntityInput, BatchError>;
+
+/// What to do with each item of a write batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchMode {
+    Create,
+    /// Upsert; `true`: replace existing entities, `false`: update them (append attributes).
+    Upsert { replace: bool },
+    /// Update existing entities; `true`: noOverwrite.
+    Update { no_overwrite: bool },
+    Merge,
+}
+
+impl Engine {
+    fn check_batch_size(&self, n: usize) -> NgsiResult<()> {
+        if n > self.limits.max_batch {
+            return Err(NgsiError::bad_request(format!(
+                "the batch has {n} entities; at most {} are accepted per request",
+                self.limits.max_batch
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs a write batch.
+    pub async fn batch_write(&self, tenant: &Tenant, mode: BatchMode, items: Vec<BatchItem>) -> NgsiResult<BatchResult> {
+        self.check_batch_size(items.len())?;
+        if matches!(mode, BatchMode::Create | BatchMode::Upsert { .. }) {
+            self.store.ensure_tenant(tenant).await.map_err(store_err)?;
+        } else {
+            self.check_tenant(tenant)?;
+        }
+        let ids: Vec<String> = items.iter().filter_map(|i| i.as_ref().ok()?.id.clone()).collect();
+        let _guards = self.locks.lock_many(tenant, ids.iter().map(String::as_str)).await;
+        let now = time::now();
+        let mut result = BatchResult::default();
+        let mut overlay: HashMap<String, Option<Entity>> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for item in items {
+            let input = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    result.errors.push(e);
+                    continue;
+                }
+            };
+            let Some(id) = input.id.clone() else {
+                result.errors.push(BatchError {
+                    entity_id: String::new(),
+                    error: NgsiError::bad_request("a batch entity has no \"id\""),
+                });
+                continue;
+            };
+            let current = match overlay.get(&id) {
+                Some(e) => e.clone(),
+                None => self.current(tenant, &id)?.map(|e| (*e).clone()),
+            };
+            match apply(mode, current, input, now) {
+                Ok((entity, created)) => {
+                    if created {
+                        result.created.push(id.clone());
+                    }
+                    result.success.push(id.clone());
+                    if !overlay.contains_key(&id) {
+                        order.push(id.clone());
+                    }
+                    overlay.insert(id, Some(entity));
+                }
+                Err(error) => result.errors.push(BatchError { entity_id: id, error }),
+            }
+        }
+        let changes: Vec<Change> = order
+            .into_iter()
+            .filter_map(|id| overlay.remove(&id).flatten().map(Change::Put))
+            .collect();
+        if !changes.is_empty() {
+            self.store.commit(tenant, changes).await.map_err(store_err)?;
+        }
+        Ok(result)
+    }
+
+    /// 5.6.10 Batch Entity Delete.
+    pub async fn batch_delete(&self, tenant: &Tenant, ids: Vec<String>) -> NgsiResult<BatchResult> {
+        self.check_batch_size(ids.len())?;
+        self.check_tenant(tenant)?;
+        let _guards = self.locks.lock_many(tenant, ids.iter().map(String::as_str)).await;
+        let mut result = BatchResult::default();
+        let mut changes = Vec::new();
+        for id in ids {
+            if self.current(tenant, &id)?.is_some() && !result.success.contains(&id) {
+                changes.push(Change::Delete(id.clone()));
+                result.success.push(id);
+            } else {
+                result.errors.push(BatchError {
+                    error: NgsiError::not_found(format!("entity {id} does not exist")),
+                    entity_id: id,
+                });
+            }
+        }
+        if !changes.is_empty() {
+            self.store.commit(tenant, changes).await.map_err(store_err)?;
+        }
+        Ok(result)
+    }
+
+    /// Purge Entities (5.6.21): deletes every entity matching the query, in one commit per page.
+    pub async fn purge_entities(&self, tenant: &Tenant, q: &harbor_store::EntityQuery) -> NgsiResult<usize> {
+        let ids: Vec<String> = self.query_entities(tenant, q)?.iter().map(|e| e.id.clone()).collect();
+        let mut n = 0;
+        for chunk in ids.chunks(self.limits.max_batch.max(1)) {
+            let _guards = self.locks.lock_many(tenant, chunk.iter().map(String::as_str)).await;
+            let changes: Vec<Change> = chunk.iter().cloned().map(Change::Delete).collect();
+            n += changes.len();
+            self.store.commit(tenant, changes).await.map_err(store_err)?;
+        }
+        Ok(n)
+    }
+}
+
+/// Applies one batch item to the entity as it stands (None: absent). Returns the new entity
+/// and whether it was created.
+fn apply(mode: BatchMode, current: Option<Entity>, input: EntityInput, now: Timestamp) -> NgsiResult<(Entity, bool)> {
+    let current = current.and_then(|e| visible(std::sync::Arc::new(e), now).map(|e| (*e).clone()));
+    let id = input.id.clone().unwrap_or_default();
+    match (mode, current) {
+        (BatchMode::Create, Some(_)) => Err(NgsiError::already_exists(format!("entity {id} already exists"))),
+        (BatchMode::Create | BatchMode::Upsert { .. }, None) => Ok((new_entity(input, now)?, true)),
+        (BatchMode::Upsert { replace: true }, Some(old)) => {
+            let mut fresh = new_entity(input, now)?;
+            fresh.created_at = old.created_at;
+            Ok((fresh, false))
+        }
+        (BatchMode::Upsert { replace: false }, Some(mut e)) | (BatchMode::Update { no_overwrite: false }, Some(mut e)) => {
+            add_types(&mut e, &input.types);
+            for (name, a) in input.attrs {
+                let Some(a) = a else { continue };
+                put_instance(e.attrs.entry(name).or_default(), a);
+            }
+            e.modified_at = now;
+            Ok((e, false))
+        }
+        (BatchMode::Update { no_overwrite: true }, Some(mut e)) => {
+            add_types(&mut e, &input.types);
+            for (name, a) in input.attrs {
+                let Some(a) = a else { continue };
+                let list = e.attrs.entry(name).or_default();
+                if find_instance(list, a.dataset_id.as_deref()).is_none() {
+                    list.push(a);
+                }
+            }
+            e.modified_at = now;
+            Ok((e, false))
+        }
+        (BatchMode::Merge, Some(mut e)) => {
+            merge_into(&mut e, input, now);
+            e.modified_at = now;
+            Ok((e, false))
+        }
+        (BatchMode::Update { .. } | BatchMode::Merge, None) => {
+            Err(NgsiError::not_found(format!("entity {id} does not exist")))
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Entity operations (5.6, 5.7): create, retrieve, query, update, append, partial update,
+//! replace, merge, delete of entities and attributes.
+
+use std::sync::Arc;
+
+use harbor_jsonld::expand::EntityInput;
+use harbor_model::{time, Attribute, Entity, NgsiError, NgsiResult, Tenant, Timestamp};
+use harbor_store::{Change, EntityQuery};
+
+use crate::merge::{add_types, find_instance, merge_instance, new_entity, put_instance};
+use crate::{store_err, Engine};
+
+/// An attribute that an update or append left alone, and why.
+#[derive(Debug, Clone)]
+pub struct NotUpdated {
+    /// Expanded attribute name.
+    pub attribute: String,
+    pub reason: String,
+}
+
+/// Outcome of update / append (5.6.2, 5.6.3): 204 when `not_updated` is empty, else 207.
+#[derive(Debug, Default, Clone)]
+pub struct UpdateResult {
+    pub updated: Vec<String>,
+    pub not_updated: Vec<NotUpdated>,
+}
+
+/// An entity as a reader sees it at `now`: `None` once it has expired, expired attribute
+/// instances removed.
+pub fn visible(e: Arc<Entity>, now: Timestamp) -> Option<Arc<Entity>> {
+    if e.expires_at.is_some_and(|t| t <= now) {
+        return None;
+    }
+    let expired = |a: &Attribute| a.expires_at.is_some_and(|t| t <= now);
+    if !e.instances().any(|(_, a)| expired(a)) {
+        return Some(e);
+    }
+    let mut copy = (*e).clone();
+    for list in copy.attrs.values_mut() {
+        list.retain(|a| !expired(a));
+    }
+    copy.attrs.retain(|_, l| !l.is_empty());
+    Some(Arc::new(copy))
+}
+
+fn not_found(id: &str) -> NgsiError {
+    NgsiError::not_found(format!("entity {id} does not exist"))
+}
+
+fn check_body_id(id: &str, input: &EntityInput) -> NgsiResult<()> {
+    match &input.id {
+        Some(body_id) if body_id != id => Err(NgsiError::bad_request(format!(
+            "the payload's id {body_id} differs from the entity addressed, {id}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Engine {
+    /// The current, visible entity, if any.
+    pub fn current(&self, tenant: &Tenant, id: &str) -> NgsiResult<Option<Arc<Entity>>> {
+        let e = self.store.get(tenant, id).map_err(store_err)?;
+        Ok(e.and_then(|e| visible(e, time::now())))
+    }
+
+    /// Fails with NonexistentTenant when a reading operation names an unknown tenant.
+    pub fn check_tenant(&self, tenant: &Tenant) -> NgsiResult<()> {
+        if self.store.tenant_exists(tenant) {
+            Ok(())
+        } else {
+            Err(NgsiError::new(
+                harbor_model::ErrorKind::NonexistentTenant,
+                format!("tenant \"{}\" does not exist", tenant.as_str()),
+            ))
+        }
+    }
+
+    async fn commit(&self, tenant: &Tenant, changes: Vec<Change>) -> NgsiResult<()> {
+        self.store.commit(tenant, changes).await.map_err(store_err)
+    }
+
+    /// 5.6.1 Create Entity.
+    pub async fn create_entity(&self, tenant: &Tenant, input: EntityInput) -> NgsiResult<String> {
+        let now = time::now();
+        let entity = new_entity(input, now)?;
+        self.store.ensure_tenant(tenant).await.map_err(store_err)?;
+        let _g = self.locks.lock(tenant, &entity.id).await;
+        if self.current(tenant, &entity.id)?.is_some() {
+            return Err(NgsiError::already_exists(format!("entity {} already exists", entity.id)));
+        }
+        let id = entity.id.clone();
+        self.commit(tenant, vec![Change::Put(entity)]).await?;
+        Ok(id)
+    }
+
+    /// 5.7.1 Retrieve Entity.
+    pub fn retrieve_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<Arc<Entity>> {
+        self.check_tenant(tenant)?;
+        self.current(tenant, id)?.ok_or_else(|| not_found(id))
+    }
+
+    /// 5.7.2 Query Entities: every visible match, sorted by id.
+    pub fn query_entities(&self, tenant: &Tenant, q: &EntityQuery) -> NgsiResult<Vec<Arc<Entity>>> {
+        self.check_tenant(tenant)?;
+        let now = time::now();
+        let result = self.store.query(tenant, q).map_err(store_err)?;
+        let exact = result.exact;
+        Ok(result
+            .entities
+            .into_iter()
+            .filter_map(|e| visible(e, now))
+            .filter(|e| exact || q.matches(e))
+            .collect())
+    }
+
+    /// 5.6.6 Delete Entity.
+    pub async fn delete_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
+        self.check_tenant(tenant)?;
+        let _g = self.locks.lock(tenant, id).await;
+        if self.current(tenant, id)?.is_none() {
+            return Err(not_found(id));
+        }
+        self.commit(tenant, vec![Change::Delete(id.to_string())]).await
+    }
+
+    /// Runs `f` on a copy of the stored entity under its lock and commits the result.
+    async fn modify<T>(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        f: impl FnOnce(&mut Entity, Timestamp) -> NgsiResult<(T, bool)>,
+    ) -> NgsiResult<T> {
+        self.check_tenant(tenant)?;
+        let _g = self.locks.lock(tenant, id).await;
+        let current = self.current(tenant, id)?.ok_or_else(|| not_found(id))?;
+        let now = time::now();
+        let mut e = (*current).clone();
+        let (out, changed) = f(&mut e, now)?;
+        if changed {
+            e.modified_at = now;
+            self.commit(tenant, vec![Change::Put(e)]).await?;
+        }
+        Ok(out)
+    }
+
+    /// 5.6.3 Append Entity Attributes (`noOverwrite` keeps existing instances).
+    pub async fn append_attrs(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        input: EntityInput,
+        no_overwrite: bool,
+    ) -> NgsiResult<UpdateResult> {
+        check_body_id(id, &input)?;
+        self.modify(tenant, id, |e, _now| {
+            let mut r = UpdateResult::default();
+            add_types(e, &input.types);
+            if let Some(s) = input.scopes {
+                e.scopes = s;
+            }
+            if input.expires_at.is_some() {
+                e.expires_at = input.expires_at;
+            }
+            for (name, a) in input.attrs {
+                let Some(a) = a else { continue };
+                let list = e.attrs.entry(name.clone()).or_default();
+                if no_overwrite && find_instance(list, a.dataset_id.as_deref()).is_some() {
+                    r.not_updated.push(NotUpdated {
+                        attribute: name,
+                        reason: "the attribute exists and noOverwrite was asked for".into(),
+                    });
+                    continue;
+                }
+                put_instance(list, a);
+                if !r.updated.contains(&name) {
+                    r.updated.push(name);
+                }
+            }
+            Ok((r, true))
+        })
+        .await
+    }
+
+    /// 5.6.2 Update Entity Attributes: only attributes that exist are replaced.
+    pub async fn update_attrs(&self, tenant: &Tenant, id: &str, input: EntityInput) -> NgsiResult<UpdateResult> {
+        check_body_id(id, &input)?;
+        self.modify(tenant, id, |e, _now| {
+            let mut r = UpdateResult::default();
+            for (name, a) in input.attrs {
+                let Some(a) = a else { continue };
+                match e.attrs.get_mut(&name) {
+                    Some(list) if find_instance(list, a.dataset_id.as_deref()).is_some() => {
+                        put_instance(list, a);
+                        if !r.updated.contains(&name) {
+                            r.updated.push(name);
+                        }
+                    }
+                    _ => r.not_updated.push(NotUpdated {
+                        attribute: name,
+                        reason: "the entity has no such attribute (with this datasetId)".into(),
+                    }),
+                }
+            }
+            let changed = !r.updated.is_empty();
+            Ok((r, changed))
+        })
+        .await
+    }
+
+    /// 5.6.4 Partial Attribute Update: merges the fragment into the addressed instance.
+    pub async fn partial_attr_update(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        fragments: Vec<Attribute>,
+    ) -> NgsiResult<()> {
+        self.modify(tenant, id, |e, now| {
+            let list = e
+                .attrs
+                .get_mut(attr)
+                .ok_or_else(|| NgsiError::not_found(format!("entity {id} has no attribute {attr}")))?;
+            for f in fragments {
+                let i = find_instance(list, f.dataset_id.as_deref()).ok_or_else(|| {
+                    NgsiError::not_found(format!(
+                        "attribute {attr} of entity {id} has no instance with datasetId {}",
+                        f.dataset_id.as_deref().unwrap_or("(default)")
+                    ))
+                })?;
+                list[i] = merge_instance(&list[i], f, now);
+            }
+            Ok(((), true))
+        })
+        .await
+    }
+
+    /// 5.6.19 Replace Attribute.
+    pub async fn replace_attr(&self, tenant: &Tenant, id: &str, attr: &str, instances: Vec<Attribute>) -> NgsiResult<()> {
+        self.modify(tenant, id, |e, _now| {
+            let list = e
+                .attrs
+                .get_mut(attr)
+                .ok_or_else(|| NgsiError::not_found(format!("entity {id} has no attribute {attr}")))?;
+            for a in instances {
+                if find_instance(list, a.dataset_id.as_deref()).is_none() {
+                    return Err(NgsiError::not_found(format!(
+                        "attribute {attr} of entity {id} has no instance with datasetId {}",
+                        a.dataset_id.as_deref().unwrap_or("(default)")
+                    )));
+                }
+                put_instance(list, a);
+            }
+            Ok(((), true))
+        })
+        .await
+    }
+
+    /// 5.6.5 Delete Entity Attribute: the default instance, one `datasetId`, or all.
+    pub async fn delete_attr(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        dataset_id: Option<&str>,
+        delete_all: bool,
+    ) -> NgsiResult<()> {
+        self.modify(tenant, id, |e, _now| {
+            let list = e
+                .attrs
+                .get_mut(attr)
+                .ok_or_else(|| NgsiError::not_found(format!("entity {id} has no attribute {attr}")))?;
+            if delete_all {
+                list.clear();
+            } else {
+                let i = find_instance(list, dataset_id).ok_or_else(|| {
+                    NgsiError::not_found(format!(
+                        "attribute {attr} of entity {id} has no instance with datasetId {}",
+                        dataset_id.unwrap_or("(default)")
+                    ))
+                })?;
+                list.remove(i);
+            }
+            if list.is_empty() {
+                e.attrs.remove(attr);
+            }
+            Ok(((), true))
+        })
+        .await
+    }
+
+    /// 5.6.18 Replace Entity: new types and attributes, same id and `createdAt`.
+    pub async fn replace_entity(&self, tenant: &Tenant, id: &str, mut input: EntityInput) -> NgsiResult<()> {
+        check_body_id(id, &input)?;
+        input.id = Some(id.to_string());
+        self.modify(tenant, id, |e, now| {
+            if input.types.is_empty() {
+                input.types = e.types.clone();
+            }
+            let mut fresh = new_entity(input, now)?;
+            fresh.created_at = e.created_at;
+            *e = fresh;
+            Ok(((), true))
+        })
+        .await
+    }
+
+    /// 5.6.17 Merge Entity: adds or merges attributes; a null deletes.
+    pub async fn merge_entity(&self, tenant: &Tenant, id: &str, input: EntityInput) -> NgsiResult<()> {
+        check_body_id(id, &input)?;
+        self.modify(tenant, id, |e, now| {
+            merge_into(e, input, now);
+            Ok(((), true))
+        })
+        .await
+    }
+}
+
+/// Merge semantics shared by merge entity and batch merge.
+pub(crate) fn merge_into(e: &mut Entity, input: EntityInput, now: Timestamp) {
+    add_types(e, &input.types);
+    if let Some(s) = input.scopes {
+        e.scopes = s;
+    }
+    if input.expires_at.is_some() {
+        e.expires_at = input.expires_at;
+    }
+    for (name, a) in input.attrs {
+        match a {
+            None => {
+                e.attrs.remove(&name);
+            }
+            Some(a) => {
+                let list = e.attrs.entry(name).or_default();
+                match find_instance(list, a.dataset_id.as_deref()) {
+                    Some(i) => list[i] = merge_instance(&list[i], a, now),
+                    None => list.push(a),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The domain: one function per NGSI-LD operation (clause 5 of ETSI GS CIM 009 V1.9.1),
+//! applied to the current state through the `harbor-store` traits. Knows nothing of HTTP.
+
+mod batch;
+mod discovery;
+mod entities;
+mod locks;
+mod merge;
+
+use std::sync::Arc;
+
+use harbor_store::EntityStore;
+
+pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
+pub use discovery::{AttributeInfo, TypeInfo};
+pub use entities::{UpdateResult, NotUpdated};
+
+/// Limits every request is held to.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most entities in one batch operation.
+    pub max_batch: usize,
+    /// Largest `limit` a query may ask for.
+    pub max_page: usize,
+    /// `limit` when a query gives none.
+    pub default_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_batch: 1000, max_page: 1000, default_page: 20 }
+    }
+}
+
+/// The broker's domain core. Cheap to share.
+pub struct Engine {
+    store: Arc<dyn EntityStore>,
+    locks: locks::EntityLocks,
+    pub limits: Limits,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn EntityStore>, limits: Limits) -> Self {
+        Engine { store, locks: locks::EntityLocks::new(), limits }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EntityStore> {
+        &self.store
+    }
+}
+
+fn store_err(e: harbor_store::StoreError) -> harbor_model::NgsiError {
+    harbor_model::NgsiError::internal(e.to_string())
+}

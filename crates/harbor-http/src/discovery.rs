@@ -1,0 +1,121 @@
+//! Handlers of `/types` and `/attributes` (6.25 – 6.28): what the tenant's data holds.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use harbor_model::NgsiError;
+use serde_json::{json, Value};
+
+use crate::body;
+use crate::error::ApiResult;
+use crate::negotiate;
+use crate::params::Params;
+use crate::reply;
+use crate::SharedState;
+
+fn list_id(kind: &str) -> String {
+    format!("urn:ngsi-ld:{kind}:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// GET /types — 5.7.5 / 5.7.6.
+pub async fn types(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult<Response> {
+    let tenant = negotiate::tenant(&headers)?;
+    let media = negotiate::accept(&headers, false)?;
+    let ld = body::context_from_link(&s, &headers).await?;
+    let details = Params::parse(raw.as_deref()).flag("details")?;
+    let types = s.engine.types(&tenant)?;
+    let c = |i: &str| ld.ctx.compact_iri(i);
+    let body = if details {
+        Value::Array(
+            types
+                .iter()
+                .map(|(t, info)| {
+                    json!({
+                        "id": t,
+                        "type": "EntityType",
+                        "typeName": c(t),
+                        "attributeNames": info.attributes.keys().map(|a| c(a)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    } else {
+        json!({
+            "id": list_id("EntityTypeList"),
+            "type": "EntityTypeList",
+            "typeList": types.keys().map(|t| c(t)).collect::<Vec<_>>(),
+        })
+    };
+    Ok(reply::json(StatusCode::OK, media, &ld, body, HeaderMap::new()))
+}
+
+/// GET /types/{type} — 5.7.7.
+pub async fn type_info(State(s): State<SharedState>, Path(ty): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    let tenant = negotiate::tenant(&headers)?;
+    let media = negotiate::accept(&headers, false)?;
+    let ld = body::context_from_link(&s, &headers).await?;
+    let expanded = ld.ctx.expand_term(&ty);
+    let types = s.engine.types(&tenant)?;
+    let info = types
+        .get(&expanded)
+        .ok_or_else(|| NgsiError::not_found(format!("no entity has type {ty}")))?;
+    let c = |i: &str| ld.ctx.compact_iri(i);
+    let body = json!({
+        "id": expanded,
+        "type": "EntityTypeInfo",
+        "typeName": c(&expanded),
+        "entityCount": info.entity_count,
+        "attributeDetails": info.attributes.iter().map(|(a, kinds)| json!({
+            "id": a,
+            "type": "Attribute",
+            "attributeName": c(a),
+            "attributeTypes": kinds.iter().collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    Ok(reply::json(StatusCode::OK, media, &ld, body, HeaderMap::new()))
+}
+
+fn attribute_json(name: &str, info: &harbor_engine::AttributeInfo, c: &dyn Fn(&str) -> String) -> Value {
+    json!({
+        "id": name,
+        "type": "Attribute",
+        "attributeName": c(name),
+        "attributeCount": info.count,
+        "attributeTypes": info.kinds.iter().collect::<Vec<_>>(),
+        "typeNames": info.types.iter().map(|t| c(t)).collect::<Vec<_>>(),
+    })
+}
+
+/// GET /attributes — 5.7.8 / 5.7.9.
+pub async fn attributes(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult<Response> {
+    let tenant = negotiate::tenant(&headers)?;
+    let media = negotiate::accept(&headers, false)?;
+    let ld = body::context_from_link(&s, &headers).await?;
+    let details = Params::parse(raw.as_deref()).flag("details")?;
+    let attrs = s.engine.attributes(&tenant)?;
+    let c = |i: &str| ld.ctx.compact_iri(i);
+    let body = if details {
+        Value::Array(attrs.iter().map(|(a, info)| attribute_json(a, info, &c)).collect())
+    } else {
+        json!({
+            "id": list_id("AttributeList"),
+            "type": "AttributeList",
+            "attributeList": attrs.keys().map(|a| c(a)).collect::<Vec<_>>(),
+        })
+    };
+    Ok(reply::json(StatusCode::OK, media, &ld, body, HeaderMap::new()))
+}
+
+/// GET /attributes/{attr} — 5.7.10.
+pub async fn attribute_info(State(s): State<SharedState>, Path(attr): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    let tenant = negotiate::tenant(&headers)?;
+    let media = negotiate::accept(&headers, false)?;
+    let ld = body::context_from_link(&s, &headers).await?;
+    let expanded = ld.ctx.expand_term(&attr);
+    let attrs = s.engine.attributes(&tenant)?;
+    let info = attrs
+        .get(&expanded)
+        .ok_or_else(|| NgsiError::not_found(format!("no entity has attribute {attr}")))?;
+    let c = |i: &str| ld.ctx.compact_iri(i);
+    Ok(reply::json(StatusCode::OK, media, &ld, attribute_json(&expanded, info, &c), HeaderMap::new()))
+}

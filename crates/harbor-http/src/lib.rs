@@ -1,0 +1,94 @@
+//! The NGSI-LD HTTP binding (clause 6): the axum router, parsing of headers and parameters into
+//! typed requests, content negotiation, and ProblemDetails. The only crate that knows HTTP.
+
+mod batch;
+mod body;
+mod contexts;
+mod discovery;
+mod entities;
+mod error;
+mod negotiate;
+mod params;
+mod query;
+mod reply;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use harbor_engine::Engine;
+use harbor_jsonld::registry::ContextRegistry;
+use harbor_jsonld::resolve::ContextResolver;
+
+pub use error::ApiError;
+
+/// Limits of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Largest request body accepted, in bytes.
+    pub max_body: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits { max_body: 8 * 1024 * 1024 }
+    }
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub resolver: Arc<ContextResolver>,
+    pub registry: Arc<ContextRegistry>,
+    pub limits: HttpLimits,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// The NGSI-LD API router.
+pub fn router(state: SharedState) -> Router {
+    let api = Router::new()
+        .route("/entities", post(entities::create).get(entities::query_get).delete(entities::purge))
+        .route(
+            "/entities/{id}",
+            get(entities::retrieve)
+                .delete(entities::delete)
+                .put(entities::replace)
+                .patch(entities::merge),
+        )
+        .route("/entities/{id}/attrs", post(entities::append).patch(entities::update))
+        .route(
+            "/entities/{id}/attrs/{attr}",
+            axum::routing::patch(entities::partial_attr)
+                .put(entities::replace_attr)
+                .delete(entities::delete_attr),
+        )
+        .route("/entityOperations/create", post(batch::create))
+        .route("/entityOperations/upsert", post(batch::upsert))
+        .route("/entityOperations/update", post(batch::update))
+        .route("/entityOperations/delete", post(batch::delete))
+        .route("/entityOperations/merge", post(batch::merge))
+        .route("/entityOperations/query", post(entities::query_post))
+        .route("/types", get(discovery::types))
+        .route("/types/{type}", get(discovery::type_info))
+        .route("/attributes", get(discovery::attributes))
+        .route("/attributes/{attr}", get(discovery::attribute_info))
+        .route("/jsonldContexts", post(contexts::add).get(contexts::list))
+        .route("/jsonldContexts/{id}", get(contexts::serve).delete(contexts::delete));
+    Router::new()
+        .nest("/ngsi-ld/v1", api)
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .fallback(error::not_found_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,151 @@
+//! URL query parameters into typed values (6.3.x): `options`, `format`, lists, numbers.
+
+use harbor_jsonld::render::Format;
+use harbor_model::{NgsiError, NgsiResult};
+
+/// The decoded query parameters of one request.
+pub struct Params(Vec<(String, String)>);
+
+/// The `options` / `format` flags of a request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options {
+    pub key_values: bool,
+    pub concise: bool,
+    pub sys_attrs: bool,
+    pub no_overwrite: bool,
+    pub replace: bool,
+    pub update: bool,
+}
+
+impl Options {
+    pub fn format(&self) -> Format {
+        if self.key_values {
+            Format::KeyValues
+        } else if self.concise {
+            Format::Concise
+        } else {
+            Format::Normalized
+        }
+    }
+}
+
+impl Params {
+    pub fn parse(raw: Option<&str>) -> Params {
+        let pairs = raw
+            .map(|r| form_urlencoded::parse(r.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        Params(pairs)
+    }
+
+    /// The value of a parameter; an empty value counts as given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A comma-separated list; each element non-empty.
+    pub fn list(&self, key: &str) -> NgsiResult<Option<Vec<String>>> {
+        let Some(v) = self.get(key) else { return Ok(None) };
+        let items: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+        if items.iter().any(String::is_empty) {
+            return Err(NgsiError::bad_request(format!("parameter \"{key}\" has an empty element: \"{v}\"")));
+        }
+        Ok(Some(items))
+    }
+
+    /// A non-negative integer parameter.
+    pub fn number(&self, key: &str) -> NgsiResult<Option<usize>> {
+        let Some(v) = self.get(key) else { return Ok(None) };
+        v.parse::<usize>().map(Some).map_err(|_| {
+            NgsiError::bad_request(format!("parameter \"{key}\" must be a non-negative integer, got \"{v}\""))
+        })
+    }
+
+    /// A boolean parameter (`true` / `false`).
+    pub fn flag(&self, key: &str) -> NgsiResult<bool> {
+        match self.get(key) {
+            None => Ok(false),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(NgsiError::bad_request(format!("parameter \"{key}\" must be true or false, got \"{v}\""))),
+        }
+    }
+
+    /// `options` and `format`.
+    pub fn options(&self) -> NgsiResult<Options> {
+        let mut o = Options::default();
+        let mut set = |word: &str, from: &str| -> NgsiResult<()> {
+            match word {
+                "keyValues" | "simplified" => o.key_values = true,
+                "concise" => o.concise = true,
+                "normalized" => {}
+                "sysAttrs" if from == "options" => o.sys_attrs = true,
+                "noOverwrite" if from == "options" => o.no_overwrite = true,
+                "replace" if from == "options" => o.replace = true,
+                "update" if from == "options" => o.update = true,
+                other => {
+                    return Err(NgsiError::bad_request(format!("{from}: unknown value \"{other}\"")))
+                }
+            }
+            Ok(())
+        };
+        if let Some(v) = self.get("options") {
+            for w in v.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                set(w, "options")?;
+            }
+        }
+        if let Some(v) = self.get("format") {
+            set(v.trim(), "format")?;
+        }
+        if o.key_values && o.concise {
+            return Err(NgsiError::bad_request("keyValues and concise cannot be asked for together"));
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_reads_options() {
+        let p = Params::parse(Some("type=Building&q=name%3D%3D%22a%20b%22&options=keyValues,sysAttrs&limit=5"));
+        assert_eq!(p.get("q"), Some("name==\"a b\""));
+        assert_eq!(p.number("limit").unwrap(), Some(5));
+        let o = p.options().unwrap();
+        assert!(o.key_values && o.sys_attrs && !o.concise);
+        assert!(Params::parse(Some("options=bogus")).options().is_err());
+        assert!(Params::parse(Some("limit=-1")).number("limit").is_err());
+        assert!(Params::parse(Some("attrs=a,,b")).list("attrs").is_err());
+    }
+}
+
+impl Params {
+    /// Parameters from already decoded pairs.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params(pairs)
+    }
+
+    /// These parameters with `other`'s added where absent.
+    pub fn merged(mut self, other: &Params) -> Params {
+        for (k, v) in &other.0 {
+            if self.get(k).is_none() {
+                self.0.push((k.clone(), v.clone()));
+            }
+        }
+        self
+    }
+
+    /// Re-encodes the parameters, with `offset` and `limit` replaced (for Link headers).
+    pub fn with_page(&self, offset: usize, limit: usize) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.0 {
+            if k != "offset" && k != "limit" {
+                s.append_pair(k, v);
+            }
+        }
+        s.append_pair("limit", &limit.to_string());
+        s.append_pair("offset", &offset.to_string());
+        s.finish()
+    }
+}

@@ -1,0 +1,53 @@
+//! The only place the broker opens connections to the outside: remote `@context` fetching now,
+//! notification delivery and federation later. Every call has a timeout and a size limit.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use harbor_jsonld::resolve::ContextFetcher;
+
+/// Largest remote `@context` document accepted.
+const MAX_CONTEXT_BYTES: usize = 1024 * 1024;
+
+/// Fetches remote `@context` documents over HTTP(S).
+pub struct HttpContextFetcher {
+    client: reqwest::Client,
+}
+
+impl HttpContextFetcher {
+    pub fn new(timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .expect("building the HTTP client");
+        HttpContextFetcher { client }
+    }
+}
+
+#[async_trait]
+impl ContextFetcher for HttpContextFetcher {
+    async fn fetch(&self, url: &str) -> Result<serde_json::Value, String> {
+        let resp = self
+            .client
+            .get(url)
+            .header("Accept", "application/ld+json, application/json")
+            .send()
+            .await
+            .map_err(|e| format!("fetching {url} failed: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("fetching {url} answered {}", resp.status()));
+        }
+        if resp.content_length().is_some_and(|n| n as usize > MAX_CONTEXT_BYTES) {
+            return Err(format!("{url} is larger than {MAX_CONTEXT_BYTES} bytes"));
+        }
+        let bytes = resp.bytes().await.map_err(|e| format!("reading {url} failed: {e}"))?;
+        if bytes.len() > MAX_CONTEXT_BYTES {
+            return Err(format!("{url} is larger than {MAX_CONTEXT_BYTES} bytes"));
+        }
+        // A document that arrived but is not JSON is the client's error (BadRequestData), not an
+        // unavailable context: the resolver rejects the null it gets.
+        Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+}
