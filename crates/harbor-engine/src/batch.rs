@@ -36,9 +36,13 @@ pub type BatchItem = Result<EntityInput, BatchError>;
 pub enum BatchMode {
     Create,
     /// Upsert; `true`: replace existing entities, `false`: update them (append attributes).
-    Upsert { replace: bool },
+    Upsert {
+        replace: bool,
+    },
     /// Update existing entities; `true`: noOverwrite.
-    Update { no_overwrite: bool },
+    Update {
+        no_overwrite: bool,
+    },
     Merge,
 }
 
@@ -54,15 +58,26 @@ impl Engine {
     }
 
     /// Runs a write batch.
-    pub async fn batch_write(&self, tenant: &Tenant, mode: BatchMode, items: Vec<BatchItem>) -> NgsiResult<BatchResult> {
+    pub async fn batch_write(
+        &self,
+        tenant: &Tenant,
+        mode: BatchMode,
+        items: Vec<BatchItem>,
+    ) -> NgsiResult<BatchResult> {
         self.check_batch_size(items.len())?;
         if matches!(mode, BatchMode::Create | BatchMode::Upsert { .. }) {
             self.store.ensure_tenant(tenant).await.map_err(store_err)?;
         } else {
             self.check_tenant(tenant)?;
         }
-        let ids: Vec<String> = items.iter().filter_map(|i| i.as_ref().ok()?.id.clone()).collect();
-        let _guards = self.locks.lock_many(tenant, ids.iter().map(String::as_str)).await;
+        let ids: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok()?.id.clone())
+            .collect();
+        let _guards = self
+            .locks
+            .lock_many(tenant, ids.iter().map(String::as_str))
+            .await;
         let now = time::now();
         let mut result = BatchResult::default();
         let mut overlay: HashMap<String, Option<Entity>> = HashMap::new();
@@ -97,7 +112,10 @@ impl Engine {
                     }
                     overlay.insert(id, Some(entity));
                 }
-                Err(error) => result.errors.push(BatchError { entity_id: id, error }),
+                Err(error) => result.errors.push(BatchError {
+                    entity_id: id,
+                    error,
+                }),
             }
         }
         let changes: Vec<Change> = order
@@ -105,7 +123,10 @@ impl Engine {
             .filter_map(|id| overlay.remove(&id).flatten().map(Change::Put))
             .collect();
         if !changes.is_empty() {
-            self.store.commit(tenant, changes).await.map_err(store_err)?;
+            self.store
+                .commit(tenant, changes)
+                .await
+                .map_err(store_err)?;
         }
         Ok(result)
     }
@@ -114,7 +135,10 @@ impl Engine {
     pub async fn batch_delete(&self, tenant: &Tenant, ids: Vec<String>) -> NgsiResult<BatchResult> {
         self.check_batch_size(ids.len())?;
         self.check_tenant(tenant)?;
-        let _guards = self.locks.lock_many(tenant, ids.iter().map(String::as_str)).await;
+        let _guards = self
+            .locks
+            .lock_many(tenant, ids.iter().map(String::as_str))
+            .await;
         let mut result = BatchResult::default();
         let mut changes = Vec::new();
         for id in ids {
@@ -129,20 +153,37 @@ impl Engine {
             }
         }
         if !changes.is_empty() {
-            self.store.commit(tenant, changes).await.map_err(store_err)?;
+            self.store
+                .commit(tenant, changes)
+                .await
+                .map_err(store_err)?;
         }
         Ok(result)
     }
 
     /// Purge Entities (5.6.21): deletes every entity matching the query, in one commit per page.
-    pub async fn purge_entities(&self, tenant: &Tenant, q: &harbor_store::EntityQuery) -> NgsiResult<usize> {
-        let ids: Vec<String> = self.query_entities(tenant, q)?.iter().map(|e| e.id.clone()).collect();
+    pub async fn purge_entities(
+        &self,
+        tenant: &Tenant,
+        q: &harbor_store::EntityQuery,
+    ) -> NgsiResult<usize> {
+        let ids: Vec<String> = self
+            .query_entities(tenant, q)?
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
         let mut n = 0;
         for chunk in ids.chunks(self.limits.max_batch.max(1)) {
-            let _guards = self.locks.lock_many(tenant, chunk.iter().map(String::as_str)).await;
+            let _guards = self
+                .locks
+                .lock_many(tenant, chunk.iter().map(String::as_str))
+                .await;
             let changes: Vec<Change> = chunk.iter().cloned().map(Change::Delete).collect();
             n += changes.len();
-            self.store.commit(tenant, changes).await.map_err(store_err)?;
+            self.store
+                .commit(tenant, changes)
+                .await
+                .map_err(store_err)?;
         }
         Ok(n)
     }
@@ -150,18 +191,31 @@ impl Engine {
 
 /// Applies one batch item to the entity as it stands (None: absent). Returns the new entity
 /// and whether it was created.
-fn apply(mode: BatchMode, current: Option<Entity>, input: EntityInput, now: Timestamp) -> NgsiResult<(Entity, bool)> {
+fn apply(
+    mode: BatchMode,
+    current: Option<Entity>,
+    input: EntityInput,
+    now: Timestamp,
+) -> NgsiResult<(Entity, bool)> {
     let current = current.and_then(|e| visible(std::sync::Arc::new(e), now).map(|e| (*e).clone()));
     let id = input.id.clone().unwrap_or_default();
     match (mode, current) {
-        (BatchMode::Create, Some(_)) => Err(NgsiError::already_exists(format!("entity {id} already exists"))),
+        (BatchMode::Create, Some(_)) => Err(NgsiError::already_exists(format!(
+            "entity {id} already exists"
+        ))),
         (BatchMode::Create | BatchMode::Upsert { .. }, None) => Ok((new_entity(input, now)?, true)),
         (BatchMode::Upsert { replace: true }, Some(old)) => {
             let mut fresh = new_entity(input, now)?;
             fresh.created_at = old.created_at;
             Ok((fresh, false))
         }
-        (BatchMode::Upsert { replace: false }, Some(mut e)) | (BatchMode::Update { no_overwrite: false }, Some(mut e)) => {
+        (BatchMode::Upsert { replace: false }, Some(mut e))
+        | (
+            BatchMode::Update {
+                no_overwrite: false,
+            },
+            Some(mut e),
+        ) => {
             add_types(&mut e, &input.types);
             for (name, a) in input.attrs {
                 let Some(a) = a else { continue };

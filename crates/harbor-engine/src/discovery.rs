@@ -35,7 +35,10 @@ impl Engine {
                 let info = out.entry(t.clone()).or_default();
                 info.entity_count += 1;
                 for (name, a) in e.instances() {
-                    info.attributes.entry(name.to_string()).or_default().insert(a.value.type_name());
+                    info.attributes
+                        .entry(name.to_string())
+                        .or_default()
+                        .insert(a.value.type_name());
                 }
             }
         }

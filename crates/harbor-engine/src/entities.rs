@@ -86,7 +86,10 @@ impl Engine {
         self.store.ensure_tenant(tenant).await.map_err(store_err)?;
         let _g = self.locks.lock(tenant, &entity.id).await;
         if self.current(tenant, &entity.id)?.is_some() {
-            return Err(NgsiError::already_exists(format!("entity {} already exists", entity.id)));
+            return Err(NgsiError::already_exists(format!(
+                "entity {} already exists",
+                entity.id
+            )));
         }
         let id = entity.id.clone();
         self.commit(tenant, vec![Change::Put(entity)]).await?;
@@ -120,7 +123,8 @@ impl Engine {
         if self.current(tenant, id)?.is_none() {
             return Err(not_found(id));
         }
-        self.commit(tenant, vec![Change::Delete(id.to_string())]).await
+        self.commit(tenant, vec![Change::Delete(id.to_string())])
+            .await
     }
 
     /// Runs `f` on a copy of the stored entity under its lock and commits the result.
@@ -182,7 +186,12 @@ impl Engine {
     }
 
     /// 5.6.2 Update Entity Attributes: only attributes that exist are replaced.
-    pub async fn update_attrs(&self, tenant: &Tenant, id: &str, input: EntityInput) -> NgsiResult<UpdateResult> {
+    pub async fn update_attrs(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        input: EntityInput,
+    ) -> NgsiResult<UpdateResult> {
         check_body_id(id, &input)?;
         self.modify(tenant, id, |e, _now| {
             let mut r = UpdateResult::default();
@@ -216,10 +225,9 @@ impl Engine {
         fragments: Vec<Attribute>,
     ) -> NgsiResult<()> {
         self.modify(tenant, id, |e, now| {
-            let list = e
-                .attrs
-                .get_mut(attr)
-                .ok_or_else(|| NgsiError::not_found(format!("entity {id} has no attribute {attr}")))?;
+            let list = e.attrs.get_mut(attr).ok_or_else(|| {
+                NgsiError::not_found(format!("entity {id} has no attribute {attr}"))
+            })?;
             for f in fragments {
                 let i = find_instance(list, f.dataset_id.as_deref()).ok_or_else(|| {
                     NgsiError::not_found(format!(
@@ -235,12 +243,17 @@ impl Engine {
     }
 
     /// 5.6.19 Replace Attribute.
-    pub async fn replace_attr(&self, tenant: &Tenant, id: &str, attr: &str, instances: Vec<Attribute>) -> NgsiResult<()> {
+    pub async fn replace_attr(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instances: Vec<Attribute>,
+    ) -> NgsiResult<()> {
         self.modify(tenant, id, |e, _now| {
-            let list = e
-                .attrs
-                .get_mut(attr)
-                .ok_or_else(|| NgsiError::not_found(format!("entity {id} has no attribute {attr}")))?;
+            let list = e.attrs.get_mut(attr).ok_or_else(|| {
+                NgsiError::not_found(format!("entity {id} has no attribute {attr}"))
+            })?;
             for a in instances {
                 if find_instance(list, a.dataset_id.as_deref()).is_none() {
                     return Err(NgsiError::not_found(format!(
@@ -265,10 +278,9 @@ impl Engine {
         delete_all: bool,
     ) -> NgsiResult<()> {
         self.modify(tenant, id, |e, _now| {
-            let list = e
-                .attrs
-                .get_mut(attr)
-                .ok_or_else(|| NgsiError::not_found(format!("entity {id} has no attribute {attr}")))?;
+            let list = e.attrs.get_mut(attr).ok_or_else(|| {
+                NgsiError::not_found(format!("entity {id} has no attribute {attr}"))
+            })?;
             if delete_all {
                 list.clear();
             } else {
@@ -289,7 +301,12 @@ impl Engine {
     }
 
     /// 5.6.18 Replace Entity: new types and attributes, same id and `createdAt`.
-    pub async fn replace_entity(&self, tenant: &Tenant, id: &str, mut input: EntityInput) -> NgsiResult<()> {
+    pub async fn replace_entity(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        mut input: EntityInput,
+    ) -> NgsiResult<()> {
         check_body_id(id, &input)?;
         input.id = Some(id.to_string());
         self.modify(tenant, id, |e, now| {
@@ -305,7 +322,12 @@ impl Engine {
     }
 
     /// 5.6.17 Merge Entity: adds or merges attributes; a null deletes.
-    pub async fn merge_entity(&self, tenant: &Tenant, id: &str, input: EntityInput) -> NgsiResult<()> {
+    pub async fn merge_entity(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        input: EntityInput,
+    ) -> NgsiResult<()> {
         check_body_id(id, &input)?;
         self.modify(tenant, id, |e, now| {
             merge_into(e, input, now);

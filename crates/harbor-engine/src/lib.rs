@@ -13,7 +13,7 @@ use harbor_store::EntityStore;
 
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo};
-pub use entities::{UpdateResult, NotUpdated};
+pub use entities::{NotUpdated, UpdateResult};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]
@@ -28,7 +28,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_batch: 1000, max_page: 1000, default_page: 20 }
+        Limits {
+            max_batch: 1000,
+            max_page: 1000,
+            default_page: 20,
+        }
     }
 }
 
@@ -41,7 +45,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn EntityStore>, limits: Limits) -> Self {
-        Engine { store, locks: locks::EntityLocks::new(), limits }
+        Engine {
+            store,
+            locks: locks::EntityLocks::new(),
+            limits,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn EntityStore> {

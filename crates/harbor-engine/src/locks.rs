@@ -15,7 +15,9 @@ pub struct EntityLocks {
 
 impl EntityLocks {
     pub fn new() -> Self {
-        EntityLocks { stripes: (0..STRIPES).map(|_| Mutex::new(())).collect() }
+        EntityLocks {
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
     }
 
     fn stripe(tenant: &Tenant, id: &str) -> usize {

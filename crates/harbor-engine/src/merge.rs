@@ -8,7 +8,9 @@ use harbor_model::{Attribute, Entity, NgsiError, NgsiResult, Timestamp};
 
 /// Builds a new entity from a creating payload.
 pub fn new_entity(input: EntityInput, now: Timestamp) -> NgsiResult<Entity> {
-    let id = input.id.ok_or_else(|| NgsiError::bad_request("the entity has no \"id\""))?;
+    let id = input
+        .id
+        .ok_or_else(|| NgsiError::bad_request("the entity has no \"id\""))?;
     if input.types.is_empty() {
         return Err(NgsiError::bad_request("the entity has no \"type\""));
     }
@@ -36,7 +38,8 @@ pub fn new_entity(input: EntityInput, now: Timestamp) -> NgsiResult<Entity> {
 
 /// Position of the instance with this datasetId.
 pub fn find_instance(list: &[Attribute], dataset_id: Option<&str>) -> Option<usize> {
-    list.iter().position(|a| a.dataset_id.as_deref() == dataset_id)
+    list.iter()
+        .position(|a| a.dataset_id.as_deref() == dataset_id)
 }
 
 /// Puts `new` in place of the instance with the same datasetId (keeping its `createdAt`), or

@@ -25,7 +25,12 @@ fn items(b: &JsonBody) -> ApiResult<&Vec<Value>> {
     }
 }
 
-async fn parse_items(s: &SharedState, b: &JsonBody, require_id_type: bool, allow_null: bool) -> ApiResult<Vec<BatchItem>> {
+async fn parse_items(
+    s: &SharedState,
+    b: &JsonBody,
+    require_id_type: bool,
+    allow_null: bool,
+) -> ApiResult<Vec<BatchItem>> {
     let list = items(b)?;
     if list.len() > s.engine.limits.max_batch {
         return Err(NgsiError::bad_request(format!(
@@ -38,12 +43,19 @@ async fn parse_items(s: &SharedState, b: &JsonBody, require_id_type: bool, allow
     let now = time::now();
     let mut out = Vec::with_capacity(list.len());
     for item in list {
-        let id = item.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        let id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let parsed = match body::item_context(s, b, item).await {
             Ok(ctx) => parse_entity(&ctx, item, require_id_type, allow_null, now),
             Err(e) => Err(e),
         };
-        out.push(parsed.map_err(|error| BatchError { entity_id: id, error }));
+        out.push(parsed.map_err(|error| BatchError {
+            entity_id: id,
+            error,
+        }));
     }
     Ok(out)
 }
@@ -69,44 +81,86 @@ fn respond(r: BatchResult, created_status: bool) -> Response {
     reply::no_content()
 }
 
-pub async fn create(State(s): State<SharedState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn create(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
     let items = parse_items(&s, &b, true, false).await?;
-    let r = s.engine.batch_write(&tenant, BatchMode::Create, items).await?;
+    let r = s
+        .engine
+        .batch_write(&tenant, BatchMode::Create, items)
+        .await?;
     Ok(respond(r, true))
 }
 
-pub async fn upsert(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn upsert(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let o = Params::parse(raw.as_deref()).options()?;
     if o.replace && o.update {
-        return Err(NgsiError::bad_request("options replace and update cannot be used together").into());
+        return Err(
+            NgsiError::bad_request("options replace and update cannot be used together").into(),
+        );
     }
     let b = read_json(&s, &headers, body, false).await?;
     let items = parse_items(&s, &b, true, false).await?;
-    let r = s.engine.batch_write(&tenant, BatchMode::Upsert { replace: !o.update }, items).await?;
+    let r = s
+        .engine
+        .batch_write(&tenant, BatchMode::Upsert { replace: !o.update }, items)
+        .await?;
     Ok(respond(r, true))
 }
 
-pub async fn update(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn update(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let o = Params::parse(raw.as_deref()).options()?;
     let b = read_json(&s, &headers, body, false).await?;
     let items = parse_items(&s, &b, false, false).await?;
-    let r = s.engine.batch_write(&tenant, BatchMode::Update { no_overwrite: o.no_overwrite }, items).await?;
+    let r = s
+        .engine
+        .batch_write(
+            &tenant,
+            BatchMode::Update {
+                no_overwrite: o.no_overwrite,
+            },
+            items,
+        )
+        .await?;
     Ok(respond(r, false))
 }
 
-pub async fn merge(State(s): State<SharedState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn merge(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
     let items = parse_items(&s, &b, false, true).await?;
-    let r = s.engine.batch_write(&tenant, BatchMode::Merge, items).await?;
+    let r = s
+        .engine
+        .batch_write(&tenant, BatchMode::Merge, items)
+        .await?;
     Ok(respond(r, false))
 }
 
-pub async fn delete(State(s): State<SharedState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn delete(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
     let list = items(&b)?;
@@ -114,7 +168,12 @@ pub async fn delete(State(s): State<SharedState>, headers: HeaderMap, body: Body
     for v in list {
         match v.as_str() {
             Some(id) if harbor_jsonld::expand::is_uri(id) => ids.push(id.to_string()),
-            _ => return Err(NgsiError::bad_request(format!("batch delete takes an array of entity ids (URIs); got {v}")).into()),
+            _ => {
+                return Err(NgsiError::bad_request(format!(
+                    "batch delete takes an array of entity ids (URIs); got {v}"
+                ))
+                .into())
+            }
         }
     }
     let r = s.engine.batch_delete(&tenant, ids).await?;

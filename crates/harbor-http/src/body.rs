@@ -33,7 +33,10 @@ pub async fn context_from_link(state: &AppState, headers: &HeaderMap) -> ApiResu
             let ctx = state.resolver.resolve(Some(&v)).await?;
             Ok(Ld { ctx, echo: v })
         }
-        None => Ok(Ld { ctx: Context::core(), echo: Value::String(core_url().into()) }),
+        None => Ok(Ld {
+            ctx: Context::core(),
+            echo: Value::String(core_url().into()),
+        }),
     }
 }
 
@@ -56,11 +59,18 @@ pub async fn read(
     if bytes.len() > state.limits.max_body {
         return Err(ApiError(NgsiError::new(
             ErrorKind::PayloadTooLarge,
-            format!("the body has {} bytes; at most {} are accepted", bytes.len(), state.limits.max_body),
+            format!(
+                "the body has {} bytes; at most {} are accepted",
+                bytes.len(),
+                state.limits.max_body
+            ),
         )));
     }
     if bytes.is_empty() {
-        return Err(NgsiError::invalid("the request has an empty body; a JSON payload is required").into());
+        return Err(NgsiError::invalid(
+            "the request has an empty body; a JSON payload is required",
+        )
+        .into());
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| NgsiError::invalid(format!("the body is not valid JSON: {e}")))?;
@@ -84,11 +94,17 @@ pub async fn read(
                     resolve(state, c).await?
                 }
                 // Arrays: every item carries its own @context, checked per item.
-                _ => Ld { ctx: Context::core(), echo: Value::String(core_url().into()) },
+                _ => Ld {
+                    ctx: Context::core(),
+                    echo: Value::String(core_url().into()),
+                },
             }
         }
         BodyKind::Json | BodyKind::MergePatch => {
-            if value.as_object().is_some_and(|o| o.contains_key("@context")) {
+            if value
+                .as_object()
+                .is_some_and(|o| o.contains_key("@context"))
+            {
                 return Err(NgsiError::bad_request(
                     "an application/json body must not contain @context: send it as application/ld+json or put the context URL in a Link header",
                 )
@@ -96,7 +112,10 @@ pub async fn read(
             }
             match link {
                 Some(url) => resolve(state, &Value::String(url)).await?,
-                None => Ld { ctx: Context::core(), echo: Value::String(core_url().into()) },
+                None => Ld {
+                    ctx: Context::core(),
+                    echo: Value::String(core_url().into()),
+                },
             }
         }
     };
@@ -106,15 +125,24 @@ pub async fn read(
 /// Resolves one `@context` value.
 pub async fn resolve(state: &AppState, c: &Value) -> ApiResult<Ld> {
     let ctx = state.resolver.resolve(Some(c)).await?;
-    Ok(Ld { ctx, echo: c.clone() })
+    Ok(Ld {
+        ctx,
+        echo: c.clone(),
+    })
 }
 
 /// The context of one item of a batch body.
-pub async fn item_context(state: &AppState, body: &JsonBody, item: &Value) -> Result<Arc<Context>, NgsiError> {
+pub async fn item_context(
+    state: &AppState,
+    body: &JsonBody,
+    item: &Value,
+) -> Result<Arc<Context>, NgsiError> {
     match body.kind {
         BodyKind::JsonLd => match item.get("@context") {
             Some(c) => Ok(state.resolver.resolve(Some(c)).await?),
-            None => Err(NgsiError::bad_request("an application/ld+json batch item must contain @context")),
+            None => Err(NgsiError::bad_request(
+                "an application/ld+json batch item must contain @context",
+            )),
         },
         _ => {
             if item.get("@context").is_some() {

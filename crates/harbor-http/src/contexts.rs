@@ -16,7 +16,11 @@ use crate::reply;
 use crate::SharedState;
 
 /// POST /jsonldContexts — 5.13.2.
-pub async fn add(State(s): State<SharedState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn add(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     negotiate::content_type(&headers, false)?;
     let b = bytes(&s, body).await?;
@@ -32,7 +36,11 @@ pub async fn add(State(s): State<SharedState>, headers: HeaderMap, body: Body) -
 }
 
 /// GET /jsonldContexts — 5.13.3.
-pub async fn list(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn list(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let p = Params::parse(raw.as_deref());
     let details = p.flag("details")?;
@@ -40,7 +48,13 @@ pub async fn list(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers
     let entries = s.registry.list(&tenant, kind);
     let body: Vec<Value> = entries
         .iter()
-        .map(|e| if details { e.details() } else { Value::String(e.url.clone()) })
+        .map(|e| {
+            if details {
+                e.details()
+            } else {
+                Value::String(e.url.clone())
+            }
+        })
         .collect();
     Ok(reply::plain(StatusCode::OK, Value::Array(body)))
 }

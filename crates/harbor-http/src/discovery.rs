@@ -18,7 +18,11 @@ fn list_id(kind: &str) -> String {
 }
 
 /// GET /types — 5.7.5 / 5.7.6.
-pub async fn types(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn types(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -46,11 +50,21 @@ pub async fn types(State(s): State<SharedState>, RawQuery(raw): RawQuery, header
             "typeList": types.keys().map(|t| c(t)).collect::<Vec<_>>(),
         })
     };
-    Ok(reply::json(StatusCode::OK, media, &ld, body, HeaderMap::new()))
+    Ok(reply::json(
+        StatusCode::OK,
+        media,
+        &ld,
+        body,
+        HeaderMap::new(),
+    ))
 }
 
 /// GET /types/{type} — 5.7.7.
-pub async fn type_info(State(s): State<SharedState>, Path(ty): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn type_info(
+    State(s): State<SharedState>,
+    Path(ty): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -72,10 +86,20 @@ pub async fn type_info(State(s): State<SharedState>, Path(ty): Path<String>, hea
             "attributeTypes": kinds.iter().collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     });
-    Ok(reply::json(StatusCode::OK, media, &ld, body, HeaderMap::new()))
+    Ok(reply::json(
+        StatusCode::OK,
+        media,
+        &ld,
+        body,
+        HeaderMap::new(),
+    ))
 }
 
-fn attribute_json(name: &str, info: &harbor_engine::AttributeInfo, c: &dyn Fn(&str) -> String) -> Value {
+fn attribute_json(
+    name: &str,
+    info: &harbor_engine::AttributeInfo,
+    c: &dyn Fn(&str) -> String,
+) -> Value {
     json!({
         "id": name,
         "type": "Attribute",
@@ -87,7 +111,11 @@ fn attribute_json(name: &str, info: &harbor_engine::AttributeInfo, c: &dyn Fn(&s
 }
 
 /// GET /attributes — 5.7.8 / 5.7.9.
-pub async fn attributes(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn attributes(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -95,7 +123,12 @@ pub async fn attributes(State(s): State<SharedState>, RawQuery(raw): RawQuery, h
     let attrs = s.engine.attributes(&tenant)?;
     let c = |i: &str| ld.ctx.compact_iri(i);
     let body = if details {
-        Value::Array(attrs.iter().map(|(a, info)| attribute_json(a, info, &c)).collect())
+        Value::Array(
+            attrs
+                .iter()
+                .map(|(a, info)| attribute_json(a, info, &c))
+                .collect(),
+        )
     } else {
         json!({
             "id": list_id("AttributeList"),
@@ -103,11 +136,21 @@ pub async fn attributes(State(s): State<SharedState>, RawQuery(raw): RawQuery, h
             "attributeList": attrs.keys().map(|a| c(a)).collect::<Vec<_>>(),
         })
     };
-    Ok(reply::json(StatusCode::OK, media, &ld, body, HeaderMap::new()))
+    Ok(reply::json(
+        StatusCode::OK,
+        media,
+        &ld,
+        body,
+        HeaderMap::new(),
+    ))
 }
 
 /// GET /attributes/{attr} — 5.7.10.
-pub async fn attribute_info(State(s): State<SharedState>, Path(attr): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn attribute_info(
+    State(s): State<SharedState>,
+    Path(attr): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -117,5 +160,11 @@ pub async fn attribute_info(State(s): State<SharedState>, Path(attr): Path<Strin
         .get(&expanded)
         .ok_or_else(|| NgsiError::not_found(format!("no entity has attribute {attr}")))?;
     let c = |i: &str| ld.ctx.compact_iri(i);
-    Ok(reply::json(StatusCode::OK, media, &ld, attribute_json(&expanded, info, &c), HeaderMap::new()))
+    Ok(reply::json(
+        StatusCode::OK,
+        media,
+        &ld,
+        attribute_json(&expanded, info, &c),
+        HeaderMap::new(),
+    ))
 }

@@ -28,7 +28,12 @@ pub async fn bytes(state: &SharedState, body: Body) -> ApiResult<Bytes> {
 }
 
 /// Reads and parses a body with its context.
-pub async fn read_json(state: &SharedState, headers: &HeaderMap, body: Body, merge_patch: bool) -> ApiResult<JsonBody> {
+pub async fn read_json(
+    state: &SharedState,
+    headers: &HeaderMap,
+    body: Body,
+    merge_patch: bool,
+) -> ApiResult<JsonBody> {
     let b = bytes(state, body).await?;
     body::read(state, headers, &b, merge_patch).await
 }
@@ -37,7 +42,10 @@ fn check_id(id: &str) -> ApiResult<()> {
     if is_uri(id) {
         Ok(())
     } else {
-        Err(NgsiError::bad_request(format!("\"{id}\" is not a valid entity id: it must be a URI")).into())
+        Err(NgsiError::bad_request(format!(
+            "\"{id}\" is not a valid entity id: it must be a URI"
+        ))
+        .into())
     }
 }
 
@@ -60,14 +68,22 @@ fn update_result_body(r: &harbor_engine::UpdateResult, ctx: &harbor_jsonld::Cont
 }
 
 /// POST /entities — 5.6.1.
-pub async fn create(State(s): State<SharedState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn create(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
     let input = parse_entity(&b.ld.ctx, &b.value, true, false, time::now())?;
     let id = s.engine.create_entity(&tenant, input).await?;
     let mut h = HeaderMap::new();
     let loc = format!("/ngsi-ld/v1/entities/{id}");
-    h.insert(header::LOCATION, HeaderValue::from_str(&loc).map_err(|_| NgsiError::bad_request("id cannot be used in a URL"))?);
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&loc)
+            .map_err(|_| NgsiError::bad_request("id cannot be used in a URL"))?,
+    );
     if !tenant.is_default() {
         if let Ok(v) = HeaderValue::from_str(tenant.as_str()) {
             h.insert("NGSILD-Tenant", v);
@@ -95,7 +111,11 @@ pub async fn retrieve(
 }
 
 /// GET /entities — 5.7.2.
-pub async fn query_get(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn query_get(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, true)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -105,14 +125,27 @@ pub async fn query_get(State(s): State<SharedState>, RawQuery(raw): RawQuery, he
 }
 
 /// POST /entityOperations/query — 5.7.2 with a Query body.
-pub async fn query_post(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn query_post(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, true)?;
     let b = read_json(&s, &headers, body, false).await?;
     let url_params = Params::parse(raw.as_deref());
     let (q, body_params) = query::from_body(&b.value, &b.ld.ctx)?;
     let p = body_params.merged(&url_params);
-    run_query(&s, &tenant, media, &b.ld, &p, q, "/ngsi-ld/v1/entityOperations/query")
+    run_query(
+        &s,
+        &tenant,
+        media,
+        &b.ld,
+        &p,
+        q,
+        "/ngsi-ld/v1/entityOperations/query",
+    )
 }
 
 fn run_query(
@@ -126,21 +159,38 @@ fn run_query(
 ) -> ApiResult<Response> {
     let view = query::view(p, &ld.ctx)?;
     let limits = &s.engine.limits;
-    let Page { limit, offset, count } = query::page(p, limits.default_page, limits.max_page)?;
+    let Page {
+        limit,
+        offset,
+        count,
+    } = query::page(p, limits.default_page, limits.max_page)?;
     let all = s.engine.query_entities(tenant, &q)?;
     let total = all.len();
-    let items: Vec<Value> = all.iter().skip(offset).take(limit).map(|e| reply::entity(e, ld, media, &view)).collect();
+    let items: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|e| reply::entity(e, ld, media, &view))
+        .collect();
     let mut h = HeaderMap::new();
     if count {
         h.insert("NGSILD-Results-Count", HeaderValue::from(total));
     }
     let mut links = Vec::new();
     if limit > 0 && offset + limit < total {
-        links.push(format!("<{path}?{}>; rel=\"next\"; type=\"{}\"", p.with_page(offset + limit, limit), media.as_str()));
+        links.push(format!(
+            "<{path}?{}>; rel=\"next\"; type=\"{}\"",
+            p.with_page(offset + limit, limit),
+            media.as_str()
+        ));
     }
     if offset > 0 && limit > 0 {
         let prev = offset.saturating_sub(limit);
-        links.push(format!("<{path}?{}>; rel=\"prev\"; type=\"{}\"", p.with_page(prev, limit), media.as_str()));
+        links.push(format!(
+            "<{path}?{}>; rel=\"prev\"; type=\"{}\"",
+            p.with_page(prev, limit),
+            media.as_str()
+        ));
     }
     let body = if media == Media::GeoJson {
         serde_json::json!({"type": "FeatureCollection", "features": items})
@@ -157,7 +207,11 @@ fn run_query(
 }
 
 /// DELETE /entities/{id} — 5.6.6.
-pub async fn delete(State(s): State<SharedState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn delete(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     s.engine.delete_entity(&tenant, &id).await?;
@@ -165,7 +219,11 @@ pub async fn delete(State(s): State<SharedState>, Path(id): Path<String>, header
 }
 
 /// DELETE /entities?… — purge the entities matching a query.
-pub async fn purge(State(s): State<SharedState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn purge(
+    State(s): State<SharedState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let p = Params::parse(raw.as_deref());
@@ -187,15 +245,26 @@ pub async fn append(
     let options = Params::parse(raw.as_deref()).options()?;
     let b = read_json(&s, &headers, body, false).await?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, false, time::now())?;
-    let r = s.engine.append_attrs(&tenant, &id, input, options.no_overwrite).await?;
+    let r = s
+        .engine
+        .append_attrs(&tenant, &id, input, options.no_overwrite)
+        .await?;
     if r.not_updated.is_empty() {
         return Ok(reply::no_content());
     }
-    Ok(reply::plain(StatusCode::MULTI_STATUS, update_result_body(&r, &b.ld.ctx)))
+    Ok(reply::plain(
+        StatusCode::MULTI_STATUS,
+        update_result_body(&r, &b.ld.ctx),
+    ))
 }
 
 /// PATCH /entities/{id}/attrs — 5.6.2.
-pub async fn update(State(s): State<SharedState>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn update(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
@@ -207,7 +276,10 @@ pub async fn update(State(s): State<SharedState>, Path(id): Path<String>, header
     if r.not_updated.is_empty() {
         return Ok(reply::no_content());
     }
-    Ok(reply::plain(StatusCode::MULTI_STATUS, update_result_body(&r, &b.ld.ctx)))
+    Ok(reply::plain(
+        StatusCode::MULTI_STATUS,
+        update_result_body(&r, &b.ld.ctx),
+    ))
 }
 
 /// Reads the body of an attribute operation: the instances of the addressed attribute.
@@ -241,7 +313,9 @@ pub async fn partial_attr(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let (name, instances) = attr_body(&s, &headers, body, &attr).await?;
-    s.engine.partial_attr_update(&tenant, &id, &name, instances).await?;
+    s.engine
+        .partial_attr_update(&tenant, &id, &name, instances)
+        .await?;
     Ok(reply::no_content())
 }
 
@@ -255,7 +329,9 @@ pub async fn replace_attr(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let (name, instances) = attr_body(&s, &headers, body, &attr).await?;
-    s.engine.replace_attr(&tenant, &id, &name, instances).await?;
+    s.engine
+        .replace_attr(&tenant, &id, &name, instances)
+        .await?;
     Ok(reply::no_content())
 }
 
@@ -279,12 +355,19 @@ pub async fn delete_attr(
     }
     let delete_all = p.flag("deleteAll")?;
     let name = ld.ctx.expand_term(&attr);
-    s.engine.delete_attr(&tenant, &id, &name, dataset.as_deref(), delete_all).await?;
+    s.engine
+        .delete_attr(&tenant, &id, &name, dataset.as_deref(), delete_all)
+        .await?;
     Ok(reply::no_content())
 }
 
 /// PUT /entities/{id} — 5.6.18.
-pub async fn replace(State(s): State<SharedState>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn replace(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
@@ -294,7 +377,12 @@ pub async fn replace(State(s): State<SharedState>, Path(id): Path<String>, heade
 }
 
 /// PATCH /entities/{id} — 5.6.17 (also as application/merge-patch+json).
-pub async fn merge(State(s): State<SharedState>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn merge(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, true).await?;

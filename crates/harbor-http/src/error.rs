@@ -55,12 +55,20 @@ impl IntoResponse for ApiError {
             tracing::error!(detail = %self.0.detail, "internal error");
         }
         let body = problem_json(&self.0).to_string();
-        (status_of(self.0.kind), [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            status_of(self.0.kind),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 
 pub async fn not_found_route(uri: axum::http::Uri) -> ApiError {
-    ApiError(NgsiError::new(ErrorKind::ResourceNotFound, format!("no resource at {}", uri.path())))
+    ApiError(NgsiError::new(
+        ErrorKind::ResourceNotFound,
+        format!("no resource at {}", uri.path()),
+    ))
 }
 
 pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

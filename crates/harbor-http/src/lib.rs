@@ -32,7 +32,9 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { max_body: 8 * 1024 * 1024 }
+        HttpLimits {
+            max_body: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -48,8 +50,15 @@ pub type SharedState = Arc<AppState>;
 
 /// The NGSI-LD API router.
 pub fn router(state: SharedState) -> Router {
+    let entities_root = || {
+        post(entities::create)
+            .get(entities::query_get)
+            .delete(entities::purge)
+    };
+    // Collection paths are also answered with a trailing slash, as many clients write them.
     let api = Router::new()
-        .route("/entities", post(entities::create).get(entities::query_get).delete(entities::purge))
+        .route("/entities", entities_root())
+        .route("/entities/", entities_root())
         .route(
             "/entities/{id}",
             get(entities::retrieve)
@@ -57,7 +66,10 @@ pub fn router(state: SharedState) -> Router {
                 .put(entities::replace)
                 .patch(entities::merge),
         )
-        .route("/entities/{id}/attrs", post(entities::append).patch(entities::update))
+        .route(
+            "/entities/{id}/attrs",
+            post(entities::append).patch(entities::update),
+        )
         .route(
             "/entities/{id}/attrs/{attr}",
             axum::routing::patch(entities::partial_attr)
@@ -71,14 +83,23 @@ pub fn router(state: SharedState) -> Router {
         .route("/entityOperations/merge", post(batch::merge))
         .route("/entityOperations/query", post(entities::query_post))
         .route("/types", get(discovery::types))
+        .route("/types/", get(discovery::types))
         .route("/types/{type}", get(discovery::type_info))
         .route("/attributes", get(discovery::attributes))
+        .route("/attributes/", get(discovery::attributes))
         .route("/attributes/{attr}", get(discovery::attribute_info))
         .route("/jsonldContexts", post(contexts::add).get(contexts::list))
-        .route("/jsonldContexts/{id}", get(contexts::serve).delete(contexts::delete));
+        .route("/jsonldContexts/", post(contexts::add).get(contexts::list))
+        .route(
+            "/jsonldContexts/{id}",
+            get(contexts::serve).delete(contexts::delete),
+        );
     Router::new()
         .nest("/ngsi-ld/v1", api)
-        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .fallback(error::not_found_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
@@ -90,5 +111,7 @@ pub async fn serve(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -156,7 +156,12 @@ pub fn content_type(headers: &HeaderMap, merge_patch: bool) -> NgsiResult<BodyKi
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         JSON => Ok(BodyKind::Json),
         JSON_LD => Ok(BodyKind::JsonLd),
@@ -189,8 +194,14 @@ mod tests {
             ("application/json", Some(Media::Json)),
             ("application/ld+json", Some(Media::JsonLd)),
             ("*/*", Some(Media::Json)),
-            ("application/ld+json;q=0.5, application/json;q=0.9", Some(Media::Json)),
-            ("application/json;q=0.5, application/ld+json", Some(Media::JsonLd)),
+            (
+                "application/ld+json;q=0.5, application/json;q=0.9",
+                Some(Media::Json),
+            ),
+            (
+                "application/json;q=0.5, application/ld+json",
+                Some(Media::JsonLd),
+            ),
             ("text/html, application/*;q=0.1", Some(Media::Json)),
             ("application/geo+json", Some(Media::GeoJson)),
             ("text/html", None),
@@ -207,10 +218,16 @@ mod tests {
             header::LINK,
             "<https://example.org/ctx.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"",
         );
-        assert_eq!(link_context(&h).unwrap().as_deref(), Some("https://example.org/ctx.jsonld"));
+        assert_eq!(
+            link_context(&h).unwrap().as_deref(),
+            Some("https://example.org/ctx.jsonld")
+        );
         let other = with(header::LINK, "<https://example.org/x>; rel=\"next\"");
         assert_eq!(link_context(&other).unwrap(), None);
-        let bad = with(header::LINK, "<not a url>; rel=\"http://www.w3.org/ns/json-ld#context\"");
+        let bad = with(
+            header::LINK,
+            "<not a url>; rel=\"http://www.w3.org/ns/json-ld#context\"",
+        );
         assert!(link_context(&bad).is_err());
     }
 }

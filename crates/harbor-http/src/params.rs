@@ -39,24 +39,35 @@ impl Params {
 
     /// The value of a parameter; an empty value counts as given.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A comma-separated list; each element non-empty.
     pub fn list(&self, key: &str) -> NgsiResult<Option<Vec<String>>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         let items: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
         if items.iter().any(String::is_empty) {
-            return Err(NgsiError::bad_request(format!("parameter \"{key}\" has an empty element: \"{v}\"")));
+            return Err(NgsiError::bad_request(format!(
+                "parameter \"{key}\" has an empty element: \"{v}\""
+            )));
         }
         Ok(Some(items))
     }
 
     /// A non-negative integer parameter.
     pub fn number(&self, key: &str) -> NgsiResult<Option<usize>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         v.parse::<usize>().map(Some).map_err(|_| {
-            NgsiError::bad_request(format!("parameter \"{key}\" must be a non-negative integer, got \"{v}\""))
+            NgsiError::bad_request(format!(
+                "parameter \"{key}\" must be a non-negative integer, got \"{v}\""
+            ))
         })
     }
 
@@ -66,7 +77,9 @@ impl Params {
             None => Ok(false),
             Some("true") => Ok(true),
             Some("false") => Ok(false),
-            Some(v) => Err(NgsiError::bad_request(format!("parameter \"{key}\" must be true or false, got \"{v}\""))),
+            Some(v) => Err(NgsiError::bad_request(format!(
+                "parameter \"{key}\" must be true or false, got \"{v}\""
+            ))),
         }
     }
 
@@ -83,7 +96,9 @@ impl Params {
                 "replace" if from == "options" => o.replace = true,
                 "update" if from == "options" => o.update = true,
                 other => {
-                    return Err(NgsiError::bad_request(format!("{from}: unknown value \"{other}\"")))
+                    return Err(NgsiError::bad_request(format!(
+                        "{from}: unknown value \"{other}\""
+                    )))
                 }
             }
             Ok(())
@@ -97,26 +112,11 @@ impl Params {
             set(v.trim(), "format")?;
         }
         if o.key_values && o.concise {
-            return Err(NgsiError::bad_request("keyValues and concise cannot be asked for together"));
+            return Err(NgsiError::bad_request(
+                "keyValues and concise cannot be asked for together",
+            ));
         }
         Ok(o)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_and_reads_options() {
-        let p = Params::parse(Some("type=Building&q=name%3D%3D%22a%20b%22&options=keyValues,sysAttrs&limit=5"));
-        assert_eq!(p.get("q"), Some("name==\"a b\""));
-        assert_eq!(p.number("limit").unwrap(), Some(5));
-        let o = p.options().unwrap();
-        assert!(o.key_values && o.sys_attrs && !o.concise);
-        assert!(Params::parse(Some("options=bogus")).options().is_err());
-        assert!(Params::parse(Some("limit=-1")).number("limit").is_err());
-        assert!(Params::parse(Some("attrs=a,,b")).list("attrs").is_err());
     }
 }
 
@@ -147,5 +147,24 @@ impl Params {
         s.append_pair("limit", &limit.to_string());
         s.append_pair("offset", &offset.to_string());
         s.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_reads_options() {
+        let p = Params::parse(Some(
+            "type=Building&q=name%3D%3D%22a%20b%22&options=keyValues,sysAttrs&limit=5",
+        ));
+        assert_eq!(p.get("q"), Some("name==\"a b\""));
+        assert_eq!(p.number("limit").unwrap(), Some(5));
+        let o = p.options().unwrap();
+        assert!(o.key_values && o.sys_attrs && !o.concise);
+        assert!(Params::parse(Some("options=bogus")).options().is_err());
+        assert!(Params::parse(Some("limit=-1")).number("limit").is_err());
+        assert!(Params::parse(Some("attrs=a,,b")).list("attrs").is_err());
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use harbor_jsonld::Context;
 use harbor_model::{names, ErrorKind, NgsiError, NgsiResult};
-use harbor_query::{parse_coordinates_text, parse_geo_query, parse_q, parse_scope_q, parse_type_expr, QueryError};
+use harbor_query::{
+    parse_coordinates_text, parse_geo_query, parse_q, parse_scope_q, parse_type_expr, QueryError,
+};
 use harbor_store::EntityQuery;
 use serde_json::Value;
 
@@ -39,7 +41,9 @@ pub fn view(p: &Params, ctx: &Context) -> NgsiResult<View> {
     let pick = p.list("pick")?;
     let omit = p.list("omit")?;
     if pick.is_some() && omit.is_some() {
-        return Err(NgsiError::bad_request("pick and omit cannot be used together"));
+        return Err(NgsiError::bad_request(
+            "pick and omit cannot be used together",
+        ));
     }
     let geometry_property = p
         .get("geometryProperty")
@@ -68,7 +72,9 @@ pub fn page(p: &Params, default: usize, max: usize) -> NgsiResult<Page> {
     let offset = p.number("offset")?.unwrap_or(0);
     let count = p.flag("count")?;
     if p.get("limit").is_some() && limit == 0 && !count {
-        return Err(NgsiError::bad_request("limit=0 is only allowed together with count=true"));
+        return Err(NgsiError::bad_request(
+            "limit=0 is only allowed together with count=true",
+        ));
     }
     if limit > max {
         return Err(NgsiError::new(
@@ -76,17 +82,27 @@ pub fn page(p: &Params, default: usize, max: usize) -> NgsiResult<Page> {
             format!("limit {limit} is larger than the largest page, {max}"),
         ));
     }
-    Ok(Page { limit, offset, count })
+    Ok(Page {
+        limit,
+        offset,
+        count,
+    })
 }
 
 /// Builds the entity filter of `GET /entities` (and of purge).
-pub fn from_params(p: &Params, ctx: &Arc<Context>, require_filter: bool) -> NgsiResult<EntityQuery> {
+pub fn from_params(
+    p: &Params,
+    ctx: &Arc<Context>,
+    require_filter: bool,
+) -> NgsiResult<EntityQuery> {
     let expand = |s: &str| ctx.expand_term(s);
     let mut q = EntityQuery::default();
     if let Some(ids) = p.list("id")? {
         for id in &ids {
             if !harbor_jsonld::expand::is_uri(id) {
-                return Err(NgsiError::bad_request(format!("parameter \"id\": \"{id}\" is not a URI")));
+                return Err(NgsiError::bad_request(format!(
+                    "parameter \"id\": \"{id}\" is not a URI"
+                )));
             }
         }
         q.ids = Some(ids);
@@ -110,7 +126,8 @@ pub fn from_params(p: &Params, ctx: &Arc<Context>, require_filter: bool) -> Ngsi
     match geo {
         (None, None, None) => {}
         (Some(rel), Some(geometry), Some(coords)) => {
-            let coords = parse_coordinates_text(coords).map_err(|e| qerr("parameter \"coordinates\"", e))?;
+            let coords =
+                parse_coordinates_text(coords).map_err(|e| qerr("parameter \"coordinates\"", e))?;
             q.geo = Some(
                 parse_geo_query(rel, geometry, &coords, p.get("geoproperty"), &expand)
                     .map_err(|e| qerr("geo-query", e))?,
@@ -140,12 +157,16 @@ pub fn from_params(p: &Params, ctx: &Arc<Context>, require_filter: bool) -> Ngsi
 
 fn id_pattern(pat: &str) -> NgsiResult<regex::Regex> {
     if pat.len() > MAX_PATTERN {
-        return Err(NgsiError::bad_request(format!("idPattern is longer than {MAX_PATTERN} characters")));
+        return Err(NgsiError::bad_request(format!(
+            "idPattern is longer than {MAX_PATTERN} characters"
+        )));
     }
     regex::RegexBuilder::new(pat)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| NgsiError::bad_request(format!("idPattern is not a valid regular expression: {e}")))
+        .map_err(|e| {
+            NgsiError::bad_request(format!("idPattern is not a valid regular expression: {e}"))
+        })
 }
 
 /// Builds the filter of `POST /entityOperations/query` from its Query body (5.2.23).
@@ -155,7 +176,11 @@ pub fn from_body(body: &Value, ctx: &Arc<Context>) -> NgsiResult<(EntityQuery, P
     };
     match o.get("type").and_then(Value::as_str) {
         Some("Query") => {}
-        _ => return Err(NgsiError::bad_request("the query body must have \"type\": \"Query\"")),
+        _ => {
+            return Err(NgsiError::bad_request(
+                "the query body must have \"type\": \"Query\"",
+            ))
+        }
     }
     let expand = |s: &str| ctx.expand_term(s);
     let mut q = EntityQuery::default();
@@ -163,7 +188,9 @@ pub fn from_body(body: &Value, ctx: &Arc<Context>) -> NgsiResult<(EntityQuery, P
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(ents) = o.get("entities") {
         let Value::Array(items) = ents else {
-            return Err(NgsiError::bad_request("query \"entities\" must be an array"));
+            return Err(NgsiError::bad_request(
+                "query \"entities\" must be an array",
+            ));
         };
         // Several selectors are ORed: fold them into one type expression / id list / pattern.
         let mut types = Vec::new();
@@ -173,7 +200,9 @@ pub fn from_body(body: &Value, ctx: &Arc<Context>) -> NgsiResult<(EntityQuery, P
             if let Some(t) = sel.get("type").and_then(Value::as_str) {
                 types.push(format!("({t})"));
             } else {
-                return Err(NgsiError::bad_request("each query \"entities\" selector needs a \"type\""));
+                return Err(NgsiError::bad_request(
+                    "each query \"entities\" selector needs a \"type\"",
+                ));
             }
             if let Some(id) = sel.get("id").and_then(Value::as_str) {
                 ids.push(id.to_string());
@@ -184,7 +213,9 @@ pub fn from_body(body: &Value, ctx: &Arc<Context>) -> NgsiResult<(EntityQuery, P
         }
         if !types.is_empty() {
             let text = types.join("|");
-            q.types = Some(parse_type_expr(&text, &expand).map_err(|e| qerr("query \"entities\" type", e))?);
+            q.types = Some(
+                parse_type_expr(&text, &expand).map_err(|e| qerr("query \"entities\" type", e))?,
+            );
         }
         if !ids.is_empty() {
             q.ids = Some(ids);
@@ -196,17 +227,25 @@ pub fn from_body(body: &Value, ctx: &Arc<Context>) -> NgsiResult<(EntityQuery, P
     if let Some(attrs) = o.get("attrs") {
         let list: Vec<String> = attrs
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .ok_or_else(|| NgsiError::bad_request("query \"attrs\" must be an array of names"))?;
         pairs.push(("attrs".into(), list.join(",")));
         q.attrs = Some(list.iter().map(|a| ctx.expand_term(a)).collect());
     }
     if let Some(text) = o.get("q") {
-        let text = text.as_str().ok_or_else(|| NgsiError::bad_request("query \"q\" must be a string"))?;
+        let text = text
+            .as_str()
+            .ok_or_else(|| NgsiError::bad_request("query \"q\" must be a string"))?;
         q.q = Some(parse_q(text, &expand).map_err(|e| qerr("query \"q\"", e))?);
     }
     if let Some(s) = o.get("scopeQ") {
-        let s = s.as_str().ok_or_else(|| NgsiError::bad_request("query \"scopeQ\" must be a string"))?;
+        let s = s
+            .as_str()
+            .ok_or_else(|| NgsiError::bad_request("query \"scopeQ\" must be a string"))?;
         q.scope = Some(parse_scope_q(s).map_err(|e| qerr("query \"scopeQ\"", e))?);
     }
     if let Some(g) = o.get("geoQ") {
@@ -214,14 +253,21 @@ pub fn from_body(body: &Value, ctx: &Arc<Context>) -> NgsiResult<(EntityQuery, P
         let geometry = g.get("geometry").and_then(Value::as_str);
         let coords = g.get("coordinates");
         let (Some(rel), Some(geometry), Some(coords)) = (rel, geometry, coords) else {
-            return Err(NgsiError::bad_request("query \"geoQ\" needs georel, geometry and coordinates"));
+            return Err(NgsiError::bad_request(
+                "query \"geoQ\" needs georel, geometry and coordinates",
+            ));
         };
         let coords = match coords {
-            Value::String(s) => parse_coordinates_text(s).map_err(|e| qerr("query \"geoQ\" coordinates", e))?,
+            Value::String(s) => {
+                parse_coordinates_text(s).map_err(|e| qerr("query \"geoQ\" coordinates", e))?
+            }
             other => other.clone(),
         };
         let geoprop = g.get("geoproperty").and_then(Value::as_str);
-        q.geo = Some(parse_geo_query(rel, geometry, &coords, geoprop, &expand).map_err(|e| qerr("query \"geoQ\"", e))?);
+        q.geo = Some(
+            parse_geo_query(rel, geometry, &coords, geoprop, &expand)
+                .map_err(|e| qerr("query \"geoQ\"", e))?,
+        );
     }
     if let Some(l) = o.get("lang").and_then(Value::as_str) {
         pairs.push(("lang".into(), l.into()));
@@ -229,9 +275,17 @@ pub fn from_body(body: &Value, ctx: &Arc<Context>) -> NgsiResult<(EntityQuery, P
     for key in ["pick", "omit"] {
         if let Some(v) = o.get(key) {
             let text = match v {
-                Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 Value::String(s) => s.clone(),
-                _ => return Err(NgsiError::bad_request(format!("query \"{key}\" must be a list of names"))),
+                _ => {
+                    return Err(NgsiError::bad_request(format!(
+                        "query \"{key}\" must be a list of names"
+                    )))
+                }
             };
             pairs.push((key.into(), text));
         }

@@ -24,7 +24,11 @@ pub fn entity(e: &Entity, ld: &Ld, media: Media, view: &View) -> Value {
     } else {
         render_entity(e, &ld.ctx, &opts)
     };
-    let target = if media == Media::GeoJson { v.get_mut("properties") } else { Some(&mut v) };
+    let target = if media == Media::GeoJson {
+        v.get_mut("properties")
+    } else {
+        Some(&mut v)
+    };
     if let Some(Value::Object(o)) = target {
         project(o, view);
     }
@@ -47,9 +51,18 @@ pub fn link_value(url: &str) -> String {
 }
 
 /// A JSON response in the negotiated media type, carrying the request's `@context`.
-pub fn json(status: StatusCode, media: Media, ld: &Ld, mut body: Value, extra: HeaderMap) -> Response {
+pub fn json(
+    status: StatusCode,
+    media: Media,
+    ld: &Ld,
+    mut body: Value,
+    extra: HeaderMap,
+) -> Response {
     let mut headers = extra;
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
     match media {
         Media::JsonLd => match &mut body {
             Value::Object(o) => {
@@ -76,7 +89,12 @@ pub fn json(status: StatusCode, media: Media, ld: &Ld, mut body: Value, extra: H
 
 /// A plain JSON response with no `@context` (results of batch and update operations).
 pub fn plain(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 pub fn no_content() -> Response {

@@ -40,7 +40,11 @@ pub fn is_uri(s: &str) -> bool {
     scheme_ok
         && !rest.is_empty()
         && s.len() <= 2048
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`'))
+        && !s.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')
+        })
 }
 
 /// Whether a short attribute or type name is acceptable (4.6.2: no characters that break `q`,
@@ -51,13 +55,33 @@ pub fn is_valid_name(s: &str) -> bool {
         && !s.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()
-                || matches!(c, '<' | '>' | '"' | '\'' | '=' | ';' | '(' | ')' | '{' | '}' | '|' | '\\' | '^' | '`' | '[' | ']' | ',')
+                || matches!(
+                    c,
+                    '<' | '>'
+                        | '"'
+                        | '\''
+                        | '='
+                        | ';'
+                        | '('
+                        | ')'
+                        | '{'
+                        | '}'
+                        | '|'
+                        | '\\'
+                        | '^'
+                        | '`'
+                        | '['
+                        | ']'
+                        | ','
+                )
         })
 }
 
 fn expand_name(ctx: &Context, what: &str, name: &str) -> NgsiResult<String> {
     if !is_valid_name(name) {
-        return Err(NgsiError::bad_request(format!("{what} \"{name}\" is not a valid name")));
+        return Err(NgsiError::bad_request(format!(
+            "{what} \"{name}\" is not a valid name"
+        )));
     }
     Ok(ctx.expand_term(name))
 }
@@ -67,7 +91,9 @@ pub fn parse_types(ctx: &Context, v: &Value) -> NgsiResult<Vec<String>> {
     let mut out = Vec::new();
     let mut push = |s: &Value| -> NgsiResult<()> {
         let Some(s) = s.as_str() else {
-            return Err(NgsiError::bad_request(format!("entity \"type\" must be a string or an array of strings, got {s}")));
+            return Err(NgsiError::bad_request(format!(
+                "entity \"type\" must be a string or an array of strings, got {s}"
+            )));
         };
         let t = expand_name(ctx, "entity type", s)?;
         if !out.contains(&t) {
@@ -79,7 +105,9 @@ pub fn parse_types(ctx: &Context, v: &Value) -> NgsiResult<Vec<String>> {
         Value::Array(items) if !items.is_empty() => items.iter().try_for_each(&mut push)?,
         Value::String(_) => push(v)?,
         _ => {
-            return Err(NgsiError::bad_request(format!("entity \"type\" must be a string or a non-empty array of strings, got {v}")))
+            return Err(NgsiError::bad_request(format!(
+                "entity \"type\" must be a string or a non-empty array of strings, got {v}"
+            )))
         }
     }
     Ok(out)
@@ -89,7 +117,9 @@ fn parse_scopes(v: &Value) -> NgsiResult<Vec<String>> {
     let one = |s: &Value| -> NgsiResult<String> {
         match s.as_str() {
             Some(s) if s.starts_with('/') && !s.contains(char::is_whitespace) => Ok(s.to_string()),
-            _ => Err(NgsiError::bad_request(format!("\"scope\" entries must be strings like \"/City/District\", got {s}"))),
+            _ => Err(NgsiError::bad_request(format!(
+                "\"scope\" entries must be strings like \"/City/District\", got {s}"
+            ))),
         }
     };
     match v {
@@ -107,7 +137,9 @@ fn parse_datetime(what: &str, v: &Value) -> NgsiResult<Timestamp> {
         _ => "",
     };
     time::parse(s).ok_or_else(|| {
-        NgsiError::bad_request(format!("{what} must be a DateTime like \"2024-01-31T12:00:00Z\", got {v}"))
+        NgsiError::bad_request(format!(
+            "{what} must be a DateTime like \"2024-01-31T12:00:00Z\", got {v}"
+        ))
     })
 }
 
@@ -121,12 +153,19 @@ pub fn parse_entity(
     now: Timestamp,
 ) -> NgsiResult<EntityInput> {
     let Value::Object(obj) = body else {
-        return Err(NgsiError::invalid(format!("the entity must be a JSON object, got {}", kind_of(body))));
+        return Err(NgsiError::invalid(format!(
+            "the entity must be a JSON object, got {}",
+            kind_of(body)
+        )));
     };
     let id = match obj.get("id").or_else(|| obj.get("@id")) {
         None => None,
         Some(Value::String(s)) if is_uri(s) => Some(s.clone()),
-        Some(v) => return Err(NgsiError::bad_request(format!("entity \"id\" must be a URI, got {v}"))),
+        Some(v) => {
+            return Err(NgsiError::bad_request(format!(
+                "entity \"id\" must be a URI, got {v}"
+            )))
+        }
     };
     let types = match obj.get("type").or_else(|| obj.get("@type")) {
         None => Vec::new(),
@@ -139,7 +178,10 @@ pub fn parse_entity(
         return Err(NgsiError::bad_request("the entity has no \"type\""));
     }
     let scopes = obj.get("scope").map(parse_scopes).transpose()?;
-    let expires_at = obj.get("expiresAt").map(|v| parse_datetime("entity \"expiresAt\"", v)).transpose()?;
+    let expires_at = obj
+        .get("expiresAt")
+        .map(|v| parse_datetime("entity \"expiresAt\"", v))
+        .transpose()?;
     let mut attrs = Vec::new();
     for (name, v) in obj {
         if ENTITY_RESERVED.contains(&name.as_str()) {
@@ -151,13 +193,21 @@ pub fn parse_entity(
                 attrs.push((expanded, None));
                 continue;
             }
-            return Err(NgsiError::bad_request(format!("attribute \"{name}\" is null")));
+            return Err(NgsiError::bad_request(format!(
+                "attribute \"{name}\" is null"
+            )));
         }
         for inst in parse_attribute_instances(ctx, name, v, allow_null, now)? {
             attrs.push((expanded.clone(), inst));
         }
     }
-    Ok(EntityInput { id, types, scopes, attrs, expires_at })
+    Ok(EntityInput {
+        id,
+        types,
+        scopes,
+        attrs,
+        expires_at,
+    })
 }
 
 /// Reads the instances of one attribute: an array of instances (by `datasetId`) or a single
@@ -172,7 +222,11 @@ pub fn parse_attribute_instances(
     if let Value::Array(items) = v {
         // An array of attribute objects is a multi-instance attribute; any other array is the
         // concise form of a Property whose value is the array.
-        if !items.is_empty() && items.iter().all(|i| i.as_object().is_some_and(is_attribute_object)) {
+        if !items.is_empty()
+            && items
+                .iter()
+                .all(|i| i.as_object().is_some_and(is_attribute_object))
+        {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 out.push(parse_attribute(ctx, name, item, allow_null, now, 0)?);
@@ -199,14 +253,32 @@ fn check_unique_datasets(name: &str, instances: &[Option<Attribute>]) -> NgsiRes
 }
 
 fn is_attribute_object(o: &Map<String, Value>) -> bool {
-    ["type", "value", "object", "languageMap", "json", "vocab", "valueList", "objectList"]
-        .iter()
-        .any(|k| o.contains_key(*k))
+    [
+        "type",
+        "value",
+        "object",
+        "languageMap",
+        "json",
+        "vocab",
+        "valueList",
+        "objectList",
+    ]
+    .iter()
+    .any(|k| o.contains_key(*k))
 }
 
 fn is_geojson_geometry(v: &Value) -> bool {
     v.get("type").and_then(Value::as_str).is_some_and(|t| {
-        matches!(t, "Point" | "MultiPoint" | "LineString" | "MultiLineString" | "Polygon" | "MultiPolygon" | "GeometryCollection")
+        matches!(
+            t,
+            "Point"
+                | "MultiPoint"
+                | "LineString"
+                | "MultiLineString"
+                | "Polygon"
+                | "MultiPolygon"
+                | "GeometryCollection"
+        )
     }) && (v.get("coordinates").is_some() || v.get("geometries").is_some())
 }
 
@@ -224,14 +296,20 @@ pub fn parse_attribute(
     depth: usize,
 ) -> NgsiResult<Option<Attribute>> {
     if depth > MAX_SUB_DEPTH {
-        return Err(NgsiError::bad_request(format!("attribute \"{name}\": sub-attributes nest deeper than {MAX_SUB_DEPTH} levels")));
+        return Err(NgsiError::bad_request(format!(
+            "attribute \"{name}\": sub-attributes nest deeper than {MAX_SUB_DEPTH} levels"
+        )));
     }
     if allow_null && is_null_literal(v) {
         return Ok(None);
     }
     let obj = match v {
         Value::Object(o) if is_attribute_object(o) => o,
-        Value::Null => return Err(NgsiError::bad_request(format!("attribute \"{name}\" is null"))),
+        Value::Null => {
+            return Err(NgsiError::bad_request(format!(
+                "attribute \"{name}\" is null"
+            )))
+        }
         // Concise: a bare value is a Property (or GeoProperty for a GeoJSON geometry).
         other => {
             let value = if is_geojson_geometry(other) {
@@ -246,7 +324,11 @@ pub fn parse_attribute(
     let declared = match obj.get("type").or_else(|| obj.get("@type")) {
         None => None,
         Some(Value::String(t)) => Some(t.as_str()),
-        Some(t) => return Err(NgsiError::bad_request(format!("attribute \"{name}\": \"type\" must be a string, got {t}"))),
+        Some(t) => {
+            return Err(NgsiError::bad_request(format!(
+                "attribute \"{name}\": \"type\" must be a string, got {t}"
+            )))
+        }
     };
     let kind = match declared {
         Some(t) => t.strip_prefix("https://uri.etsi.org/ngsi-ld/").unwrap_or(t),
@@ -262,7 +344,9 @@ pub fn parse_attribute(
     let member = |m: &str| -> NgsiResult<&Value> {
         match obj.get(m) {
             Some(v) if !v.is_null() => Ok(v),
-            _ => Err(NgsiError::bad_request(format!("attribute \"{name}\" of type {kind} has no \"{m}\""))),
+            _ => Err(NgsiError::bad_request(format!(
+                "attribute \"{name}\" of type {kind} has no \"{m}\""
+            ))),
         }
     };
     if allow_null {
@@ -328,19 +412,33 @@ pub fn parse_attribute(
     if let Some(ds) = obj.get("datasetId") {
         match ds.as_str() {
             Some(s) if is_uri(s) => attr.dataset_id = Some(s.to_string()),
-            _ => return Err(NgsiError::bad_request(format!("attribute \"{name}\": \"datasetId\" must be a URI, got {ds}"))),
+            _ => {
+                return Err(NgsiError::bad_request(format!(
+                    "attribute \"{name}\": \"datasetId\" must be a URI, got {ds}"
+                )))
+            }
         }
     }
     if let Some(t) = obj.get("observedAt") {
-        attr.observed_at = Some(parse_datetime(&format!("attribute \"{name}\": \"observedAt\""), t)?);
+        attr.observed_at = Some(parse_datetime(
+            &format!("attribute \"{name}\": \"observedAt\""),
+            t,
+        )?);
     }
     if let Some(t) = obj.get("expiresAt") {
-        attr.expires_at = Some(parse_datetime(&format!("attribute \"{name}\": \"expiresAt\""), t)?);
+        attr.expires_at = Some(parse_datetime(
+            &format!("attribute \"{name}\": \"expiresAt\""),
+            t,
+        )?);
     }
     if let Some(u) = obj.get("unitCode") {
         match u.as_str() {
             Some(s) if !s.is_empty() => attr.unit_code = Some(s.to_string()),
-            _ => return Err(NgsiError::bad_request(format!("attribute \"{name}\": \"unitCode\" must be a non-empty string, got {u}"))),
+            _ => {
+                return Err(NgsiError::bad_request(format!(
+                    "attribute \"{name}\": \"unitCode\" must be a non-empty string, got {u}"
+                )))
+            }
         }
     }
     let mut sub = BTreeMap::new();
@@ -359,18 +457,24 @@ pub fn parse_attribute(
 }
 
 fn object_type(ctx: &Context, name: &str, obj: &Map<String, Value>) -> NgsiResult<Option<Value>> {
-    obj.get("objectType").map(|v| expand_vocab(ctx, name, v)).transpose()
+    obj.get("objectType")
+        .map(|v| expand_vocab(ctx, name, v))
+        .transpose()
 }
 
 fn expand_vocab(ctx: &Context, name: &str, v: &Value) -> NgsiResult<Value> {
     let one = |s: &Value| -> NgsiResult<Value> {
         match s.as_str() {
             Some(s) if !s.is_empty() => Ok(Value::String(ctx.expand_term(s))),
-            _ => Err(NgsiError::bad_request(format!("attribute \"{name}\": vocabulary terms must be strings, got {s}"))),
+            _ => Err(NgsiError::bad_request(format!(
+                "attribute \"{name}\": vocabulary terms must be strings, got {s}"
+            ))),
         }
     };
     match v {
-        Value::Array(items) => Ok(Value::Array(items.iter().map(one).collect::<NgsiResult<_>>()?)),
+        Value::Array(items) => Ok(Value::Array(
+            items.iter().map(one).collect::<NgsiResult<_>>()?,
+        )),
         _ => one(v),
     }
 }
@@ -384,13 +488,17 @@ fn check_uris(name: &str, member: &str, v: &Value) -> NgsiResult<()> {
     if good {
         Ok(())
     } else {
-        Err(NgsiError::bad_request(format!("attribute \"{name}\": \"{member}\" must be a URI or an array of URIs, got {v}")))
+        Err(NgsiError::bad_request(format!(
+            "attribute \"{name}\": \"{member}\" must be a URI or an array of URIs, got {v}"
+        )))
     }
 }
 
 fn check_language_map(name: &str, v: &Value) -> NgsiResult<()> {
     let Value::Object(map) = v else {
-        return Err(NgsiError::bad_request(format!("attribute \"{name}\": \"languageMap\" must be an object from language tag to string")));
+        return Err(NgsiError::bad_request(format!(
+            "attribute \"{name}\": \"languageMap\" must be an object from language tag to string"
+        )));
     };
     for (lang, s) in map {
         let ok = match s {
@@ -399,7 +507,9 @@ fn check_language_map(name: &str, v: &Value) -> NgsiResult<()> {
             _ => false,
         };
         if !ok || lang.is_empty() {
-            return Err(NgsiError::bad_request(format!("attribute \"{name}\": \"languageMap\" entry \"{lang}\" must be a string")));
+            return Err(NgsiError::bad_request(format!(
+                "attribute \"{name}\": \"languageMap\" entry \"{lang}\" must be a string"
+            )));
         }
     }
     Ok(())
@@ -408,7 +518,12 @@ fn check_language_map(name: &str, v: &Value) -> NgsiResult<()> {
 fn check_geometry(name: &str, v: &Value) -> NgsiResult<()> {
     harbor_query::geojson_to_geometry(v)
         .map(|_| ())
-        .map_err(|e| NgsiError::bad_request(format!("attribute \"{name}\": the value is not a valid GeoJSON geometry: {}", e.detail)))
+        .map_err(|e| {
+            NgsiError::bad_request(format!(
+                "attribute \"{name}\": the value is not a valid GeoJSON geometry: {}",
+                e.detail
+            ))
+        })
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -454,10 +569,24 @@ mod tests {
             "feeds": {"type": "ListRelationship", "objectList": [{"object": "urn:a:1"}]},
         });
         let e = parse_entity(&ctx, &body, true, false, now).unwrap();
-        let kinds: Vec<&str> = e.attrs.iter().map(|(_, a)| a.as_ref().unwrap().value.type_name()).collect();
+        let kinds: Vec<&str> = e
+            .attrs
+            .iter()
+            .map(|(_, a)| a.as_ref().unwrap().value.type_name())
+            .collect();
         assert_eq!(
             kinds,
-            ["Property", "Property", "GeoProperty", "Relationship", "LanguageProperty", "JsonProperty", "VocabProperty", "ListProperty", "ListRelationship"]
+            [
+                "Property",
+                "Property",
+                "GeoProperty",
+                "Relationship",
+                "LanguageProperty",
+                "JsonProperty",
+                "VocabProperty",
+                "ListProperty",
+                "ListRelationship"
+            ]
         );
     }
 
@@ -467,14 +596,35 @@ mod tests {
         let now = time::now();
         let cases = [
             (serde_json::json!({"type": "T"}), "no \"id\""),
-            (serde_json::json!({"id": "not a uri", "type": "T"}), "must be a URI"),
+            (
+                serde_json::json!({"id": "not a uri", "type": "T"}),
+                "must be a URI",
+            ),
             (serde_json::json!({"id": "urn:a:b"}), "no \"type\""),
-            (serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Property"}}), "has no \"value\""),
-            (serde_json::json!({"id": "urn:a:b", "type": "T", "r": {"type": "Relationship", "object": "x y"}}), "must be a URI"),
-            (serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Blob", "value": 1}}), "unknown type"),
-            (serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Property", "value": 1, "observedAt": "x"}}), "observedAt"),
-            (serde_json::json!({"id": "urn:a:b", "type": "T", "l": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": "x"}}}), "GeoJSON"),
-            (serde_json::json!({"id": "urn:a:b", "type": "T", "bad name": 1}), "not a valid name"),
+            (
+                serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Property"}}),
+                "has no \"value\"",
+            ),
+            (
+                serde_json::json!({"id": "urn:a:b", "type": "T", "r": {"type": "Relationship", "object": "x y"}}),
+                "must be a URI",
+            ),
+            (
+                serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Blob", "value": 1}}),
+                "unknown type",
+            ),
+            (
+                serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Property", "value": 1, "observedAt": "x"}}),
+                "observedAt",
+            ),
+            (
+                serde_json::json!({"id": "urn:a:b", "type": "T", "l": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": "x"}}}),
+                "GeoJSON",
+            ),
+            (
+                serde_json::json!({"id": "urn:a:b", "type": "T", "bad name": 1}),
+                "not a valid name",
+            ),
             (serde_json::json!([1]), "JSON object"),
         ];
         for (body, want) in cases {

@@ -54,7 +54,10 @@ pub enum AttrValue {
     /// `value`: any JSON value.
     Property(Value),
     /// `object`: a URI, or an array of URIs; `objectType` optional (expanded).
-    Relationship { object: Value, object_type: Option<Value> },
+    Relationship {
+        object: Value,
+        object_type: Option<Value>,
+    },
     /// `value`: a GeoJSON geometry.
     GeoProperty(Value),
     /// `languageMap`: an object from language tag to string (or array of strings).
@@ -66,7 +69,10 @@ pub enum AttrValue {
     /// `valueList`: an array.
     ListProperty(Value),
     /// `objectList`: an array of URIs; `objectType` optional (expanded).
-    ListRelationship { object_list: Value, object_type: Option<Value> },
+    ListRelationship {
+        object_list: Value,
+        object_type: Option<Value>,
+    },
 }
 
 impl AttrValue {

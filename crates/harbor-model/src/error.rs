@@ -43,9 +43,7 @@ impl ErrorKind {
             ErrorKind::NoMultiTenantSupport => {
                 "https://uri.etsi.org/ngsi-ld/errors/NoMultiTenantSupport"
             }
-            ErrorKind::NonexistentTenant => {
-                "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
-            }
+            ErrorKind::NonexistentTenant => "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant",
             ErrorKind::Conflict => "https://uri.etsi.org/ngsi-ld/errors/Conflict",
             ErrorKind::NotAcceptable => "https://uri.etsi.org/ngsi-ld/errors/NotAcceptable",
             ErrorKind::UnsupportedMediaType => {
@@ -90,7 +88,10 @@ pub type NgsiResult<T> = Result<T, NgsiError>;
 
 impl NgsiError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        NgsiError { kind, detail: detail.into() }
+        NgsiError {
+            kind,
+            detail: detail.into(),
+        }
     }
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidRequest, detail)

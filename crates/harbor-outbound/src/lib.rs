@@ -39,10 +39,16 @@ impl ContextFetcher for HttpContextFetcher {
         if !resp.status().is_success() {
             return Err(format!("fetching {url} answered {}", resp.status()));
         }
-        if resp.content_length().is_some_and(|n| n as usize > MAX_CONTEXT_BYTES) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_CONTEXT_BYTES)
+        {
             return Err(format!("{url} is larger than {MAX_CONTEXT_BYTES} bytes"));
         }
-        let bytes = resp.bytes().await.map_err(|e| format!("reading {url} failed: {e}"))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("reading {url} failed: {e}"))?;
         if bytes.len() > MAX_CONTEXT_BYTES {
             return Err(format!("{url} is larger than {MAX_CONTEXT_BYTES} bytes"));
         }

@@ -48,14 +48,24 @@ impl Committer {
             .name("harbor-commit".into())
             .spawn(move || run(db, memory, rx))
             .expect("spawning the commit thread");
-        Committer { tx: Some(tx), thread: Some(thread) }
+        Committer {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     pub async fn submit(&self, tenant: Tenant, changes: Vec<Change>) -> StoreResult<()> {
         let (done, wait) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
-        tx.send(Request { tenant, changes, done })
-            .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?;
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
+        tx.send(Request {
+            tenant,
+            changes,
+            done,
+        })
+        .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?;
         wait.await
             .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?
     }
@@ -98,7 +108,9 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
         let mut entities = txn.open_table(ENTITIES).map_err(|e| fail(&e))?;
         let mut tenants = txn.open_table(TENANTS).map_err(|e| fail(&e))?;
         for r in group {
-            tenants.insert(r.tenant.as_str(), ()).map_err(|e| fail(&e))?;
+            tenants
+                .insert(r.tenant.as_str(), ())
+                .map_err(|e| fail(&e))?;
             for c in &r.changes {
                 match c {
                     Change::Put(e) => {
@@ -108,7 +120,9 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
                             .map_err(|e| fail(&e))?;
                     }
                     Change::Delete(id) => {
-                        entities.remove(key(&r.tenant, id).as_str()).map_err(|e| fail(&e))?;
+                        entities
+                            .remove(key(&r.tenant, id).as_str())
+                            .map_err(|e| fail(&e))?;
                     }
                 }
             }

@@ -26,8 +26,9 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir` and loads its state.
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
         let db = redb::Database::create(dir.join("infoharbor.redb"))
             .map_err(|e| StoreError::Unavailable(format!("cannot open database: {e}")))?;
         let memory = Arc::new(RwLock::new(commit::load(&db)?));
@@ -66,7 +67,10 @@ impl EntityStore for EmbeddedStore {
     }
 
     fn query(&self, tenant: &Tenant, query: &EntityQuery) -> StoreResult<QueryResult> {
-        Ok(QueryResult { entities: self.memory.read().query(tenant, query), exact: true })
+        Ok(QueryResult {
+            entities: self.memory.read().query(tenant, query),
+            exact: true,
+        })
     }
 
     fn count(&self, tenant: &Tenant) -> usize {

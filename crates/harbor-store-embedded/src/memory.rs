@@ -99,11 +99,19 @@ impl Memory {
             return collect(state, ids.into_iter(), check);
         }
         if let Some(attrs) = &q.attrs {
-            let ids: BTreeSet<&String> =
-                attrs.iter().filter_map(|a| state.by_attr.get(a)).flatten().collect();
+            let ids: BTreeSet<&String> = attrs
+                .iter()
+                .filter_map(|a| state.by_attr.get(a))
+                .flatten()
+                .collect();
             return collect(state, ids.into_iter(), check);
         }
-        state.entities.values().filter(|e| check(e)).cloned().collect()
+        state
+            .entities
+            .values()
+            .filter(|e| check(e))
+            .cloned()
+            .collect()
     }
 }
 
@@ -112,16 +120,25 @@ fn collect<'a>(
     ids: impl Iterator<Item = &'a String>,
     check: impl Fn(&Arc<Entity>) -> bool,
 ) -> Vec<Arc<Entity>> {
-    ids.filter_map(|id| state.entities.get(id)).filter(|e| check(e)).cloned().collect()
+    ids.filter_map(|id| state.entities.get(id))
+        .filter(|e| check(e))
+        .cloned()
+        .collect()
 }
 
 impl TenantState {
     fn index(&mut self, e: &Entity) {
         for t in &e.types {
-            self.by_type.entry(t.clone()).or_default().insert(e.id.clone());
+            self.by_type
+                .entry(t.clone())
+                .or_default()
+                .insert(e.id.clone());
         }
         for (name, instances) in &e.attrs {
-            self.by_attr.entry(name.clone()).or_default().insert(e.id.clone());
+            self.by_attr
+                .entry(name.clone())
+                .or_default()
+                .insert(e.id.clone());
             for a in instances {
                 if let AttrValue::GeoProperty(v) = &a.value {
                     if let Some(env) = envelope(v) {
@@ -192,7 +209,10 @@ fn positions(v: &serde_json::Value, depth: usize, visit: &mut impl FnMut([f64; 2
     if depth > 8 {
         return;
     }
-    if let (Some(x), Some(y)) = (items.first().and_then(|x| x.as_f64()), items.get(1).and_then(|y| y.as_f64())) {
+    if let (Some(x), Some(y)) = (
+        items.first().and_then(|x| x.as_f64()),
+        items.get(1).and_then(|y| y.as_f64()),
+    ) {
         visit([x, y]);
         return;
     }

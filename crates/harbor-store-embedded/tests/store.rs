@@ -32,20 +32,49 @@ async fn reopening_restores_everything_committed() {
             let s = store.clone();
             let t = city.clone();
             tasks.push(tokio::spawn(async move {
-                s.commit(&t, vec![Change::Put(parking(i, i64::from(i), 103.8, 1.3))]).await.unwrap();
+                s.commit(&t, vec![Change::Put(parking(i, i64::from(i), 103.8, 1.3))])
+                    .await
+                    .unwrap();
             }));
         }
         for t in tasks {
             t.await.unwrap();
         }
-        store.commit(&city, vec![Change::Delete("urn:ngsi-ld:OffStreetParking:sg-0000".into())]).await.unwrap();
-        store.ensure_tenant(&Tenant::parse("empty-city").unwrap()).await.unwrap();
+        store
+            .commit(
+                &city,
+                vec![Change::Delete(
+                    "urn:ngsi-ld:OffStreetParking:sg-0000".into(),
+                )],
+            )
+            .await
+            .unwrap();
+        store
+            .ensure_tenant(&Tenant::parse("empty-city").unwrap())
+            .await
+            .unwrap();
     }
     let store = EmbeddedStore::open(&dir).unwrap();
     assert_eq!(store.count(&city), 199);
-    assert!(store.get(&city, "urn:ngsi-ld:OffStreetParking:sg-0000").unwrap().is_none());
-    let e = store.get(&city, "urn:ngsi-ld:OffStreetParking:sg-0123").unwrap().unwrap();
-    assert_eq!(e.attrs.values().next().unwrap()[0].value.payload(), &serde_json::json!(123));
+    assert!(store
+        .get(&city, "urn:ngsi-ld:OffStreetParking:sg-0000")
+        .unwrap()
+        .is_none());
+    let e = store
+        .get(&city, "urn:ngsi-ld:OffStreetParking:sg-0123")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        e.attrs.values().next().unwrap()[0].value.payload(),
+        &serde_json::json!(123)
+    );
     assert!(store.tenant_exists(&Tenant::parse("empty-city").unwrap()));
-    assert_eq!(store.query(&city, &EntityQuery::default()).unwrap().entities.len(), 199);
+    assert_eq!(
+        store
+            .query(&city, &EntityQuery::default())
+            .unwrap()
+            .entities
+            .len(),
+        199
+    );
 }

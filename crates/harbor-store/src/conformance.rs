@@ -19,10 +19,16 @@ fn expand(s: &str) -> String {
 pub fn parking(n: u32, free: i64, lon: f64, lat: f64) -> Entity {
     let now = time::now();
     let mut attrs = BTreeMap::new();
-    attrs.insert(expand("availableSpotNumber"), vec![Attribute::new(AttrValue::Property(json!(free)), now)]);
+    attrs.insert(
+        expand("availableSpotNumber"),
+        vec![Attribute::new(AttrValue::Property(json!(free)), now)],
+    );
     attrs.insert(
         harbor_model::names::LOCATION.to_string(),
-        vec![Attribute::new(AttrValue::GeoProperty(json!({"type": "Point", "coordinates": [lon, lat]})), now)],
+        vec![Attribute::new(
+            AttrValue::GeoProperty(json!({"type": "Point", "coordinates": [lon, lat]})),
+            now,
+        )],
     );
     Entity {
         id: format!("urn:ngsi-ld:OffStreetParking:sg-{n:04}"),
@@ -46,12 +52,26 @@ pub async fn run(store: &dyn EntityStore) {
 
     // Writes are visible after commit, and per tenant.
     assert!(store.tenant_exists(&t), "the default tenant always exists");
-    assert!(!store.tenant_exists(&other), "a tenant exists only once created");
-    let batch: Vec<Change> = (0..50).map(|i| Change::Put(parking(i, i as i64, 103.80 + i as f64 * 0.002, 1.29))).collect();
+    assert!(
+        !store.tenant_exists(&other),
+        "a tenant exists only once created"
+    );
+    let batch: Vec<Change> = (0..50)
+        .map(|i| Change::Put(parking(i, i as i64, 103.80 + i as f64 * 0.002, 1.29)))
+        .collect();
     store.commit(&t, batch).await.unwrap();
     assert_eq!(store.count(&t), 50);
-    assert!(store.get(&t, "urn:ngsi-ld:OffStreetParking:sg-0007").unwrap().is_some());
-    assert!(store.get(&other, "urn:ngsi-ld:OffStreetParking:sg-0007").unwrap().is_none(), "tenants are isolated");
+    assert!(store
+        .get(&t, "urn:ngsi-ld:OffStreetParking:sg-0007")
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .get(&other, "urn:ngsi-ld:OffStreetParking:sg-0007")
+            .unwrap()
+            .is_none(),
+        "tenants are isolated"
+    );
 
     store.ensure_tenant(&other).await.unwrap();
     assert!(store.tenant_exists(&other));
@@ -61,50 +81,112 @@ pub async fn run(store: &dyn EntityStore) {
     // Replace and delete keep the indexes right.
     let mut moved = parking(3, 99, 0.0, 0.0);
     moved.types = vec![expand("Garage")];
-    store.commit(&t, vec![Change::Put(moved), Change::Delete("urn:ngsi-ld:OffStreetParking:sg-0004".into())]).await.unwrap();
+    store
+        .commit(
+            &t,
+            vec![
+                Change::Put(moved),
+                Change::Delete("urn:ngsi-ld:OffStreetParking:sg-0004".into()),
+            ],
+        )
+        .await
+        .unwrap();
     assert_eq!(store.count(&t), 49);
 
     let check = |q: &EntityQuery, want: usize, what: &str| {
         let r = store.query(&t, q).unwrap();
-        let found: Vec<_> = r.entities.iter().filter(|e| r.exact || q.matches(e)).collect();
+        let found: Vec<_> = r
+            .entities
+            .iter()
+            .filter(|e| r.exact || q.matches(e))
+            .collect();
         assert_eq!(found.len(), want, "{what}: got {:?}", ids(&r.entities));
         let sorted = r.entities.windows(2).all(|w| w[0].id < w[1].id);
         assert!(sorted, "{what}: results are sorted by id");
     };
-    let by_type = |s: &str| EntityQuery { types: Some(parse_type_expr(s, &expand).unwrap()), ..Default::default() };
+    let by_type = |s: &str| EntityQuery {
+        types: Some(parse_type_expr(s, &expand).unwrap()),
+        ..Default::default()
+    };
     check(&EntityQuery::default(), 49, "everything");
-    check(&by_type("OffStreetParking"), 48, "type index after replace/delete");
+    check(
+        &by_type("OffStreetParking"),
+        48,
+        "type index after replace/delete",
+    );
     check(&by_type("Garage"), 1, "new type indexed");
     check(&by_type("Garage,OffStreetParking"), 49, "type union");
     check(
-        &EntityQuery { q: Some(parse_q("availableSpotNumber>=40", &expand).unwrap()), ..Default::default() },
+        &EntityQuery {
+            q: Some(parse_q("availableSpotNumber>=40", &expand).unwrap()),
+            ..Default::default()
+        },
         11,
         "q comparison (40..49 and 99)",
     );
     check(
-        &EntityQuery { ids: Some(vec!["urn:ngsi-ld:OffStreetParking:sg-0001".into(), "urn:x:none".into()]), ..Default::default() },
+        &EntityQuery {
+            ids: Some(vec![
+                "urn:ngsi-ld:OffStreetParking:sg-0001".into(),
+                "urn:x:none".into(),
+            ]),
+            ..Default::default()
+        },
         1,
         "ids",
     );
     check(
-        &EntityQuery { id_pattern: Some(regex::Regex::new("sg-004[0-9]$").unwrap()), ..Default::default() },
+        &EntityQuery {
+            id_pattern: Some(regex::Regex::new("sg-004[0-9]$").unwrap()),
+            ..Default::default()
+        },
         10,
         "idPattern",
     );
     check(
-        &EntityQuery { attrs: Some(vec![expand("availableSpotNumber")]), ..Default::default() },
+        &EntityQuery {
+            attrs: Some(vec![expand("availableSpotNumber")]),
+            ..Default::default()
+        },
         49,
         "attrs",
     );
     // Points every 0.002° (~222 m) from 103.80 east; within 500 m of 103.80,1.29: n = 0, 1, 2.
     let coords = parse_coordinates_text("[103.80,1.29]").unwrap();
     let near = parse_geo_query("near;maxDistance==500", "Point", &coords, None, &expand).unwrap();
-    check(&EntityQuery { geo: Some(near), ..Default::default() }, 3, "geo near");
-    let moved_geo = parse_geo_query("near;maxDistance==10", "Point", &parse_coordinates_text("[0,0]").unwrap(), None, &expand).unwrap();
-    check(&EntityQuery { geo: Some(moved_geo), ..Default::default() }, 1, "geo index follows a replaced location");
+    check(
+        &EntityQuery {
+            geo: Some(near),
+            ..Default::default()
+        },
+        3,
+        "geo near",
+    );
+    let moved_geo = parse_geo_query(
+        "near;maxDistance==10",
+        "Point",
+        &parse_coordinates_text("[0,0]").unwrap(),
+        None,
+        &expand,
+    )
+    .unwrap();
+    check(
+        &EntityQuery {
+            geo: Some(moved_geo),
+            ..Default::default()
+        },
+        1,
+        "geo index follows a replaced location",
+    );
 
     // Deleting everything leaves nothing behind in any index.
-    let all: Vec<Change> = store.query(&t, &EntityQuery::default()).unwrap().entities.iter().map(|e| Change::Delete(e.id.clone())).collect();
+    let all: Vec<Change> = store
+        .query(&t, &EntityQuery::default())
+        .unwrap()
+        .entities
+        .iter()
+        .map(|e| Change::Delete(e.id.clone()))
+        .collect();
     store.commit(&t, all).await.unwrap();
     assert_eq!(store.count(&t), 0);
     check(&by_type("OffStreetParking"), 0, "type index emptied");

@@ -1,7 +1,7 @@
 //! The query AST a backend receives: every filter of Query Entities (5.7.2), already parsed.
 
 use harbor_model::Entity;
-use harbor_query::{GeoQuery, Q, ScopeQ, TypeExpr};
+use harbor_query::{GeoQuery, ScopeQ, TypeExpr, Q};
 use regex::Regex;
 
 /// Filters of one entity query. Every present member must hold (logical AND).

@@ -1,0 +1,163 @@
+//! Configuration: file < `INFOHARBOR_*` environment < command-line flags. Every option is
+//! documented here and in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Deserialize;
+
+/// Options of `infoharbor serve`. Each may also come from the environment or the config file.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file (lowest precedence).
+    #[arg(long, env = "INFOHARBOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:1026].
+    #[arg(long, env = "INFOHARBOR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Folder of the embedded store [default: ./data].
+    #[arg(long, env = "INFOHARBOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Largest request body in bytes [default: 8388608].
+    #[arg(long, env = "INFOHARBOR_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most entities in one batch operation [default: 1000].
+    #[arg(long, env = "INFOHARBOR_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Largest page (`limit`) of a query [default: 1000].
+    #[arg(long, env = "INFOHARBOR_MAX_PAGE")]
+    pub max_page: Option<usize>,
+    /// Page size when a query gives no `limit` [default: 20].
+    #[arg(long, env = "INFOHARBOR_DEFAULT_PAGE")]
+    pub default_page: Option<usize>,
+    /// Timeout for fetching a remote @context, in milliseconds [default: 5000].
+    #[arg(long, env = "INFOHARBOR_CONTEXT_TIMEOUT_MS")]
+    pub context_timeout_ms: Option<u64>,
+    /// Log filter, e.g. `info` or `harbor_http=debug` [default: info].
+    #[arg(long, env = "INFOHARBOR_LOG")]
+    pub log: Option<String>,
+}
+
+/// The same options as read from the TOML file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    max_batch: Option<usize>,
+    max_page: Option<usize>,
+    default_page: Option<usize>,
+    context_timeout_ms: Option<u64>,
+    log: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub max_page: usize,
+    pub default_page: usize,
+    pub context_timeout_ms: u64,
+    pub log: String,
+}
+
+impl ServeArgs {
+    /// Combines flags and environment (already merged by clap) with the file.
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let cfg = Config {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:1026".parse().expect("valid default")),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(8 * 1024 * 1024),
+            max_batch: self.max_batch.or(file.max_batch).unwrap_or(1000),
+            max_page: self.max_page.or(file.max_page).unwrap_or(1000),
+            default_page: self.default_page.or(file.default_page).unwrap_or(20),
+            context_timeout_ms: self
+                .context_timeout_ms
+                .or(file.context_timeout_ms)
+                .unwrap_or(5000),
+            log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+        };
+        anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
+        anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");
+        anyhow::ensure!(
+            cfg.default_page <= cfg.max_page,
+            "default_page must not exceed max_page"
+        );
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file() {
+        let dir = std::env::temp_dir().join(format!("infoharbor-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("infoharbor.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nmax_batch = 10\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            max_batch: Some(5),
+            ..Default::default()
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.max_batch, 5);
+        assert_eq!(cfg.default_page, 20);
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let err = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("colour"), "{err:#}");
+    }
+
+    #[test]
+    fn documented_options_match() {
+        // docs/configuration.md names every option of the file.
+        let doc = include_str!("../../../docs/configuration.md");
+        for key in [
+            "listen",
+            "data_dir",
+            "max_body_bytes",
+            "max_batch",
+            "max_page",
+            "default_page",
+            "context_timeout_ms",
+            "log",
+        ] {
+            assert!(
+                doc.contains(key),
+                "docs/configuration.md does not document {key}"
+            );
+        }
+    }
+}

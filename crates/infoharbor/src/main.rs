@@ -1,0 +1,38 @@
+//! `infoharbor`: the NGSI-LD context broker binary — configuration, telemetry, wiring of the
+//! store, engine and HTTP API, graceful shutdown.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Infoharbor: a smart-city NGSI-LD context broker.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the NGSI-LD API on the embedded durable store.
+    Serve(config::ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = args.resolve()?;
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log)?)
+                .with_target(false)
+                .init();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve::run(cfg))
+        }
+    }
+}

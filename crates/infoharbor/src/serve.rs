@@ -1,0 +1,73 @@
+//! `infoharbor serve`: opens the store, builds the engine and the API, serves until a signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use harbor_engine::{Engine, Limits};
+use harbor_http::{AppState, HttpLimits};
+use harbor_jsonld::registry::ContextRegistry;
+use harbor_jsonld::resolve::ContextResolver;
+use harbor_outbound::HttpContextFetcher;
+use harbor_store_embedded::EmbeddedStore;
+
+use crate::config::Config;
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let data_dir = cfg.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir))
+        .await?
+        .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+    let engine = Arc::new(Engine::new(
+        Arc::new(store),
+        Limits {
+            max_batch: cfg.max_batch,
+            max_page: cfg.max_page,
+            default_page: cfg.default_page,
+        },
+    ));
+    let fetcher = Arc::new(HttpContextFetcher::new(Duration::from_millis(
+        cfg.context_timeout_ms,
+    )));
+    let base = format!("http://{}", cfg.listen);
+    let registry = Arc::new(ContextRegistry::new(&base));
+    let resolver = Arc::new(ContextResolver::new(fetcher, registry.clone()));
+    let state = Arc::new(AppState {
+        engine,
+        resolver,
+        registry,
+        limits: HttpLimits {
+            max_body: cfg.max_body_bytes,
+        },
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), ready_in_ms = started.elapsed().as_millis() as u64, "infoharbor is serving NGSI-LD");
+    harbor_http::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
