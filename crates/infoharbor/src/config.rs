@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `harbor_http=debug` [default: info].
     #[arg(long, env = "INFOHARBOR_LOG")]
     pub log: Option<String>,
+    /// Folder of @context documents to use instead of fetching them, listed in its
+    /// `contexts.toml` [default: none].
+    #[arg(long, env = "INFOHARBOR_CONTEXT_DIR")]
+    pub context_dir: Option<PathBuf>,
 }
 
 /// The same options as read from the TOML file.
@@ -52,6 +56,7 @@ struct FileConfig {
     default_page: Option<usize>,
     context_timeout_ms: Option<u64>,
     log: Option<String>,
+    context_dir: Option<PathBuf>,
 }
 
 /// The effective configuration.
@@ -65,6 +70,7 @@ pub struct Config {
     pub default_page: usize,
     pub context_timeout_ms: u64,
     pub log: String,
+    pub context_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -100,6 +106,7 @@ impl ServeArgs {
                 .or(file.context_timeout_ms)
                 .unwrap_or(5000),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            context_dir: self.context_dir.or(file.context_dir),
         };
         anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
         anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");

@@ -2,6 +2,7 @@
 //! store, engine and HTTP API, graceful shutdown.
 
 mod config;
+mod preload;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -27,9 +27,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             default_page: cfg.default_page,
         },
     ));
-    let fetcher = Arc::new(HttpContextFetcher::new(Duration::from_millis(
-        cfg.context_timeout_ms,
-    )));
+    let preloaded = match &cfg.context_dir {
+        Some(dir) => crate::preload::load(dir)?,
+        None => Default::default(),
+    };
+    if !preloaded.is_empty() {
+        tracing::info!(count = preloaded.len(), "preloaded @context documents");
+    }
+    let fetcher = Arc::new(
+        HttpContextFetcher::new(Duration::from_millis(cfg.context_timeout_ms))
+            .with_preloaded(preloaded),
+    );
     let base = format!("http://{}", cfg.listen);
     let registry = Arc::new(ContextRegistry::new(&base));
     let resolver = Arc::new(ContextResolver::new(fetcher, registry.clone()));
