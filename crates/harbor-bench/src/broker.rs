@@ -1,0 +1,81 @@
+//! The broker under test: one this tool starts (the `infoharbor` binary built beside it, on a
+//! free port with a fresh data folder), or one already running at `--target`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+/// A broker this process started; stopped and its data removed when dropped.
+pub struct Spawned {
+    pub child: Child,
+    pub base: String,
+    data: PathBuf,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// The `infoharbor` binary next to this one (same cargo target folder).
+pub fn default_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let dir = me.parent().context("no folder for this executable")?;
+    // Test binaries live one level deeper, in deps/.
+    for candidate in [dir.join("infoharbor"), dir.join("../infoharbor")] {
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!("no infoharbor binary beside {}: build it first (cargo build --release -p infoharbor) or give --broker / --target", me.display())
+}
+
+/// Starts the broker binary and waits for `/health`.
+pub async fn spawn(binary: &std::path::Path) -> anyhow::Result<Spawned> {
+    let port = free_port()?;
+    let data = std::env::temp_dir().join(format!("harbor-bench-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let child = Command::new(binary)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log",
+            "warn",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let spawned = Spawned {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        data,
+    };
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(r) = client.get(format!("{}/health", spawned.base)).send().await {
+            if r.status().is_success() {
+                return Ok(spawned);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!(
+        "the broker at {} did not become healthy within 30 s",
+        spawned.base
+    )
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

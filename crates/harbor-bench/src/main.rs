@@ -1,0 +1,224 @@
+//! `harbor-bench`: drives an NGSI-LD broker (ours or a peer) over HTTP and reports, per
+//! scenario, requests/s, p50/p99/max latency, errors, and — given the broker's pid — its CPU
+//! time per request and RSS, next to the raw ceiling of this machine measured in the same run.
+
+mod broker;
+mod ceiling;
+mod load;
+mod procstat;
+mod report;
+mod scenarios;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+
+use load::Req;
+use report::Row;
+use scenarios::{plan, Sizes, NAMES};
+
+/// Benchmark an NGSI-LD broker. Scenarios:
+///   create        POST /entities with unique ids (durable: each answered after fsync)
+///   retrieve      GET /entities/{id} over 1,000 seeded entities
+///   query-type    GET /entities?type=X&limit=20 over 100 entities of 5 types
+///   query-q-10k   GET /entities?type=X&q=availableSpotNumber==V over 10k entities
+///   query-q-100k  the same over 100k entities (skipped by --quick)
+///   query-geo     near;maxDistance==300 m around a seeded point over 100k points (10k --quick)
+///   update        PATCH /entities/{id}/attrs/availableSpotNumber over 1,000 entities
+///   batch-upsert  POST /entityOperations/upsert, 1,000 entities per request (entities/s)
+///   all           every scenario above, in this order
+/// Each scenario is followed by the ceiling: the same client against a trivial hyper server in
+/// this process answering a body of the scenario's mean response size; the ratio compares them.
+/// Seeding uses batch upserts and is not measured. Entity: a Smart Data Models OffStreetParking
+/// in Singapore (6 properties, a relationship, a GeoProperty).
+#[derive(Parser, Debug)]
+#[command(version, verbatim_doc_comment)]
+struct Args {
+    /// Scenario to run, or `all`.
+    scenario: String,
+    /// Small sizes: every scenario in a few minutes.
+    #[arg(long)]
+    quick: bool,
+    /// Base URL of a running broker (e.g. http://127.0.0.1:1026); default: start our own.
+    #[arg(long)]
+    target: Option<String>,
+    /// Pid of the broker at --target, for CPU time per request and RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// The infoharbor binary to start (default: the one beside this tool).
+    #[arg(long)]
+    broker: Option<std::path::PathBuf>,
+    /// Concurrent requests in flight.
+    #[arg(short = 'c', long, default_value_t = 64)]
+    concurrency: usize,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let names: Vec<&str> = if args.scenario == "all" {
+        NAMES.iter().map(|(n, _)| *n).collect()
+    } else if NAMES.iter().any(|(n, _)| *n == args.scenario) {
+        vec![args.scenario.as_str()]
+    } else {
+        bail!("unknown scenario {:?}; see --help", args.scenario)
+    };
+    let (spawned, base, pid) = match &args.target {
+        Some(t) => (None, t.trim_end_matches('/').to_string(), args.pid),
+        None => {
+            let bin = match &args.broker {
+                Some(b) => b.clone(),
+                None => broker::default_binary()?,
+            };
+            let s = broker::spawn(&bin).await?;
+            let (base, pid) = (s.base.clone(), Some(s.child.id()));
+            (Some(s), base, pid)
+        }
+    };
+    let idle_rss = pid.and_then(procstat::rss_mib).map(|(rss, _)| rss);
+    let run_id = format!(
+        "b{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+    );
+    let mut rows = Vec::new();
+    for name in names {
+        let Some(row) = run_scenario(name, &base, pid, &run_id, &args).await? else {
+            continue;
+        };
+        if !args.json {
+            eprintln!("{}", report::line(&row));
+        }
+        rows.push(row);
+    }
+    let report = report::Report {
+        broker: base,
+        quick: args.quick,
+        concurrency: args.concurrency,
+        idle_rss_mib: idle_rss,
+        peak_rss_mib: pid.and_then(procstat::rss_mib).map(|(_, peak)| peak),
+        rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::table(&report));
+    }
+    drop(spawned);
+    Ok(())
+}
+
+/// Seeds, measures, then measures the ceiling for one scenario.
+async fn run_scenario(
+    name: &str,
+    base: &str,
+    pid: Option<u32>,
+    run_id: &str,
+    args: &Args,
+) -> anyhow::Result<Option<Row>> {
+    let Some(p) = plan(name, Sizes { quick: args.quick }, run_id) else {
+        return Ok(None);
+    };
+    // Each scenario gets its own tenant, so counts only see its own seed.
+    let tenant = format!("{run_id}-{name}");
+    let client = client(&tenant)?;
+    let api = format!("{base}/ngsi-ld/v1");
+    seed(&client, &api, run_id, p.seed, &p.seed_type)
+        .await
+        .with_context(|| format!("seeding {name}"))?;
+    let concurrency = if p.entities_per_request > 1 {
+        args.concurrency.min(8)
+    } else {
+        args.concurrency
+    };
+    let cpu_before = pid.and_then(procstat::cpu_seconds);
+    let m = load::run(
+        &client,
+        &api,
+        p.requests,
+        concurrency,
+        p.expect_status.clone(),
+        p.make.clone(),
+    )
+    .await;
+    let cpu_after = pid.and_then(procstat::cpu_seconds);
+    let cpu_ms_per_request = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) if m.requests > 0 => Some((b - a) * 1000.0 / m.requests as f64),
+        _ => None,
+    };
+    // The ceiling answers with the scenario's success status and mean body size.
+    let status = p.expect_status[0];
+    let c = ceiling::start(m.mean_body, status).await?;
+    let ceiling_base = format!("http://{}", c.addr);
+    let make = p.make.clone();
+    let strip: Arc<dyn Fn(usize) -> Req + Send + Sync> = Arc::new(move |i| {
+        let mut r = make(i);
+        r.check = None;
+        r
+    });
+    let ceil = load::run(
+        &client,
+        &ceiling_base,
+        p.requests,
+        concurrency,
+        Arc::new([status]),
+        strip,
+    )
+    .await;
+    drop(c);
+    Ok(Some(Row::new(
+        name,
+        m,
+        ceil,
+        p.entities_per_request,
+        cpu_ms_per_request,
+        pid.and_then(procstat::rss_mib),
+    )))
+}
+
+fn client(tenant: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("NGSILD-Tenant", tenant.parse()?);
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(1024)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?)
+}
+
+/// Seeds `n` entities with batch upserts of 1,000 (not measured).
+async fn seed(
+    client: &reqwest::Client,
+    api: &str,
+    run_id: &str,
+    n: usize,
+    ty: &Arc<dyn Fn(usize) -> String + Send + Sync>,
+) -> anyhow::Result<()> {
+    let mut start = 0;
+    while start < n {
+        let end = (start + 1000).min(n);
+        let batch: Vec<serde_json::Value> = (start..end)
+            .map(|i| scenarios::entity(run_id, i, &ty(i)))
+            .collect();
+        let r = client
+            .post(format!("{api}/entityOperations/upsert"))
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&batch)?)
+            .send()
+            .await?;
+        if !r.status().is_success() || r.status().as_u16() == 207 {
+            bail!(
+                "seeding answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+        start = end;
+    }
+    Ok(())
+}
