@@ -116,6 +116,30 @@ impl Engine {
             .collect())
     }
 
+    /// 5.7.2 Query Entities whose `q` may test attributes of Linked Entities (`rel{attr}`,
+    /// 4.9): those terms are evaluated here, resolving each target in the same tenant.
+    pub fn query_entities_linked(
+        &self,
+        tenant: &Tenant,
+        mut q: EntityQuery,
+    ) -> NgsiResult<Vec<Arc<Entity>>> {
+        let linked = q.q.take_if(|q| q.link_depth() > 0);
+        let found = self.query_entities(tenant, &q)?;
+        let Some(linked) = linked else {
+            return Ok(found);
+        };
+        let resolve = |id: &str| {
+            self.current(tenant, id)
+                .ok()
+                .flatten()
+                .map(|e| (*e).clone())
+        };
+        Ok(found
+            .into_iter()
+            .filter(|e| linked.matches_linked(e, &resolve))
+            .collect())
+    }
+
     /// 5.6.6 Delete Entity.
     pub async fn delete_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
         self.check_tenant(tenant)?;

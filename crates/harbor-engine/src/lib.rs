@@ -4,6 +4,7 @@
 mod batch;
 mod discovery;
 mod entities;
+mod join;
 mod locks;
 mod merge;
 
@@ -14,6 +15,7 @@ use harbor_store::EntityStore;
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo};
 pub use entities::{NotUpdated, UpdateResult};
+pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]

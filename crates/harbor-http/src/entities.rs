@@ -104,10 +104,59 @@ pub async fn retrieve(
     let media = negotiate::accept(&headers, true)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let p = Params::parse(raw.as_deref());
-    let view = query::view(&p, &ld.ctx)?;
+    let view = query::view(&p, &ld.ctx, media)?;
+    let types = match p.get("type") {
+        Some(t) => Some(
+            harbor_query::parse_type_expr(t, &|n: &str| ld.ctx.expand_term(n))
+                .map_err(|e| NgsiError::bad_request(format!("parameter \"type\": {}", e.detail)))?,
+        ),
+        None => None,
+    };
     let e = s.engine.retrieve_entity(&tenant, &id)?;
-    let v = reply::entity(&e, &ld, media, &view);
+    if types.is_some_and(|t| !t.matches(&e.types)) {
+        return Err(NgsiError::not_found(format!(
+            "entity {id} exists but has none of the types asked for"
+        ))
+        .into());
+    }
+    if let Some(attrs) = &view.attrs {
+        if !attrs.iter().any(|a| e.attrs.contains_key(a)) {
+            return Err(NgsiError::not_found(format!(
+                "entity {id} has none of the attributes asked for (attrs)"
+            ))
+            .into());
+        }
+    }
+    let emptied = || {
+        ApiError(NgsiError::not_found(format!(
+            "entity {id} has no member left after pick / omit"
+        )))
+    };
+    let v = match view.join {
+        None => reply::entity(&e, &ld, media, &view).ok_or_else(emptied)?,
+        Some(join) => {
+            let roots = s.engine.join(&tenant, &[e], &join_spec(&view, join))?;
+            let mut items = reply::joined(&roots, &ld, media, &view, join.kind);
+            // Flat: the Entity and the Entities it links to in one array; the Entity alone
+            // when it links to none.
+            match items.len() {
+                0 => return Err(emptied()),
+                1 => items.swap_remove(0),
+                _ => Value::Array(items),
+            }
+        }
+    };
     Ok(reply::json(StatusCode::OK, media, &ld, v, HeaderMap::new()))
+}
+
+fn join_spec(view: &query::View, join: query::Join) -> harbor_engine::JoinSpec {
+    harbor_engine::JoinSpec {
+        level: join.level,
+        pick: view.pick.clone(),
+        omit: view.omit.clone(),
+        attrs: view.attrs.clone(),
+        contained_by: view.contained_by.clone(),
+    }
 }
 
 /// GET /entities — 5.7.2.
@@ -154,24 +203,42 @@ fn run_query(
     media: Media,
     ld: &body::Ld,
     p: &Params,
-    q: harbor_store::EntityQuery,
+    mut q: harbor_store::EntityQuery,
     path: &str,
 ) -> ApiResult<Response> {
-    let view = query::view(p, &ld.ctx)?;
+    let view = query::view(p, &ld.ctx, media)?;
+    if let Some(expr) = &mut q.q {
+        view.check_link_depth("parameter \"q\"", expr.link_depth())?;
+        if let Some(attrs) = p.list("expandValues")? {
+            let expand = |n: &str| ld.ctx.expand_term(n);
+            let names: Vec<String> = attrs.iter().map(|a| expand(a)).collect();
+            expr.expand_values(&names, &expand);
+        }
+    }
+    query::check_not_too_wide(&q, p.list("attrs")?.as_deref(), p.flag("local")?)?;
+    let order = query::order(p, &ld.ctx)?;
     let limits = &s.engine.limits;
     let Page {
         limit,
         offset,
         count,
     } = query::page(p, limits.default_page, limits.max_page)?;
-    let all = s.engine.query_entities(tenant, &q)?;
+    let mut all = s.engine.query_entities_linked(tenant, q)?;
+    if let Some(order) = &order {
+        order.sort(&mut all);
+    }
     let total = all.len();
-    let items: Vec<Value> = all
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|e| reply::entity(e, ld, media, &view))
-        .collect();
+    let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    let items: Vec<Value> = match view.join {
+        None => page
+            .iter()
+            .filter_map(|e| reply::entity(e, ld, media, &view))
+            .collect(),
+        Some(join) => {
+            let roots = s.engine.join(tenant, &page, &join_spec(&view, join))?;
+            reply::joined(&roots, ld, media, &view, join.kind)
+        }
+    };
     let mut h = HeaderMap::new();
     if count {
         h.insert("NGSILD-Results-Count", HeaderValue::from(total));

@@ -96,7 +96,7 @@ impl Params {
                 "replace" if from == "options" => o.replace = true,
                 "update" if from == "options" => o.update = true,
                 other => {
-                    return Err(NgsiError::bad_request(format!(
+                    return Err(NgsiError::invalid(format!(
                         "{from}: unknown value \"{other}\""
                     )))
                 }
@@ -136,18 +136,39 @@ impl Params {
         self
     }
 
-    /// Re-encodes the parameters, with `offset` and `limit` replaced (for Link headers).
+    /// Re-encodes the parameters, with `offset` and `limit` replaced (for Link headers):
+    /// sorted by name, each percent-encoded only where RFC 3986 requires it in a query.
     pub fn with_page(&self, offset: usize, limit: usize) -> String {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &self.0 {
-            if k != "offset" && k != "limit" {
-                s.append_pair(k, v);
-            }
-        }
-        s.append_pair("limit", &limit.to_string());
-        s.append_pair("offset", &offset.to_string());
-        s.finish()
+        let mut pairs: Vec<(&str, String)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k != "offset" && k != "limit")
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        pairs.push(("limit", limit.to_string()));
+        pairs.push(("offset", offset.to_string()));
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode_query_part(k), encode_query_part(v)))
+            .collect::<Vec<_>>()
+            .join("&")
     }
+}
+
+/// Percent-encodes what a query name or value cannot carry as is: everything but the
+/// unreserved characters and the sub-delimiters that do not separate parameters.
+fn encode_query_part(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"-._~:@/?!$'()*,;".contains(&b);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -166,5 +187,23 @@ mod tests {
         assert!(Params::parse(Some("options=bogus")).options().is_err());
         assert!(Params::parse(Some("limit=-1")).number("limit").is_err());
         assert!(Params::parse(Some("attrs=a,,b")).list("attrs").is_err());
+    }
+
+    #[test]
+    fn page_links_are_sorted_and_minimally_encoded() {
+        let cases = [
+            (
+                "type=Building&idPattern=urn:ngsi-ld:B:1.*&limit=1&offset=0",
+                "idPattern=urn:ngsi-ld:B:1.*&limit=1&offset=1&type=Building",
+            ),
+            (
+                "q=a%3D%3D%22x%20y%22%26b",
+                "limit=1&offset=1&q=a%3D%3D%22x%20y%22%26b",
+            ),
+            ("q=c%2Bd%23", "limit=1&offset=1&q=c%2Bd%23"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(Params::parse(Some(raw)).with_page(1, 1), want, "{raw}");
+        }
     }
 }

@@ -1,28 +1,169 @@
 //! Building responses: entity rendering through `harbor-jsonld`, media types, the `@context`
-//! in a Link header (JSON) or in the body (JSON-LD), `pick` / `omit`.
+//! in a Link header (JSON) or in the body (JSON-LD, GeoJSON), `datasetId` selection,
+//! `pick` / `omit` (4.21) and Linked Entities shown inline or flat (4.5.23).
+
+use std::borrow::Cow;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use harbor_jsonld::render::{render_entity, render_geojson_feature, RenderOptions};
+use harbor_engine::Joined;
+use harbor_jsonld::render::{render_entity, render_geojson_feature, Format, RenderOptions};
 use harbor_model::Entity;
-use serde_json::{Map, Value};
+use harbor_query::Projection;
+use serde_json::Value;
 
 use crate::body::{core_url, Ld};
 use crate::negotiate::{Media, CONTEXT_REL};
-use crate::query::View;
+use crate::query::{JoinKind, View};
 
-/// Renders one entity as the view asks.
-pub fn entity(e: &Entity, ld: &Ld, media: Media, view: &View) -> Value {
+/// Renders one entity as the view asks; `None` when `pick` / `omit` leave nothing of it.
+pub fn entity(e: &Entity, ld: &Ld, media: Media, view: &View) -> Option<Value> {
+    render(
+        e,
+        ld,
+        media,
+        view,
+        view.attrs.as_deref(),
+        view.pick.as_ref(),
+        view.omit.as_ref(),
+    )
+}
+
+/// Renders entities whose Relationships were followed (`join`): inline, one value per root;
+/// flat, the roots and then every linked Entity once.
+pub fn joined(roots: &[Joined], ld: &Ld, media: Media, view: &View, kind: JoinKind) -> Vec<Value> {
+    match kind {
+        JoinKind::Inline => roots
+            .iter()
+            .filter_map(|j| inline(j, ld, media, view, true))
+            .collect(),
+        JoinKind::Flat => Joined::flatten(roots)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, j)| {
+                let attrs = if i < roots.len() {
+                    view.attrs.as_deref()
+                } else {
+                    None
+                };
+                render(
+                    &j.entity,
+                    ld,
+                    media,
+                    view,
+                    attrs,
+                    j.pick.as_ref(),
+                    j.omit.as_ref(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn inline(j: &Joined, ld: &Ld, media: Media, view: &View, root: bool) -> Option<Value> {
+    let attrs = if root { view.attrs.as_deref() } else { None };
+    let mut v = render(
+        &j.entity,
+        ld,
+        media,
+        view,
+        attrs,
+        j.pick.as_ref(),
+        j.omit.as_ref(),
+    )?;
+    let key_values = view.options.format() == Format::KeyValues;
+    let members = match media {
+        Media::GeoJson => v.get_mut("properties").and_then(Value::as_object_mut),
+        _ => v.as_object_mut(),
+    };
+    let Some(members) = members else {
+        return Some(v);
+    };
+    for link in &j.links {
+        let Some(target) = inline(&link.target, ld, media, view, false) else {
+            continue;
+        };
+        if let Some(member) = members.get_mut(&ld.ctx.compact_iri(&link.attr)) {
+            attach(member, &link.object, target, key_values);
+        }
+    }
+    Some(v)
+}
+
+/// Puts a linked Entity into the rendered Relationship that targets it: an `entity` member
+/// (an `entityList` entry for a ListRelationship) or, in keyValues, in place of the id.
+fn attach(member: &mut Value, object: &str, target: Value, key_values: bool) {
+    let is_object = |v: &Value| v.as_str() == Some(object);
+    if key_values {
+        match member {
+            v if is_object(v) => *v = target,
+            Value::Array(items) => {
+                if let Some(slot) = items.iter_mut().find(|v| is_object(v)) {
+                    *slot = target;
+                }
+            }
+            Value::Object(m) => {
+                if let Some(Value::Object(ds)) = m.get_mut("dataset") {
+                    for v in ds.values_mut() {
+                        if is_object(v) {
+                            *v = target.clone();
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        return;
+    }
+    match member {
+        Value::Array(instances) => {
+            for inst in instances {
+                attach(inst, object, target.clone(), false);
+            }
+        }
+        Value::Object(m) => {
+            if m.get("object").is_some_and(is_object) {
+                m.insert("entity".into(), target);
+            } else if m
+                .get("objectList")
+                .and_then(Value::as_array)
+                .is_some_and(|l| {
+                    l.iter()
+                        .any(|x| is_object(x) || x.get("object").is_some_and(is_object))
+                })
+            {
+                let list = m
+                    .entry("entityList")
+                    .or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(l) = list {
+                    l.push(target);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn render(
+    e: &Entity,
+    ld: &Ld,
+    media: Media,
+    view: &View,
+    attrs: Option<&[String]>,
+    pick: Option<&Projection>,
+    omit: Option<&Projection>,
+) -> Option<Value> {
+    let e = select_datasets(e, view.datasets.as_deref());
     let opts = RenderOptions {
         format: view.options.format(),
         sys_attrs: view.options.sys_attrs,
         lang: view.lang.as_deref(),
-        attrs: view.attrs.as_deref(),
+        attrs,
     };
     let mut v = if media == Media::GeoJson {
-        render_geojson_feature(e, &ld.ctx, &opts, &view.geometry_property)
+        render_geojson_feature(&e, &ld.ctx, &opts, &view.geometry_property)
     } else {
-        render_entity(e, &ld.ctx, &opts)
+        render_entity(&e, &ld.ctx, &opts)
     };
     let target = if media == Media::GeoJson {
         v.get_mut("properties")
@@ -30,19 +171,28 @@ pub fn entity(e: &Entity, ld: &Ld, media: Media, view: &View) -> Value {
         Some(&mut v)
     };
     if let Some(Value::Object(o)) = target {
-        project(o, view);
+        for p in [pick, omit].into_iter().flatten() {
+            o.retain(|k, _| p.keeps(k));
+        }
+        if o.is_empty() && (pick.is_some() || omit.is_some()) {
+            return None;
+        }
     }
-    v
+    Some(v)
 }
 
-/// Applies `pick` / `omit` to a rendered entity.
-fn project(o: &mut Map<String, Value>, view: &View) {
-    if let Some(pick) = &view.pick {
-        o.retain(|k, _| pick.iter().any(|p| p == k));
+/// The entity with only the attribute instances whose `datasetId` is listed (`None`: the
+/// default instance).
+fn select_datasets<'a>(e: &'a Entity, datasets: Option<&[Option<String>]>) -> Cow<'a, Entity> {
+    let Some(keep) = datasets else {
+        return Cow::Borrowed(e);
+    };
+    let mut copy = e.clone();
+    for list in copy.attrs.values_mut() {
+        list.retain(|a| keep.contains(&a.dataset_id));
     }
-    if let Some(omit) = &view.omit {
-        o.retain(|k, _| !omit.iter().any(|p| p == k));
-    }
+    copy.attrs.retain(|_, l| !l.is_empty());
+    Cow::Owned(copy)
 }
 
 /// The Link header value naming a context URL.
@@ -78,6 +228,11 @@ pub fn json(
             _ => {}
         },
         Media::Json | Media::GeoJson => {
+            // GeoJSON has nowhere else for the context than the body (4.5.16); the Link
+            // header names it as well.
+            if let (Media::GeoJson, Value::Object(o)) = (media, &mut body) {
+                o.insert("@context".into(), ld.echo.clone());
+            }
             let url = ld.echo.as_str().unwrap_or(core_url());
             if let Ok(v) = HeaderValue::from_str(&link_value(url)) {
                 headers.insert(header::LINK, v);

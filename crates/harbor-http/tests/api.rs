@@ -487,7 +487,7 @@ async fn hostile_id_pattern_over_many_entities_is_fast() {
     let (s, v, _) = call(
         &app,
         "GET",
-        "/ngsi-ld/v1/entities?idPattern=(a%2B)%2B%24&limit=100",
+        "/ngsi-ld/v1/entities?type=OffStreetParking&idPattern=(a%2B)%2B%24&limit=100",
         None,
         vec![],
         &[],
@@ -500,4 +500,221 @@ async fn hostile_id_pattern_over_many_entities_is_fast() {
         "catastrophic backtracking: {:?}",
         started.elapsed()
     );
+}
+
+async fn create_all(app: &axum::Router, entities: &[Value]) {
+    let (s, v, _) = call(
+        app,
+        "POST",
+        "/ngsi-ld/v1/entityOperations/create",
+        JSON,
+        serde_json::to_vec(entities).unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+#[tokio::test]
+async fn linked_entities_inline_and_flat() {
+    let app = app("join");
+    let parking_id = "urn:ngsi-ld:OffStreetParking:sg-marina";
+    create_all(
+        &app,
+        &[
+            parking(parking_id, 7),
+            json!({"id": "urn:ngsi-ld:Organization:sg-ura", "type": "Organization",
+                "name": {"type": "Property", "value": "URA"},
+                "country": {"type": "Relationship", "object": "urn:ngsi-ld:Country:sg"}}),
+            json!({"id": "urn:ngsi-ld:Country:sg", "type": "Country",
+                "name": {"type": "Property", "value": "Singapore"}}),
+        ],
+    )
+    .await;
+    let org_id = |v: &Value| v["id"].as_str().unwrap().to_string();
+    let path = format!("/ngsi-ld/v1/entities/{parking_id}");
+    // (query, expected body)
+    let cases = [
+        (
+            "join=inline&pick=id,refOperator{name}",
+            json!({"id": parking_id, "refOperator": {"type": "Relationship",
+                "object": "urn:ngsi-ld:Organization:sg-ura",
+                "entity": {"name": {"type": "Property", "value": "URA"}}}}),
+        ),
+        (
+            "join=inline&joinLevel=2&pick=refOperator{country{name}}&options=keyValues",
+            json!({"refOperator": {"country": {"name": "Singapore"}}}),
+        ),
+        (
+            "join=flat&joinLevel=2&pick=id,refOperator{id,country{id}}",
+            json!([
+                {"id": parking_id, "refOperator": {"type": "Relationship",
+                    "object": "urn:ngsi-ld:Organization:sg-ura"}},
+                {"id": "urn:ngsi-ld:Organization:sg-ura", "country": {"type": "Relationship",
+                    "object": "urn:ngsi-ld:Country:sg"}},
+                {"id": "urn:ngsi-ld:Country:sg"},
+            ]),
+        ),
+        (
+            "join=flat&omit=name,availableSpotNumber,location,type&options=keyValues",
+            json!([
+                {"id": parking_id, "refOperator": "urn:ngsi-ld:Organization:sg-ura"},
+                {"id": "urn:ngsi-ld:Organization:sg-ura", "type": "Organization",
+                    "name": "URA", "country": "urn:ngsi-ld:Country:sg"},
+            ]),
+        ),
+    ];
+    for (query, want) in cases {
+        let (s, v, _) = call(&app, "GET", &format!("{path}?{query}"), None, vec![], &[]).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {v}");
+        assert_eq!(v, want, "{query}");
+    }
+    let (s, v, _) = call(
+        &app,
+        "GET",
+        "/ngsi-ld/v1/entities?type=OffStreetParking&join=flat&pick=id",
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v.as_array()
+            .map(|a| a.iter().map(org_id).collect::<Vec<_>>()),
+        Some(vec![parking_id.to_string()])
+    );
+}
+
+#[tokio::test]
+async fn query_parameters_are_checked() {
+    let app = app("query-checks");
+    create_all(&app, &[parking("urn:ngsi-ld:OffStreetParking:1", 3)]).await;
+    let id = "urn:ngsi-ld:OffStreetParking:1";
+    // (path and query, status, error type suffix)
+    let cases = [
+        (
+            format!("/ngsi-ld/v1/entities?id={id}"),
+            400,
+            "BadRequestData",
+        ),
+        (
+            "/ngsi-ld/v1/entities?attrs=createdAt".into(),
+            400,
+            "BadRequestData",
+        ),
+        (
+            "/ngsi-ld/v1/entities?type=*&local=false".into(),
+            400,
+            "BadRequestData",
+        ),
+        (
+            "/ngsi-ld/v1/entities?type=OffStreetParking&q=refOperator%7Bname%7D==%22x%22".into(),
+            400,
+            "BadRequestData",
+        ),
+        (
+            "/ngsi-ld/v1/entities?type=OffStreetParking&pick=a%7Bb%7Bc%7D%7D&join=inline".into(),
+            400,
+            "BadRequestData",
+        ),
+        (
+            "/ngsi-ld/v1/entities?type=OffStreetParking&join=inline&joinLevel=0".into(),
+            400,
+            "BadRequestData",
+        ),
+        (
+            "/ngsi-ld/v1/entities?type=OffStreetParking&orderBy=location;dist-asc".into(),
+            400,
+            "BadRequestData",
+        ),
+        (
+            "/ngsi-ld/v1/entities?type=OffStreetParking&idPattern=a**".into(),
+            400,
+            "BadRequestData",
+        ),
+        (
+            format!("/ngsi-ld/v1/entities/{id}?geometryProperty=location"),
+            400,
+            "BadRequestData",
+        ),
+        (
+            format!("/ngsi-ld/v1/entities/{id}?pick=name&attrs=name"),
+            400,
+            "BadRequestData",
+        ),
+        (
+            format!("/ngsi-ld/v1/entities/{id}?options=bogus"),
+            400,
+            "InvalidRequest",
+        ),
+        (
+            format!("/ngsi-ld/v1/entities/{id}?pick=unknown"),
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            format!("/ngsi-ld/v1/entities/{id}?type=Vehicle"),
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            format!("/ngsi-ld/v1/entities/{id}?attrs=unknown"),
+            404,
+            "ResourceNotFound",
+        ),
+        ("/ngsi-ld/v1/entities?type=*".into(), 200, ""),
+        (format!("/ngsi-ld/v1/entities?id={id}&local=true"), 200, ""),
+    ];
+    for (uri, status, kind) in cases {
+        let (s, v, _) = call(&app, "GET", &uri, None, vec![], &[]).await;
+        assert_eq!(s.as_u16(), status, "{uri}: {v}");
+        if !kind.is_empty() {
+            let ty = v["type"].as_str().unwrap_or_default();
+            assert!(ty.ends_with(kind), "{uri}: {v}");
+            assert!(
+                v["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "{uri}: {v}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn query_results_are_ordered() {
+    let app = app("order");
+    create_all(
+        &app,
+        &[
+            parking("urn:ngsi-ld:OffStreetParking:a", 30),
+            parking("urn:ngsi-ld:OffStreetParking:b", 10),
+            parking("urn:ngsi-ld:OffStreetParking:c", 20),
+        ],
+    )
+    .await;
+    let cases = [
+        ("availableSpotNumber", ["b", "c", "a"]),
+        ("availableSpotNumber;desc", ["a", "c", "b"]),
+        ("name,id;desc", ["c", "b", "a"]),
+    ];
+    for (order, want) in cases {
+        let uri = format!("/ngsi-ld/v1/entities?type=OffStreetParking&orderBy={order}");
+        let (s, v, _) = call(&app, "GET", &uri, None, vec![], &[]).await;
+        assert_eq!(s, StatusCode::OK, "{order}: {v}");
+        let got: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["id"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(got, want, "{order}");
+    }
 }

@@ -163,7 +163,9 @@ impl GeoQuery {
             GeoRel::Within => g.relate(q).is_within(),
             GeoRel::Contains => g.relate(q).is_contains(),
             GeoRel::Intersects => g.relate(q).is_intersects(),
-            GeoRel::Equals => g.relate(q).is_equal_topo(),
+            // The same coordinates are equal even when the polygon is not valid (a bow tie),
+            // where the topological relation is undefined.
+            GeoRel::Equals => g == q || g.relate(q).is_equal_topo(),
             GeoRel::Disjoint => g.relate(q).is_disjoint(),
             GeoRel::Overlaps => g.relate(q).is_overlaps(),
         }

@@ -146,6 +146,15 @@ fn link_targets(e: &Entity, name: &str) -> Vec<String> {
     out
 }
 
+/// The values a path (without a linked-entity hop) designates in one Entity.
+pub(crate) fn locate_values(e: &Entity, path: &Path) -> Vec<Value> {
+    locate(e, path, None)
+        .values
+        .into_iter()
+        .map(Cow::into_owned)
+        .collect()
+}
+
 /// The values a path designates in one Entity.
 #[derive(Default)]
 struct Found<'a> {

@@ -323,7 +323,7 @@ fn parse_name<'a>(cur: &mut Cursor<'a>) -> Result<&'a str, QueryError> {
     Ok(&cur.input[start..cur.pos])
 }
 
-fn parse_path(
+pub(crate) fn parse_path(
     cur: &mut Cursor<'_>,
     expand: &dyn Fn(&str) -> String,
     depth: usize,

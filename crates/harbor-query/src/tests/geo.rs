@@ -365,3 +365,14 @@ fn great_circle_distances() {
     assert!(point_distance(c(8.0, 40.0), c(8.0, 40.0)).abs() < 1e-9);
     assert!((point_distance(c(0.0, 0.0), c(180.0, 0.0)) - one_degree * 180.0).abs() < 1e-3);
 }
+
+#[test]
+fn an_invalid_polygon_equals_itself() {
+    // A bow tie (self-intersecting ring) as in suite 019_11_01: relate() is undefined.
+    let bow_tie = json!([[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]);
+    let other = json!([[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]);
+    let q = query("equals", "Polygon", bow_tie.clone());
+    let g = geom(json!({"type": "Polygon", "coordinates": bow_tie}));
+    assert!(q.matches_geometry(&g));
+    assert!(!q.matches_geometry(&geom(json!({"type": "Polygon", "coordinates": other}))));
+}

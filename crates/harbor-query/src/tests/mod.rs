@@ -4,6 +4,8 @@
 mod geo;
 mod geo_parse;
 mod hostile;
+mod order;
+mod projection;
 mod q_eval;
 mod q_parse;
 mod scope;
