@@ -140,7 +140,8 @@ fn check_unique_datasets(name: &str, instances: &[AttrInput]) -> NgsiResult<()> 
 
 /// Whether a JSON object is a (normalized or concise) attribute rather than a bare value.
 pub fn is_attribute_object(o: &Map<String, Value>) -> bool {
-    o.contains_key("type") || PAYLOAD_MEMBERS.iter().any(|k| o.contains_key(*k))
+    let geometry = o.contains_key("coordinates") || o.contains_key("geometries");
+    !geometry && (o.contains_key("type") || PAYLOAD_MEMBERS.iter().any(|k| o.contains_key(*k)))
 }
 
 fn is_geojson_geometry(v: &Value) -> bool {
@@ -158,10 +159,10 @@ fn is_geojson_geometry(v: &Value) -> bool {
     }) && (v.get("coordinates").is_some() || v.get("geometries").is_some())
 }
 
-/// Whether a value is an NGSI-LD Null: the literal, JSON null, or its array form.
+/// Whether a value is an NGSI-LD Null: the literal, or its array or object form. JSON null
+/// is not one: JSON-LD drops it, leaving a member without value.
 pub fn is_null_literal(v: &Value) -> bool {
     match v {
-        Value::Null => true,
         Value::String(s) => s == NGSI_LD_NULL,
         Value::Array(items) => items.len() == 1 && is_null_literal(&items[0]),
         Value::Object(o) => {
@@ -180,7 +181,7 @@ fn contains_null(v: &Value) -> bool {
     match v {
         Value::String(s) => s == NGSI_LD_NULL,
         Value::Array(items) => items.iter().any(contains_null),
-        Value::Object(o) => o.values().any(|x| x.is_null() || contains_null(x)),
+        Value::Object(o) => o.values().any(contains_null),
         _ => false,
     }
 }
@@ -316,7 +317,12 @@ impl Reader<'_> {
     fn null_form(&self, name: &str, v: &Value) -> NgsiResult<Option<AttrInput>> {
         let obj = match v {
             Value::Object(o) if is_attribute_object(o) => o,
-            other if is_null_literal(other) && !other.is_object() => {
+            // RFC 7396: in a merge patch a JSON null member deletes too.
+            other
+                if !other.is_object()
+                    && (is_null_literal(other)
+                        || other.is_null() && self.payload == Payload::Merge) =>
+            {
                 return Ok(Some(AttrInput::Delete { dataset_id: None }))
             }
             _ => return Ok(None),

@@ -138,6 +138,11 @@ pub fn parse_types(ctx: &Context, v: &Value) -> NgsiResult<Vec<String>> {
             )));
         };
         let t = expand_name(ctx, "entity type", s)?;
+        if t.starts_with('@') || ctx.term_def(s).is_some_and(|d| d.iri.starts_with('@')) {
+            return Err(NgsiError::bad_request(format!(
+                "entity type \"{s}\" is a JSON-LD keyword in the @context, not a type name"
+            )));
+        }
         if !out.contains(&t) {
             out.push(t);
         }
@@ -369,6 +374,10 @@ mod tests {
                 "ListRelationship"
             ]
         );
+        let concise =
+            json!({"id": "urn:a:b", "type": "T", "l": {"type": "Point", "coordinates": [1, 2]}});
+        let c = parse_entity(&ctx, &concise, true, Payload::Full, now).unwrap();
+        assert_eq!(put(&c.attrs[0].1).value.type_name(), "GeoProperty");
         assert_eq!(
             put(&e.attrs[3].1).value.payload(),
             &json!({"type": "Point", "coordinates": [1, 2]})
@@ -395,6 +404,11 @@ mod tests {
             ),
             (json!({"id": "urn:a:b"}), "no \"type\""),
             (json!({"id": "urn:a:b", "type": "9T"}), "not a valid name"),
+            (json!({"id": "urn:a:b", "type": "type"}), "JSON-LD keyword"),
+            (
+                e(json!({"p": {"type": "Property", "value": null}})),
+                "has no \"value\"",
+            ),
             (e(json!({"p": {"type": "Property"}})), "has no \"value\""),
             (
                 e(json!({"r": {"type": "Relationship", "object": "x y"}})),
