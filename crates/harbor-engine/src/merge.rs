@@ -370,3 +370,85 @@ pub fn apply_fragment(
     new.modified_at = now;
     Ok(new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harbor_model::time;
+    use serde_json::json;
+
+    fn put(value: AttrValue, typed: bool) -> AttrPut {
+        AttrPut {
+            attr: Attribute::new(value, time::now()),
+            typed,
+            deleted_subs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn merge_rules() {
+        let now = time::now();
+        let rel = AttrValue::Relationship {
+            object: json!("urn:a:1"),
+            object_type: None,
+        };
+        let address =
+            AttrValue::Property(json!({"street": "Bayfront", "city": "SG", "geo": {"lat": 1}}));
+        // stored, patch, typed, expected
+        let cases = [
+            (
+                address.clone(),
+                AttrValue::Property(json!({"city": "urn:ngsi-ld:null", "geo": {"lon": 2}})),
+                true,
+                AttrValue::Property(json!({"street": "Bayfront", "geo": {"lat": 1, "lon": 2}})),
+            ),
+            (
+                address,
+                AttrValue::Property(json!(5)),
+                true,
+                AttrValue::Property(json!(5)),
+            ),
+            (
+                rel.clone(),
+                AttrValue::Property(json!("urn:a:2")),
+                false,
+                AttrValue::Relationship {
+                    object: json!("urn:a:2"),
+                    object_type: None,
+                },
+            ),
+            (
+                rel,
+                AttrValue::Property(json!("x")),
+                true,
+                AttrValue::Property(json!("x")),
+            ),
+        ];
+        for (stored, patch, typed, want) in cases {
+            let old = Attribute::new(stored.clone(), now);
+            let merged = merge_instance(&old, put(patch.clone(), typed), now);
+            assert_eq!(merged.value, want, "{stored:?} + {patch:?}");
+        }
+    }
+
+    #[test]
+    fn fragments_cannot_change_the_type() {
+        let now = time::now();
+        let old = Attribute::new(
+            AttrValue::GeoProperty(json!({"type": "Point", "coordinates": [1, 2]})),
+            now,
+        );
+        let frag = AttrFragment {
+            kind: Some("Relationship".into()),
+            ..Default::default()
+        };
+        assert!(apply_fragment(&old, frag, "location", now).is_err());
+        let frag = AttrFragment {
+            unit_code: Some("MTR".into()),
+            ..Default::default()
+        };
+        let new = apply_fragment(&old, frag, "location", now).unwrap();
+        assert_eq!(new.value, old.value);
+        assert_eq!(new.unit_code.as_deref(), Some("MTR"));
+    }
+}
