@@ -7,8 +7,8 @@ use harbor_jsonld::expand::EntityInput;
 use harbor_model::{time, Entity, NgsiError, NgsiResult, Tenant, Timestamp};
 use harbor_store::Change;
 
-use crate::entities::{merge_into, visible};
-use crate::merge::{add_types, find_instance, new_entity, put_instance};
+use crate::entities::visible;
+use crate::merge::{append_into, merge_into, new_entity, update_into};
 use crate::{store_err, Engine};
 
 /// A batch item that failed.
@@ -102,11 +102,21 @@ impl Engine {
                 None => self.current(tenant, &id)?.map(|e| (*e).clone()),
             };
             match apply(mode, current, input, now) {
-                Ok((entity, created)) => {
+                Ok(Applied {
+                    entity,
+                    created,
+                    partial,
+                }) => {
                     if created {
                         result.created.push(id.clone());
                     }
-                    result.success.push(id.clone());
+                    match partial {
+                        Some(error) => result.errors.push(BatchError {
+                            entity_id: id.clone(),
+                            error,
+                        }),
+                        None => result.success.push(id.clone()),
+                    }
                     if !overlay.contains_key(&id) {
                         order.push(id.clone());
                     }
@@ -189,60 +199,75 @@ impl Engine {
     }
 }
 
-/// Applies one batch item to the entity as it stands (None: absent). Returns the new entity
-/// and whether it was created.
+/// What one batch item did.
+struct Applied {
+    entity: Entity,
+    created: bool,
+    /// Attributes left alone (noOverwrite): the entity is stored, yet reported in error.
+    partial: Option<NgsiError>,
+}
+
+/// Applies one batch item to the entity as it stands (None: absent).
 fn apply(
     mode: BatchMode,
     current: Option<Entity>,
     input: EntityInput,
     now: Timestamp,
-) -> NgsiResult<(Entity, bool)> {
+) -> NgsiResult<Applied> {
     let current = current.and_then(|e| visible(std::sync::Arc::new(e), now).map(|e| (*e).clone()));
     let id = input.id.clone().unwrap_or_default();
-    match (mode, current) {
-        (BatchMode::Create, Some(_)) => Err(NgsiError::already_exists(format!(
-            "entity {id} already exists"
-        ))),
-        (BatchMode::Create | BatchMode::Upsert { .. }, None) => Ok((new_entity(input, now)?, true)),
+    let mut partial = None;
+    let mut e = match (mode, current) {
+        (BatchMode::Create, Some(_)) => {
+            return Err(NgsiError::already_exists(format!(
+                "entity {id} already exists"
+            )))
+        }
+        (BatchMode::Create | BatchMode::Upsert { .. }, None) => {
+            return Ok(Applied {
+                entity: new_entity(input, now)?,
+                created: true,
+                partial: None,
+            })
+        }
         (BatchMode::Upsert { replace: true }, Some(old)) => {
             let mut fresh = new_entity(input, now)?;
             fresh.created_at = old.created_at;
-            Ok((fresh, false))
+            return Ok(Applied {
+                entity: fresh,
+                created: false,
+                partial: None,
+            });
         }
-        (BatchMode::Upsert { replace: false }, Some(mut e))
-        | (
-            BatchMode::Update {
-                no_overwrite: false,
-            },
-            Some(mut e),
-        ) => {
-            add_types(&mut e, &input.types);
-            for (name, a) in input.attrs {
-                let Some(a) = a else { continue };
-                put_instance(e.attrs.entry(name).or_default(), a);
-            }
-            e.modified_at = now;
-            Ok((e, false))
+        // 5.6.8.4 update mode: the Update Attributes behaviour of 5.6.2.
+        (BatchMode::Upsert { replace: false }, Some(mut e)) => {
+            update_into(&mut e, input);
+            e
         }
-        (BatchMode::Update { no_overwrite: true }, Some(mut e)) => {
-            add_types(&mut e, &input.types);
-            for (name, a) in input.attrs {
-                let Some(a) = a else { continue };
-                let list = e.attrs.entry(name).or_default();
-                if find_instance(list, a.dataset_id.as_deref()).is_none() {
-                    list.push(a);
-                }
+        // 5.6.9.4: the Append Attributes behaviour of 5.6.3, noOverwrite as given.
+        (BatchMode::Update { no_overwrite }, Some(mut e)) => {
+            let r = append_into(&mut e, input, no_overwrite);
+            if !r.not_updated.is_empty() {
+                let names: Vec<&str> = r.not_updated.iter().map(|n| n.attribute.as_str()).collect();
+                partial = Some(NgsiError::bad_request(format!(
+                    "entity {id}: attributes {} exist and were not overwritten (noOverwrite)",
+                    names.join(", ")
+                )));
             }
-            e.modified_at = now;
-            Ok((e, false))
+            e
         }
         (BatchMode::Merge, Some(mut e)) => {
             merge_into(&mut e, input, now);
-            e.modified_at = now;
-            Ok((e, false))
+            e
         }
         (BatchMode::Update { .. } | BatchMode::Merge, None) => {
-            Err(NgsiError::not_found(format!("entity {id} does not exist")))
+            return Err(NgsiError::not_found(format!("entity {id} does not exist")))
         }
-    }
+    };
+    e.modified_at = now;
+    Ok(Applied {
+        entity: e,
+        created: false,
+        partial,
+    })
 }

@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
-use harbor_jsonld::expand::EntityInput;
+use harbor_jsonld::expand::{AttrFragment, EntityInput};
 use harbor_model::{time, Attribute, Entity, NgsiError, NgsiResult, Tenant, Timestamp};
+use harbor_query::TypeExpr;
 use harbor_store::{Change, EntityQuery};
 
-use crate::merge::{add_types, find_instance, merge_instance, new_entity, put_instance};
+use crate::merge::{
+    append_into, apply_fragment, find_instance, merge_into, new_entity, put_instance, update_into,
+};
 use crate::{store_err, Engine};
 
 /// An attribute that an update or append left alone, and why.
@@ -43,8 +46,13 @@ pub fn visible(e: Arc<Entity>, now: Timestamp) -> Option<Arc<Entity>> {
     Some(Arc::new(copy))
 }
 
-fn not_found(id: &str) -> NgsiError {
-    NgsiError::not_found(format!("entity {id} does not exist"))
+fn not_found(id: &str, sel: Option<&TypeExpr>) -> NgsiError {
+    match sel {
+        None => NgsiError::not_found(format!("entity {id} does not exist")),
+        Some(_) => NgsiError::not_found(format!(
+            "entity {id} does not exist with the types selected"
+        )),
+    }
 }
 
 fn check_body_id(id: &str, input: &EntityInput) -> NgsiResult<()> {
@@ -99,7 +107,7 @@ impl Engine {
     /// 5.7.1 Retrieve Entity.
     pub fn retrieve_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<Arc<Entity>> {
         self.check_tenant(tenant)?;
-        self.current(tenant, id)?.ok_or_else(|| not_found(id))
+        self.current(tenant, id)?.ok_or_else(|| not_found(id, None))
     }
 
     /// 5.7.2 Query Entities: every visible match, sorted by id.
@@ -141,26 +149,37 @@ impl Engine {
     }
 
     /// 5.6.6 Delete Entity.
-    pub async fn delete_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
+    pub async fn delete_entity(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        sel: Option<&TypeExpr>,
+    ) -> NgsiResult<()> {
         self.check_tenant(tenant)?;
         let _g = self.locks.lock(tenant, id).await;
-        if self.current(tenant, id)?.is_none() {
-            return Err(not_found(id));
+        let current = self.current(tenant, id)?;
+        if !current.is_some_and(|e| selected(&e, sel)) {
+            return Err(not_found(id, sel));
         }
         self.commit(tenant, vec![Change::Delete(id.to_string())])
             .await
     }
 
-    /// Runs `f` on a copy of the stored entity under its lock and commits the result.
+    /// Runs `f` on a copy of the stored entity under its lock and commits the result. `sel`
+    /// is the operation's type selection (4.17): an entity it does not select is not found.
     async fn modify<T>(
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         f: impl FnOnce(&mut Entity, Timestamp) -> NgsiResult<(T, bool)>,
     ) -> NgsiResult<T> {
         self.check_tenant(tenant)?;
         let _g = self.locks.lock(tenant, id).await;
-        let current = self.current(tenant, id)?.ok_or_else(|| not_found(id))?;
+        let current = self
+            .current(tenant, id)?
+            .filter(|e| selected(e, sel))
+            .ok_or_else(|| not_found(id, sel))?;
         let now = time::now();
         let mut e = (*current).clone();
         let (out, changed) = f(&mut e, now)?;
@@ -176,90 +195,57 @@ impl Engine {
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         input: EntityInput,
         no_overwrite: bool,
     ) -> NgsiResult<UpdateResult> {
         check_body_id(id, &input)?;
-        self.modify(tenant, id, |e, _now| {
-            let mut r = UpdateResult::default();
-            add_types(e, &input.types);
-            if let Some(s) = input.scopes {
-                e.scopes = s;
-            }
-            if input.expires_at.is_some() {
-                e.expires_at = input.expires_at;
-            }
-            for (name, a) in input.attrs {
-                let Some(a) = a else { continue };
-                let list = e.attrs.entry(name.clone()).or_default();
-                if no_overwrite && find_instance(list, a.dataset_id.as_deref()).is_some() {
-                    r.not_updated.push(NotUpdated {
-                        attribute: name,
-                        reason: "the attribute exists and noOverwrite was asked for".into(),
-                    });
-                    continue;
-                }
-                put_instance(list, a);
-                if !r.updated.contains(&name) {
-                    r.updated.push(name);
-                }
-            }
+        self.modify(tenant, id, sel, |e, _now| {
+            let r = append_into(e, input, no_overwrite);
             Ok((r, true))
         })
         .await
     }
 
-    /// 5.6.2 Update Entity Attributes: only attributes that exist are replaced.
+    /// 5.6.2 Update Entity Attributes (partial update patch, 5.5.8).
     pub async fn update_attrs(
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         input: EntityInput,
     ) -> NgsiResult<UpdateResult> {
         check_body_id(id, &input)?;
-        self.modify(tenant, id, |e, _now| {
-            let mut r = UpdateResult::default();
-            for (name, a) in input.attrs {
-                let Some(a) = a else { continue };
-                match e.attrs.get_mut(&name) {
-                    Some(list) if find_instance(list, a.dataset_id.as_deref()).is_some() => {
-                        put_instance(list, a);
-                        if !r.updated.contains(&name) {
-                            r.updated.push(name);
-                        }
-                    }
-                    _ => r.not_updated.push(NotUpdated {
-                        attribute: name,
-                        reason: "the entity has no such attribute (with this datasetId)".into(),
-                    }),
-                }
-            }
-            let changed = !r.updated.is_empty();
+        self.modify(tenant, id, sel, |e, _now| {
+            let before = e.clone();
+            let r = update_into(e, input);
+            let changed = *e != before;
             Ok((r, changed))
         })
         .await
     }
 
-    /// 5.6.4 Partial Attribute Update: merges the fragment into the addressed instance.
+    /// 5.6.4 Partial Attribute Update: patches the addressed instance, or deletes it when the
+    /// fragment is an NGSI-LD Null.
     pub async fn partial_attr_update(
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         attr: &str,
-        fragments: Vec<Attribute>,
+        frag: AttrFragment,
     ) -> NgsiResult<()> {
-        self.modify(tenant, id, |e, now| {
-            let list = e.attrs.get_mut(attr).ok_or_else(|| {
-                NgsiError::not_found(format!("entity {id} has no attribute {attr}"))
-            })?;
-            for f in fragments {
-                let i = find_instance(list, f.dataset_id.as_deref()).ok_or_else(|| {
-                    NgsiError::not_found(format!(
-                        "attribute {attr} of entity {id} has no instance with datasetId {}",
-                        f.dataset_id.as_deref().unwrap_or("(default)")
-                    ))
-                })?;
-                list[i] = merge_instance(&list[i], f, now);
+        self.modify(tenant, id, sel, |e, now| {
+            let list = e.attrs.get_mut(attr).ok_or_else(|| no_attr(id, attr))?;
+            let i = find_instance(list, frag.dataset_id.as_deref())
+                .ok_or_else(|| no_instance(id, attr, frag.dataset_id.as_deref()))?;
+            if frag.delete {
+                list.remove(i);
+                if list.is_empty() {
+                    e.attrs.remove(attr);
+                }
+            } else {
+                list[i] = apply_fragment(&list[i], frag, attr, now)?;
             }
             Ok(((), true))
         })
@@ -271,19 +257,15 @@ impl Engine {
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         attr: &str,
         instances: Vec<Attribute>,
     ) -> NgsiResult<()> {
-        self.modify(tenant, id, |e, _now| {
-            let list = e.attrs.get_mut(attr).ok_or_else(|| {
-                NgsiError::not_found(format!("entity {id} has no attribute {attr}"))
-            })?;
+        self.modify(tenant, id, sel, |e, _now| {
+            let list = e.attrs.get_mut(attr).ok_or_else(|| no_attr(id, attr))?;
             for a in instances {
                 if find_instance(list, a.dataset_id.as_deref()).is_none() {
-                    return Err(NgsiError::not_found(format!(
-                        "attribute {attr} of entity {id} has no instance with datasetId {}",
-                        a.dataset_id.as_deref().unwrap_or("(default)")
-                    )));
+                    return Err(no_instance(id, attr, a.dataset_id.as_deref()));
                 }
                 put_instance(list, a);
             }
@@ -297,23 +279,18 @@ impl Engine {
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         attr: &str,
         dataset_id: Option<&str>,
         delete_all: bool,
     ) -> NgsiResult<()> {
-        self.modify(tenant, id, |e, _now| {
-            let list = e.attrs.get_mut(attr).ok_or_else(|| {
-                NgsiError::not_found(format!("entity {id} has no attribute {attr}"))
-            })?;
+        self.modify(tenant, id, sel, |e, _now| {
+            let list = e.attrs.get_mut(attr).ok_or_else(|| no_attr(id, attr))?;
             if delete_all {
                 list.clear();
             } else {
-                let i = find_instance(list, dataset_id).ok_or_else(|| {
-                    NgsiError::not_found(format!(
-                        "attribute {attr} of entity {id} has no instance with datasetId {}",
-                        dataset_id.unwrap_or("(default)")
-                    ))
-                })?;
+                let i = find_instance(list, dataset_id)
+                    .ok_or_else(|| no_instance(id, attr, dataset_id))?;
                 list.remove(i);
             }
             if list.is_empty() {
@@ -324,16 +301,34 @@ impl Engine {
         .await
     }
 
+    /// 5.6.5.4: "If the target Attribute is scope, remove the scope Attribute".
+    pub async fn delete_scope(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        sel: Option<&TypeExpr>,
+    ) -> NgsiResult<()> {
+        self.modify(tenant, id, sel, |e, _now| {
+            if e.scopes.is_empty() {
+                return Err(NgsiError::not_found(format!("entity {id} has no scope")));
+            }
+            e.scopes.clear();
+            Ok(((), true))
+        })
+        .await
+    }
+
     /// 5.6.18 Replace Entity: new types and attributes, same id and `createdAt`.
     pub async fn replace_entity(
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         mut input: EntityInput,
     ) -> NgsiResult<()> {
         check_body_id(id, &input)?;
         input.id = Some(id.to_string());
-        self.modify(tenant, id, |e, now| {
+        self.modify(tenant, id, sel, |e, now| {
             if input.types.is_empty() {
                 input.types = e.types.clone();
             }
@@ -345,15 +340,16 @@ impl Engine {
         .await
     }
 
-    /// 5.6.17 Merge Entity: adds or merges attributes; a null deletes.
+    /// 5.6.17 Merge Entity: adds or merges attributes; an NGSI-LD Null deletes.
     pub async fn merge_entity(
         &self,
         tenant: &Tenant,
         id: &str,
+        sel: Option<&TypeExpr>,
         input: EntityInput,
     ) -> NgsiResult<()> {
         check_body_id(id, &input)?;
-        self.modify(tenant, id, |e, now| {
+        self.modify(tenant, id, sel, |e, now| {
             merge_into(e, input, now);
             Ok(((), true))
         })
@@ -361,27 +357,18 @@ impl Engine {
     }
 }
 
-/// Merge semantics shared by merge entity and batch merge.
-pub(crate) fn merge_into(e: &mut Entity, input: EntityInput, now: Timestamp) {
-    add_types(e, &input.types);
-    if let Some(s) = input.scopes {
-        e.scopes = s;
-    }
-    if input.expires_at.is_some() {
-        e.expires_at = input.expires_at;
-    }
-    for (name, a) in input.attrs {
-        match a {
-            None => {
-                e.attrs.remove(&name);
-            }
-            Some(a) => {
-                let list = e.attrs.entry(name).or_default();
-                match find_instance(list, a.dataset_id.as_deref()) {
-                    Some(i) => list[i] = merge_instance(&list[i], a, now),
-                    None => list.push(a),
-                }
-            }
-        }
-    }
+/// Whether the type selection (4.17) picks this entity.
+fn selected(e: &Entity, sel: Option<&TypeExpr>) -> bool {
+    sel.is_none_or(|t| t.matches(&e.types))
+}
+
+fn no_attr(id: &str, attr: &str) -> NgsiError {
+    NgsiError::not_found(format!("entity {id} has no attribute {attr}"))
+}
+
+fn no_instance(id: &str, attr: &str, dataset_id: Option<&str>) -> NgsiError {
+    NgsiError::not_found(format!(
+        "attribute {attr} of entity {id} has no instance with datasetId {}",
+        dataset_id.unwrap_or("(default)")
+    ))
 }

@@ -5,7 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use harbor_engine::{BatchError, BatchItem, BatchMode, BatchResult};
-use harbor_jsonld::expand::parse_entity;
+use harbor_jsonld::expand::{parse_entity, Payload};
 use harbor_model::{time, NgsiError};
 use serde_json::Value;
 
@@ -19,6 +19,10 @@ use crate::SharedState;
 
 fn items(b: &JsonBody) -> ApiResult<&Vec<Value>> {
     match &b.value {
+        // 5.6.7.4 – 5.6.10.4, 5.6.20.4: a null item fails the whole batch.
+        Value::Array(items) if items.iter().any(Value::is_null) => {
+            Err(NgsiError::bad_request("the batch contains a null item").into())
+        }
         Value::Array(items) if !items.is_empty() => Ok(items),
         Value::Array(_) => Err(NgsiError::bad_request("the batch is empty").into()),
         _ => Err(NgsiError::bad_request("a batch body must be a JSON array of entities").into()),
@@ -29,7 +33,7 @@ async fn parse_items(
     s: &SharedState,
     b: &JsonBody,
     require_id_type: bool,
-    allow_null: bool,
+    payload: Payload,
 ) -> ApiResult<Vec<BatchItem>> {
     let list = items(b)?;
     if list.len() > s.engine.limits.max_batch {
@@ -49,7 +53,7 @@ async fn parse_items(
             .unwrap_or("")
             .to_string();
         let parsed = match body::item_context(s, b, item).await {
-            Ok(ctx) => parse_entity(&ctx, item, require_id_type, allow_null, now),
+            Ok(ctx) => parse_entity(&ctx, item, require_id_type, payload, now),
             Err(e) => Err(e),
         };
         out.push(parsed.map_err(|error| BatchError {
@@ -88,7 +92,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, true, false).await?;
+    let items = parse_items(&s, &b, true, Payload::Full).await?;
     let r = s
         .engine
         .batch_write(&tenant, BatchMode::Create, items)
@@ -110,7 +114,7 @@ pub async fn upsert(
         );
     }
     let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, true, false).await?;
+    let items = parse_items(&s, &b, true, Payload::Full).await?;
     let r = s
         .engine
         .batch_write(&tenant, BatchMode::Upsert { replace: !o.update }, items)
@@ -127,7 +131,7 @@ pub async fn update(
     let tenant = negotiate::tenant(&headers)?;
     let o = Params::parse(raw.as_deref()).options()?;
     let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, false, false).await?;
+    let items = parse_items(&s, &b, false, Payload::Full).await?;
     let r = s
         .engine
         .batch_write(
@@ -148,7 +152,7 @@ pub async fn merge(
 ) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, false, true).await?;
+    let items = parse_items(&s, &b, false, Payload::Merge).await?;
     let r = s
         .engine
         .batch_write(&tenant, BatchMode::Merge, items)

@@ -4,8 +4,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use harbor_jsonld::expand::{is_uri, parse_attribute_instances, parse_entity};
+use harbor_jsonld::expand::{
+    is_uri, parse_attribute_fragment, parse_attribute_instances, parse_entity, AttrInput, Payload,
+};
+use harbor_jsonld::Context;
 use harbor_model::{time, ErrorKind, NgsiError};
+use harbor_query::{parse_type_expr, TypeExpr};
 use serde_json::Value;
 
 use crate::body::{self, JsonBody};
@@ -50,21 +54,46 @@ fn check_id(id: &str) -> ApiResult<()> {
 }
 
 fn check_attr_name(attr: &str) -> ApiResult<()> {
-    if harbor_jsonld::expand::is_valid_name(attr) {
+    if harbor_jsonld::expand::is_ngsi_name(attr) {
         Ok(())
     } else {
         Err(NgsiError::bad_request(format!("\"{attr}\" is not a valid attribute name")).into())
     }
 }
 
-fn update_result_body(r: &harbor_engine::UpdateResult, ctx: &harbor_jsonld::Context) -> Value {
+/// The `type` selection (4.17) an operation on one entity may carry.
+fn type_selector(p: &Params, ctx: &Context) -> ApiResult<Option<TypeExpr>> {
+    let Some(t) = p.get("type") else {
+        return Ok(None);
+    };
+    let expand = |n: &str| ctx.expand_term(n);
+    let sel = parse_type_expr(t, &expand)
+        .map_err(|e| NgsiError::bad_request(format!("parameter \"type\": {}", e.detail)))?;
+    Ok(Some(sel))
+}
+
+/// The UpdateResult of 5.2.18. It is plain JSON, not JSON-LD, so attribute names are the
+/// expanded ones: they mean the same whatever context the reader holds.
+fn update_result_body(r: &harbor_engine::UpdateResult) -> Value {
     serde_json::json!({
-        "updated": r.updated.iter().map(|n| ctx.compact_iri(n)).collect::<Vec<_>>(),
+        "updated": r.updated,
         "notUpdated": r.not_updated.iter().map(|n| serde_json::json!({
-            "attributeName": ctx.compact_iri(&n.attribute),
+            "attributeName": n.attribute,
             "reason": n.reason,
         })).collect::<Vec<_>>(),
     })
+}
+
+fn update_reply(r: &harbor_engine::UpdateResult) -> Response {
+    if r.not_updated.is_empty() {
+        return reply::no_content();
+    }
+    reply::plain(StatusCode::MULTI_STATUS, update_result_body(r))
+}
+
+/// PUT or PATCH on `/entities/` with no id: the entity id is missing (5.6.17.4, 5.6.18.4).
+pub async fn missing_id() -> ApiResult<Response> {
+    Err(NgsiError::bad_request("the request names no entity id in its path").into())
 }
 
 /// POST /entities — 5.6.1.
@@ -75,7 +104,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
-    let input = parse_entity(&b.ld.ctx, &b.value, true, false, time::now())?;
+    let input = parse_entity(&b.ld.ctx, &b.value, true, Payload::Full, time::now())?;
     let id = s.engine.create_entity(&tenant, input).await?;
     let mut h = HeaderMap::new();
     let loc = format!("/ngsi-ld/v1/entities/{id}");
@@ -277,11 +306,17 @@ fn run_query(
 pub async fn delete(
     State(s): State<SharedState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    s.engine.delete_entity(&tenant, &id).await?;
+    let p = Params::parse(raw.as_deref());
+    let sel = match p.get("type") {
+        Some(_) => type_selector(&p, &body::context_from_link(&s, &headers).await?.ctx)?,
+        None => None,
+    };
+    s.engine.delete_entity(&tenant, &id, sel.as_ref()).await?;
     Ok(reply::no_content())
 }
 
@@ -309,79 +344,85 @@ pub async fn append(
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    let options = Params::parse(raw.as_deref()).options()?;
+    let p = Params::parse(raw.as_deref());
+    let options = p.options()?;
     let b = read_json(&s, &headers, body, false).await?;
-    let input = parse_entity(&b.ld.ctx, &b.value, false, false, time::now())?;
+    let sel = type_selector(&p, &b.ld.ctx)?;
+    let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Full, time::now())?;
     let r = s
         .engine
-        .append_attrs(&tenant, &id, input, options.no_overwrite)
+        .append_attrs(&tenant, &id, sel.as_ref(), input, options.no_overwrite)
         .await?;
-    if r.not_updated.is_empty() {
-        return Ok(reply::no_content());
-    }
-    Ok(reply::plain(
-        StatusCode::MULTI_STATUS,
-        update_result_body(&r, &b.ld.ctx),
-    ))
+    Ok(update_reply(&r))
 }
 
 /// PATCH /entities/{id}/attrs — 5.6.2.
 pub async fn update(
     State(s): State<SharedState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
+    let p = Params::parse(raw.as_deref());
     let b = read_json(&s, &headers, body, false).await?;
-    let input = parse_entity(&b.ld.ctx, &b.value, false, false, time::now())?;
-    if input.attrs.is_empty() {
-        return Err(NgsiError::bad_request("the payload has no attribute to update").into());
+    let sel = type_selector(&p, &b.ld.ctx)?;
+    let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Update, time::now())?;
+    if input.attrs.is_empty() && input.types.is_empty() && input.scopes.is_none() {
+        return Err(NgsiError::bad_request("the payload has nothing to update").into());
     }
-    let r = s.engine.update_attrs(&tenant, &id, input).await?;
-    if r.not_updated.is_empty() {
-        return Ok(reply::no_content());
-    }
-    Ok(reply::plain(
-        StatusCode::MULTI_STATUS,
-        update_result_body(&r, &b.ld.ctx),
-    ))
+    let r = s
+        .engine
+        .update_attrs(&tenant, &id, sel.as_ref(), input)
+        .await?;
+    Ok(update_reply(&r))
 }
 
-/// Reads the body of an attribute operation: the instances of the addressed attribute.
+/// Refuses `scope` where only attributes can be addressed (5.6.4.4, 5.6.19.4).
+fn check_not_scope(attr: &str) -> ApiResult<()> {
+    if attr == "scope" {
+        return Err(NgsiError::bad_request(
+            "scope is not an attribute that this operation can change; use the entity operations",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Reads the body of an attribute operation, without its `@context`.
 async fn attr_body(
     s: &SharedState,
     headers: &HeaderMap,
     body: Body,
     attr: &str,
-) -> ApiResult<(String, Vec<harbor_model::Attribute>)> {
+) -> ApiResult<(JsonBody, String)> {
     check_attr_name(attr)?;
-    let b = read_json(s, headers, body, false).await?;
-    let mut value = b.value;
-    if let Value::Object(o) = &mut value {
+    check_not_scope(attr)?;
+    let mut b = read_json(s, headers, body, false).await?;
+    if let Value::Object(o) = &mut b.value {
         o.remove("@context");
     }
     let expanded = b.ld.ctx.expand_term(attr);
-    let instances = parse_attribute_instances(&b.ld.ctx, attr, &value, false, time::now())?
-        .into_iter()
-        .flatten()
-        .collect();
-    Ok((expanded, instances))
+    Ok((b, expanded))
 }
 
 /// PATCH /entities/{id}/attrs/{attr} — 5.6.4.
 pub async fn partial_attr(
     State(s): State<SharedState>,
     Path((id, attr)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    let (name, instances) = attr_body(&s, &headers, body, &attr).await?;
+    let (b, name) = attr_body(&s, &headers, body, &attr).await?;
+    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let frag = parse_attribute_fragment(&b.ld.ctx, &attr, &b.value, time::now())?;
     s.engine
-        .partial_attr_update(&tenant, &id, &name, instances)
+        .partial_attr_update(&tenant, &id, sel.as_ref(), &name, frag)
         .await?;
     Ok(reply::no_content())
 }
@@ -390,14 +431,24 @@ pub async fn partial_attr(
 pub async fn replace_attr(
     State(s): State<SharedState>,
     Path((id, attr)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    let (name, instances) = attr_body(&s, &headers, body, &attr).await?;
+    let (b, name) = attr_body(&s, &headers, body, &attr).await?;
+    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let instances =
+        parse_attribute_instances(&b.ld.ctx, &attr, &b.value, Payload::Full, time::now())?
+            .into_iter()
+            .filter_map(|a| match a {
+                AttrInput::Put(p) => Some(p.attr),
+                AttrInput::Delete { .. } => None,
+            })
+            .collect();
     s.engine
-        .replace_attr(&tenant, &id, &name, instances)
+        .replace_attr(&tenant, &id, sel.as_ref(), &name, instances)
         .await?;
     Ok(reply::no_content())
 }
@@ -421,9 +472,21 @@ pub async fn delete_attr(
         }
     }
     let delete_all = p.flag("deleteAll")?;
+    let sel = type_selector(&p, &ld.ctx)?;
+    if attr == "scope" {
+        s.engine.delete_scope(&tenant, &id, sel.as_ref()).await?;
+        return Ok(reply::no_content());
+    }
     let name = ld.ctx.expand_term(&attr);
     s.engine
-        .delete_attr(&tenant, &id, &name, dataset.as_deref(), delete_all)
+        .delete_attr(
+            &tenant,
+            &id,
+            sel.as_ref(),
+            &name,
+            dataset.as_deref(),
+            delete_all,
+        )
         .await?;
     Ok(reply::no_content())
 }
@@ -432,14 +495,18 @@ pub async fn delete_attr(
 pub async fn replace(
     State(s): State<SharedState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
-    let input = parse_entity(&b.ld.ctx, &b.value, false, false, time::now())?;
-    s.engine.replace_entity(&tenant, &id, input).await?;
+    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Full, time::now())?;
+    s.engine
+        .replace_entity(&tenant, &id, sel.as_ref(), input)
+        .await?;
     Ok(reply::no_content())
 }
 
@@ -447,13 +514,17 @@ pub async fn replace(
 pub async fn merge(
     State(s): State<SharedState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, true).await?;
-    let input = parse_entity(&b.ld.ctx, &b.value, false, true, time::now())?;
-    s.engine.merge_entity(&tenant, &id, input).await?;
+    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Merge, time::now())?;
+    s.engine
+        .merge_entity(&tenant, &id, sel.as_ref(), input)
+        .await?;
     Ok(reply::no_content())
 }

@@ -58,7 +58,12 @@ pub fn router(state: SharedState) -> Router {
     // Collection paths are also answered with a trailing slash, as many clients write them.
     let api = Router::new()
         .route("/entities", entities_root())
-        .route("/entities/", entities_root())
+        .route(
+            "/entities/",
+            entities_root()
+                .put(entities::missing_id)
+                .patch(entities::missing_id),
+        )
         .route(
             "/entities/{id}",
             get(entities::retrieve)
@@ -68,6 +73,10 @@ pub fn router(state: SharedState) -> Router {
         )
         .route(
             "/entities/{id}/attrs",
+            post(entities::append).patch(entities::update),
+        )
+        .route(
+            "/entities/{id}/attrs/",
             post(entities::append).patch(entities::update),
         )
         .route(

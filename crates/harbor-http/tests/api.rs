@@ -718,3 +718,177 @@ async fn query_results_are_ordered() {
         assert_eq!(got, want, "{order}");
     }
 }
+
+/// The write operations of clause 5.6, step by step on one entity: each step is a request,
+/// its expected status, and one attribute of the entity afterwards (`None`: absent).
+#[tokio::test]
+async fn writes_follow_clause_5_6() {
+    let app = app("writes");
+    let id = "urn:ngsi-ld:Building:w1";
+    let path = format!("/ngsi-ld/v1/entities/{id}");
+    let entity = json!({
+        "id": id, "type": "Building", "scope": "/Singapore",
+        "name": {"type": "Property", "value": "Marina", "unitCode": "X"},
+        "owner": {"type": "Relationship", "object": "urn:ngsi-ld:Org:1",
+                  "since": {"type": "Property", "value": 2020}},
+        "address": {"type": "Property", "value": {"street": "Bayfront", "city": "SG"}}
+    });
+    let (st, _, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entities",
+        JSON,
+        entity.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    type Step = (
+        &'static str,
+        String,
+        Value,
+        u16,
+        &'static str,
+        Option<Value>,
+    );
+    let attrs = format!("{path}/attrs");
+    let steps: Vec<Step> = vec![
+        // 5.6.2: a missing attribute is appended, an existing one replaced whole.
+        (
+            "PATCH",
+            attrs.clone(),
+            json!({"name": {"type": "Property", "value": "Bay"}, "floors": 3}),
+            204,
+            "name",
+            Some(json!({"type": "Property", "value": "Bay"})),
+        ),
+        (
+            "PATCH",
+            attrs.clone(),
+            json!({"floors": {"type": "Property", "value": "urn:ngsi-ld:null"}}),
+            204,
+            "floors",
+            None,
+        ),
+        // 5.6.4: a fragment of sub-attributes only; the type cannot change.
+        (
+            "PATCH",
+            format!("{attrs}/owner"),
+            json!({"since": {"type": "Property", "value": 2021}}),
+            204,
+            "owner",
+            Some(
+                json!({"type": "Relationship", "object": "urn:ngsi-ld:Org:1",
+                              "since": {"type": "Property", "value": 2021}}),
+            ),
+        ),
+        (
+            "PATCH",
+            format!("{attrs}/owner"),
+            json!({"type": "Property", "value": 1}),
+            400,
+            "name",
+            Some(json!({"type": "Property", "value": "Bay"})),
+        ),
+        (
+            "PATCH",
+            format!("{attrs}/scope"),
+            json!({"value": "/x"}),
+            400,
+            "scope",
+            Some(json!("/Singapore")),
+        ),
+        // 4.17: a type selection that misses the entity finds nothing.
+        (
+            "PATCH",
+            format!("{attrs}/name?type=Vehicle"),
+            json!({"value": "x"}),
+            404,
+            "name",
+            Some(json!({"type": "Property", "value": "Bay"})),
+        ),
+        // 5.6.3: noOverwrite extends the scope, keeps existing attributes (207).
+        (
+            "POST",
+            format!("{attrs}?options=noOverwrite"),
+            json!({"scope": "/Marina", "name": "other"}),
+            207,
+            "scope",
+            Some(json!(["/Singapore", "/Marina"])),
+        ),
+        // 5.6.17: nulls inside a value remove keys; a concise value keeps a Relationship one.
+        (
+            "PATCH",
+            path.clone(),
+            json!({"address": {"value": {"city": "urn:ngsi-ld:null"}}}),
+            204,
+            "address",
+            Some(json!({"type": "Property", "value": {"street": "Bayfront"}})),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            json!({"owner": "urn:ngsi-ld:Org:2"}),
+            204,
+            "owner",
+            Some(
+                json!({"type": "Relationship", "object": "urn:ngsi-ld:Org:2",
+                              "since": {"type": "Property", "value": 2021}}),
+            ),
+        ),
+        // 5.6.5.4: scope is deletable as an attribute.
+        (
+            "DELETE",
+            format!("{attrs}/scope"),
+            Value::Null,
+            204,
+            "scope",
+            None,
+        ),
+    ];
+    for (method, uri, body, status, attr, want) in steps {
+        let bytes = if body.is_null() {
+            vec![]
+        } else {
+            body.to_string().into_bytes()
+        };
+        let ct = if body.is_null() { None } else { JSON };
+        let (st, v, _) = call(&app, method, &uri, ct, bytes, &[]).await;
+        assert_eq!(st.as_u16(), status, "{method} {uri} {body}: {v}");
+        let (_, e, _) = call(&app, "GET", &path, None, vec![], &[]).await;
+        assert_eq!(
+            e.get(attr),
+            want.as_ref(),
+            "after {method} {uri} {body}: {e}"
+        );
+    }
+    // 5.6.7.4: a null item fails the whole batch.
+    let batch = json!([entity, null]).to_string().into_bytes();
+    let (st, _, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entityOperations/upsert",
+        JSON,
+        batch,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // 5.6.9: noOverwrite leaves an existing attribute alone and says so, appends the rest.
+    let upd = json!([{"id": id, "type": "Building", "name": "x", "height": 10}])
+        .to_string()
+        .into_bytes();
+    let (st, v, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entityOperations/update?options=noOverwrite",
+        JSON,
+        upd,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::MULTI_STATUS, "{v}");
+    let (_, e, _) = call(&app, "GET", &path, None, vec![], &[]).await;
+    assert_eq!(e["height"]["value"], json!(10));
+    assert_eq!(e["name"]["value"], json!("Bay"));
+}

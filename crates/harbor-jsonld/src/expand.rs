@@ -1,20 +1,18 @@
-//! Reading NGSI-LD payloads (normalized or concise, 4.5) into model types: every name and
-//! type is expanded with the request's `@context`, every member is validated, and each error
-//! names the attribute and the member that is wrong.
-
-use std::collections::BTreeMap;
+//! Reading NGSI-LD entity payloads (normalized or concise, 4.5) into model types: every name
+//! and type is expanded with the request's `@context`, ids, names and scopes are checked
+//! against their grammars (4.5.1, 4.6.2, 4.18), and each error names what is wrong. One
+//! attribute is read by [`crate::attribute`].
 
 use harbor_model::names::{ATTR_RESERVED, ENTITY_RESERVED};
-use harbor_model::{time, AttrValue, Attribute, NgsiError, NgsiResult, Timestamp};
-use serde_json::{Map, Value};
+use harbor_model::{NgsiError, NgsiResult, Timestamp};
+use serde_json::Value;
 
+use crate::attribute::parse_datetime;
+pub use crate::attribute::{
+    is_null_literal, parse_attribute_fragment, parse_attribute_instances, AttrFragment, AttrInput,
+    AttrPut, Payload, NGSI_LD_NULL,
+};
 use crate::context::Context;
-
-/// How deep sub-attributes may nest.
-const MAX_SUB_DEPTH: usize = 8;
-
-/// The literal that deletes an attribute in merge operations (4.5.x, "urn:ngsi-ld:null").
-pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
 /// An entity payload as sent by a client, before it is combined with the stored entity.
 #[derive(Debug, Clone)]
@@ -22,14 +20,44 @@ pub struct EntityInput {
     pub id: Option<String>,
     /// Expanded types; empty when the payload had none.
     pub types: Vec<String>,
+    /// The payload's scopes; `Some(vec![])` is an NGSI-LD Null (delete the scope).
     pub scopes: Option<Vec<String>>,
-    /// Attribute instances in payload order, by expanded name. `None` is an explicit null
-    /// (deletion in merge operations).
-    pub attrs: Vec<(String, Option<Attribute>)>,
+    /// Attribute instances in payload order, by expanded name.
+    pub attrs: Vec<(String, AttrInput)>,
     pub expires_at: Option<Timestamp>,
 }
 
-/// Whether a string is an absolute URI as NGSI-LD ids must be (RFC 3986 scheme + ':' + rest).
+/// Characters that are valid in an IRI (RFC 3987) but make an id read as a different one:
+/// format and bidi controls, fillers, variation selectors, blanks and noncharacters.
+fn is_invisible(c: char) -> bool {
+    let u = c as u32;
+    matches!(
+        u,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F
+            | 0x1160
+            | 0x17B4
+            | 0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x2800
+            | 0x3164
+            | 0xFDD0..=0xFDEF
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF9..=0xFFFB
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    ) || (u & 0xFFFE) == 0xFFFE
+}
+
+/// Whether a string is an absolute URI as NGSI-LD ids must be (RFC 3986 scheme + ':' + rest;
+/// non-ASCII letters as RFC 3987 allows, but no invisible characters).
 pub fn is_uri(s: &str) -> bool {
     let Some((scheme, rest)) = s.split_once(':') else {
         return false;
@@ -43,18 +71,20 @@ pub fn is_uri(s: &str) -> bool {
         && !s.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()
+                || is_invisible(c)
                 || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')
         })
 }
 
-/// Whether a short attribute or type name is acceptable (4.6.2: no characters that break `q`,
-/// URLs or JSON-LD).
+/// Whether a name is acceptable where a short name, compact IRI or IRI may stand: no
+/// characters that break `q`, URLs or JSON-LD.
 pub fn is_valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 512
         && !s.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()
+                || is_invisible(c)
                 || matches!(
                     c,
                     '<' | '>'
@@ -77,10 +107,22 @@ pub fn is_valid_name(s: &str) -> bool {
         })
 }
 
-fn expand_name(ctx: &Context, what: &str, name: &str) -> NgsiResult<String> {
-    if !is_valid_name(name) {
+/// Whether a short name follows 4.6.2: `name = unicodeLetter *(unicodeLetter / unicodeNumber
+/// / "_")`. Names with a `:` are compact IRIs or IRIs and only need [`is_valid_name`].
+pub fn is_ngsi_name(s: &str) -> bool {
+    if s.contains(':') {
+        return is_valid_name(s);
+    }
+    let mut chars = s.chars();
+    chars.next().is_some_and(char::is_alphabetic)
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+        && s.len() <= 512
+}
+
+pub(crate) fn expand_name(ctx: &Context, what: &str, name: &str) -> NgsiResult<String> {
+    if !is_ngsi_name(name) {
         return Err(NgsiError::bad_request(format!(
-            "{what} \"{name}\" is not a valid name"
+            "{what} \"{name}\" is not a valid name: names start with a letter and hold letters, digits and \"_\" (4.6.2)"
         )));
     }
     Ok(ctx.expand_term(name))
@@ -96,6 +138,11 @@ pub fn parse_types(ctx: &Context, v: &Value) -> NgsiResult<Vec<String>> {
             )));
         };
         let t = expand_name(ctx, "entity type", s)?;
+        if t.starts_with('@') || ctx.term_def(s).is_some_and(|d| d.iri.starts_with('@')) {
+            return Err(NgsiError::bad_request(format!(
+                "entity type \"{s}\" is a JSON-LD keyword in the @context, not a type name"
+            )));
+        }
         if !out.contains(&t) {
             out.push(t);
         }
@@ -113,43 +160,45 @@ pub fn parse_types(ctx: &Context, v: &Value) -> NgsiResult<Vec<String>> {
     Ok(out)
 }
 
-fn parse_scopes(v: &Value) -> NgsiResult<Vec<String>> {
+/// Whether a scope follows 4.18: `[/] ScopeLevel *(/ ScopeLevel)`, each level a letter then
+/// letters, digits or `_`.
+fn is_scope(s: &str) -> bool {
+    let body = s.strip_prefix('/').unwrap_or(s);
+    !body.is_empty()
+        && body.split('/').all(|level| {
+            let mut chars = level.chars();
+            chars.next().is_some_and(char::is_alphabetic)
+                && chars.all(|c| c.is_alphanumeric() || c == '_')
+        })
+}
+
+fn parse_scopes(v: &Value, payload: Payload) -> NgsiResult<Vec<String>> {
+    if payload != Payload::Full && is_null_literal(v) {
+        return Ok(Vec::new());
+    }
     let one = |s: &Value| -> NgsiResult<String> {
         match s.as_str() {
-            Some(s) if s.starts_with('/') && !s.contains(char::is_whitespace) => Ok(s.to_string()),
+            Some(s) if is_scope(s) => Ok(s.to_string()),
             _ => Err(NgsiError::bad_request(format!(
-                "\"scope\" entries must be strings like \"/City/District\", got {s}"
+                "\"scope\" entries must be like \"/City/District\": levels start with a letter and hold letters, digits and \"_\" (4.18); got {s}"
             ))),
         }
     };
     match v {
-        Value::Array(items) => items.iter().map(one).collect(),
+        Value::Array(items) if !items.is_empty() => items.iter().map(one).collect(),
         // A scope given as a Property object (as some clients send it).
-        Value::Object(o) => parse_scopes(o.get("value").unwrap_or(&Value::Null)),
+        Value::Object(o) => parse_scopes(o.get("value").unwrap_or(&Value::Null), payload),
         _ => Ok(vec![one(v)?]),
     }
 }
 
-fn parse_datetime(what: &str, v: &Value) -> NgsiResult<Timestamp> {
-    let s = match v {
-        Value::String(s) => s.as_str(),
-        Value::Object(o) => o.get("@value").and_then(Value::as_str).unwrap_or(""),
-        _ => "",
-    };
-    time::parse(s).ok_or_else(|| {
-        NgsiError::bad_request(format!(
-            "{what} must be a DateTime like \"2024-01-31T12:00:00Z\", got {v}"
-        ))
-    })
-}
-
-/// Reads an entity payload (`POST /entities`, batch items, replace, merge, append bodies).
-/// `require_id_type`: creating operations need both. `allow_null`: merge semantics.
+/// Reads an entity payload (`POST /entities`, batch items, replace, merge, append, update
+/// bodies). `require_id_type`: creating operations need both.
 pub fn parse_entity(
     ctx: &Context,
     body: &Value,
     require_id_type: bool,
-    allow_null: bool,
+    payload: Payload,
     now: Timestamp,
 ) -> NgsiResult<EntityInput> {
     let Value::Object(obj) = body else {
@@ -160,7 +209,7 @@ pub fn parse_entity(
     };
     let id = match obj.get("id").or_else(|| obj.get("@id")) {
         None => None,
-        Some(Value::String(s)) if is_uri(s) => Some(s.clone()),
+        Some(Value::String(s)) if is_uri(s) && s != NGSI_LD_NULL => Some(s.clone()),
         Some(v) => {
             return Err(NgsiError::bad_request(format!(
                 "entity \"id\" must be a URI, got {v}"
@@ -177,7 +226,10 @@ pub fn parse_entity(
     if require_id_type && types.is_empty() {
         return Err(NgsiError::bad_request("the entity has no \"type\""));
     }
-    let scopes = obj.get("scope").map(parse_scopes).transpose()?;
+    let scopes = obj
+        .get("scope")
+        .map(|v| parse_scopes(v, payload))
+        .transpose()?;
     let expires_at = obj
         .get("expiresAt")
         .map(|v| parse_datetime("entity \"expiresAt\"", v))
@@ -187,17 +239,14 @@ pub fn parse_entity(
         if ENTITY_RESERVED.contains(&name.as_str()) {
             continue;
         }
-        let expanded = expand_name(ctx, "attribute", name)?;
-        if v.is_null() {
-            if allow_null {
-                attrs.push((expanded, None));
-                continue;
-            }
+        // 4.5.1: core terms of non-reified members are no attribute names.
+        if ATTR_RESERVED.contains(&name.as_str()) || name == "valueType" {
             return Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\" is null"
+                "\"{name}\" is an NGSI-LD core term and cannot name an attribute (4.5.1)"
             )));
         }
-        for inst in parse_attribute_instances(ctx, name, v, allow_null, now)? {
+        let expanded = expand_name(ctx, "attribute", name)?;
+        for inst in parse_attribute_instances(ctx, name, v, payload, now)? {
             attrs.push((expanded.clone(), inst));
         }
     }
@@ -208,322 +257,6 @@ pub fn parse_entity(
         attrs,
         expires_at,
     })
-}
-
-/// Reads the instances of one attribute: an array of instances (by `datasetId`) or a single
-/// one. `None` marks a deletion (`urn:ngsi-ld:null` in merge).
-pub fn parse_attribute_instances(
-    ctx: &Context,
-    name: &str,
-    v: &Value,
-    allow_null: bool,
-    now: Timestamp,
-) -> NgsiResult<Vec<Option<Attribute>>> {
-    if let Value::Array(items) = v {
-        // An array of attribute objects is a multi-instance attribute; any other array is the
-        // concise form of a Property whose value is the array.
-        if !items.is_empty()
-            && items
-                .iter()
-                .all(|i| i.as_object().is_some_and(is_attribute_object))
-        {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                out.push(parse_attribute(ctx, name, item, allow_null, now, 0)?);
-            }
-            check_unique_datasets(name, &out)?;
-            return Ok(out);
-        }
-    }
-    Ok(vec![parse_attribute(ctx, name, v, allow_null, now, 0)?])
-}
-
-fn check_unique_datasets(name: &str, instances: &[Option<Attribute>]) -> NgsiResult<()> {
-    let mut seen = Vec::new();
-    for a in instances.iter().flatten() {
-        if seen.contains(&&a.dataset_id) {
-            return Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\" has two instances with the same datasetId {}",
-                a.dataset_id.as_deref().unwrap_or("(default)")
-            )));
-        }
-        seen.push(&a.dataset_id);
-    }
-    Ok(())
-}
-
-fn is_attribute_object(o: &Map<String, Value>) -> bool {
-    [
-        "type",
-        "value",
-        "object",
-        "languageMap",
-        "json",
-        "vocab",
-        "valueList",
-        "objectList",
-    ]
-    .iter()
-    .any(|k| o.contains_key(*k))
-}
-
-fn is_geojson_geometry(v: &Value) -> bool {
-    v.get("type").and_then(Value::as_str).is_some_and(|t| {
-        matches!(
-            t,
-            "Point"
-                | "MultiPoint"
-                | "LineString"
-                | "MultiLineString"
-                | "Polygon"
-                | "MultiPolygon"
-                | "GeometryCollection"
-        )
-    }) && (v.get("coordinates").is_some() || v.get("geometries").is_some())
-}
-
-fn is_null_literal(v: &Value) -> bool {
-    v.as_str() == Some(NGSI_LD_NULL) || v.is_null()
-}
-
-/// Reads one attribute instance, normalized or concise.
-pub fn parse_attribute(
-    ctx: &Context,
-    name: &str,
-    v: &Value,
-    allow_null: bool,
-    now: Timestamp,
-    depth: usize,
-) -> NgsiResult<Option<Attribute>> {
-    if depth > MAX_SUB_DEPTH {
-        return Err(NgsiError::bad_request(format!(
-            "attribute \"{name}\": sub-attributes nest deeper than {MAX_SUB_DEPTH} levels"
-        )));
-    }
-    if allow_null && is_null_literal(v) {
-        return Ok(None);
-    }
-    let obj = match v {
-        Value::Object(o) if is_attribute_object(o) => o,
-        Value::Null => {
-            return Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\" is null"
-            )))
-        }
-        // Concise: a bare value is a Property (or GeoProperty for a GeoJSON geometry).
-        other => {
-            let value = if is_geojson_geometry(other) {
-                check_geometry(name, other)?;
-                AttrValue::GeoProperty(other.clone())
-            } else {
-                AttrValue::Property(other.clone())
-            };
-            return Ok(Some(Attribute::new(value, now)));
-        }
-    };
-    let declared = match obj.get("type").or_else(|| obj.get("@type")) {
-        None => None,
-        Some(Value::String(t)) => Some(t.as_str()),
-        Some(t) => {
-            return Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\": \"type\" must be a string, got {t}"
-            )))
-        }
-    };
-    let kind = match declared {
-        Some(t) => t.strip_prefix("https://uri.etsi.org/ngsi-ld/").unwrap_or(t),
-        None if obj.contains_key("object") => "Relationship",
-        None if obj.contains_key("languageMap") => "LanguageProperty",
-        None if obj.contains_key("json") => "JsonProperty",
-        None if obj.contains_key("vocab") => "VocabProperty",
-        None if obj.contains_key("valueList") => "ListProperty",
-        None if obj.contains_key("objectList") => "ListRelationship",
-        None if obj.get("value").is_some_and(is_geojson_geometry) => "GeoProperty",
-        None => "Property",
-    };
-    let member = |m: &str| -> NgsiResult<&Value> {
-        match obj.get(m) {
-            Some(v) if !v.is_null() => Ok(v),
-            _ => Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\" of type {kind} has no \"{m}\""
-            ))),
-        }
-    };
-    if allow_null {
-        let payload = match kind {
-            "Relationship" => obj.get("object"),
-            "LanguageProperty" => obj.get("languageMap"),
-            "JsonProperty" => obj.get("json"),
-            "VocabProperty" => obj.get("vocab"),
-            "ListProperty" => obj.get("valueList"),
-            "ListRelationship" => obj.get("objectList"),
-            _ => obj.get("value"),
-        };
-        if payload.is_some_and(is_null_literal) {
-            return Ok(None);
-        }
-    }
-    let value = match kind {
-        "Property" => AttrValue::Property(member("value")?.clone()),
-        "GeoProperty" => {
-            let g = member("value")?;
-            check_geometry(name, g)?;
-            AttrValue::GeoProperty(g.clone())
-        }
-        "Relationship" => {
-            let object = member("object")?;
-            check_uris(name, "object", object)?;
-            AttrValue::Relationship { object: object.clone(), object_type: object_type(ctx, name, obj)? }
-        }
-        "LanguageProperty" => {
-            let map = member("languageMap")?;
-            check_language_map(name, map)?;
-            AttrValue::LanguageProperty(map.clone())
-        }
-        "JsonProperty" => AttrValue::JsonProperty(member("json")?.clone()),
-        "VocabProperty" => AttrValue::VocabProperty(expand_vocab(ctx, name, member("vocab")?)?),
-        "ListProperty" => {
-            let list = member("valueList")?;
-            if !list.is_array() {
-                return Err(NgsiError::bad_request(format!("attribute \"{name}\": \"valueList\" must be an array")));
-            }
-            AttrValue::ListProperty(list.clone())
-        }
-        "ListRelationship" => {
-            let list = member("objectList")?;
-            let Value::Array(items) = list else {
-                return Err(NgsiError::bad_request(format!("attribute \"{name}\": \"objectList\" must be an array")));
-            };
-            let mut uris = Vec::with_capacity(items.len());
-            for item in items {
-                let uri = item.get("object").unwrap_or(item);
-                check_uris(name, "objectList", uri)?;
-                uris.push(uri.clone());
-            }
-            AttrValue::ListRelationship { object_list: Value::Array(uris), object_type: object_type(ctx, name, obj)? }
-        }
-        other => {
-            return Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\" has an unknown type \"{other}\": use Property, Relationship, GeoProperty, LanguageProperty, JsonProperty, VocabProperty, ListProperty or ListRelationship"
-            )))
-        }
-    };
-    let mut attr = Attribute::new(value, now);
-    if let Some(ds) = obj.get("datasetId") {
-        match ds.as_str() {
-            Some(s) if is_uri(s) => attr.dataset_id = Some(s.to_string()),
-            _ => {
-                return Err(NgsiError::bad_request(format!(
-                    "attribute \"{name}\": \"datasetId\" must be a URI, got {ds}"
-                )))
-            }
-        }
-    }
-    if let Some(t) = obj.get("observedAt") {
-        attr.observed_at = Some(parse_datetime(
-            &format!("attribute \"{name}\": \"observedAt\""),
-            t,
-        )?);
-    }
-    if let Some(t) = obj.get("expiresAt") {
-        attr.expires_at = Some(parse_datetime(
-            &format!("attribute \"{name}\": \"expiresAt\""),
-            t,
-        )?);
-    }
-    if let Some(u) = obj.get("unitCode") {
-        match u.as_str() {
-            Some(s) if !s.is_empty() => attr.unit_code = Some(s.to_string()),
-            _ => {
-                return Err(NgsiError::bad_request(format!(
-                    "attribute \"{name}\": \"unitCode\" must be a non-empty string, got {u}"
-                )))
-            }
-        }
-    }
-    let mut sub = BTreeMap::new();
-    for (sub_name, sv) in obj {
-        if ATTR_RESERVED.contains(&sub_name.as_str()) {
-            continue;
-        }
-        let expanded = expand_name(ctx, &format!("sub-attribute of \"{name}\""), sub_name)?;
-        let path = format!("{name}.{sub_name}");
-        if let Some(a) = parse_attribute(ctx, &path, sv, false, now, depth + 1)? {
-            sub.insert(expanded, a);
-        }
-    }
-    attr.sub = sub;
-    Ok(Some(attr))
-}
-
-fn object_type(ctx: &Context, name: &str, obj: &Map<String, Value>) -> NgsiResult<Option<Value>> {
-    obj.get("objectType")
-        .map(|v| expand_vocab(ctx, name, v))
-        .transpose()
-}
-
-fn expand_vocab(ctx: &Context, name: &str, v: &Value) -> NgsiResult<Value> {
-    let one = |s: &Value| -> NgsiResult<Value> {
-        match s.as_str() {
-            Some(s) if !s.is_empty() => Ok(Value::String(ctx.expand_term(s))),
-            _ => Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\": vocabulary terms must be strings, got {s}"
-            ))),
-        }
-    };
-    match v {
-        Value::Array(items) => Ok(Value::Array(
-            items.iter().map(one).collect::<NgsiResult<_>>()?,
-        )),
-        _ => one(v),
-    }
-}
-
-fn check_uris(name: &str, member: &str, v: &Value) -> NgsiResult<()> {
-    let ok = |s: &Value| s.as_str().is_some_and(is_uri);
-    let good = match v {
-        Value::Array(items) => !items.is_empty() && items.iter().all(ok),
-        _ => ok(v),
-    };
-    if good {
-        Ok(())
-    } else {
-        Err(NgsiError::bad_request(format!(
-            "attribute \"{name}\": \"{member}\" must be a URI or an array of URIs, got {v}"
-        )))
-    }
-}
-
-fn check_language_map(name: &str, v: &Value) -> NgsiResult<()> {
-    let Value::Object(map) = v else {
-        return Err(NgsiError::bad_request(format!(
-            "attribute \"{name}\": \"languageMap\" must be an object from language tag to string"
-        )));
-    };
-    for (lang, s) in map {
-        let ok = match s {
-            Value::String(_) => true,
-            Value::Array(items) => items.iter().all(Value::is_string),
-            _ => false,
-        };
-        if !ok || lang.is_empty() {
-            return Err(NgsiError::bad_request(format!(
-                "attribute \"{name}\": \"languageMap\" entry \"{lang}\" must be a string"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_geometry(name: &str, v: &Value) -> NgsiResult<()> {
-    harbor_query::geojson_to_geometry(v)
-        .map(|_| ())
-        .map_err(|e| {
-            NgsiError::bad_request(format!(
-                "attribute \"{name}\": the value is not a valid GeoJSON geometry: {}",
-                e.detail
-            ))
-        })
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -540,14 +273,65 @@ fn kind_of(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use harbor_model::time;
+    use serde_json::json;
+
+    fn put(a: &AttrInput) -> &harbor_model::Attribute {
+        match a {
+            AttrInput::Put(p) => &p.attr,
+            AttrInput::Delete { .. } => panic!("expected an instance, got a deletion"),
+        }
+    }
 
     #[test]
     fn uris() {
-        for ok in ["urn:ngsi-ld:Vehicle:A1", "http://example.org/x", "urn:a:b"] {
+        for ok in [
+            "urn:ngsi-ld:Vehicle:A1",
+            "http://example.org/x",
+            "urn:a:b",
+            "urn:ngsi-ld:Ciudad:Par\u{ed}s",
+        ] {
             assert!(is_uri(ok), "{ok}");
         }
-        for bad in ["", "Vehicle", "urn:", "1urn:x", "urn:a b", ":x"] {
-            assert!(!is_uri(bad), "{bad}");
+        for bad in [
+            "",
+            "Vehicle",
+            "urn:",
+            "1urn:x",
+            "urn:a b",
+            ":x",
+            "urn:a:\u{202e}b",
+            "urn:a:\u{200b}b",
+            "urn:a:\u{feff}b",
+            "urn:a:\u{fe0f}b",
+            "urn:a:\u{e0100}b",
+            "urn:a:\u{fdd0}b",
+            "urn:a:\u{fffe}b",
+            "urn:a:\u{3164}b",
+            "urn:a:\u{2800}b",
+        ] {
+            assert!(!is_uri(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_and_scopes_follow_their_grammars() {
+        for ok in [
+            "speed",
+            "v\u{fd}\u{161}ka_1",
+            "ex:speed",
+            "https://e.org/x#y",
+        ] {
+            assert!(is_ngsi_name(ok), "{ok}");
+        }
+        for bad in ["9Vehicle", "my attr", "a-b", "", "_x"] {
+            assert!(!is_ngsi_name(bad), "{bad}");
+        }
+        for ok in ["/Madrid/Gardens/ParqueNorte", "Madrid", "/a_1/b2"] {
+            assert!(is_scope(ok), "{ok}");
+        }
+        for bad in ["9bad", "/a//b", "a-b", "/", "urn:ngsi-ld:null"] {
+            assert!(!is_scope(bad), "{bad}");
         }
     }
 
@@ -555,30 +339,32 @@ mod tests {
     fn reads_every_attribute_kind() {
         let ctx = Context::core();
         let now = time::now();
-        let body = serde_json::json!({
+        let body = json!({
             "id": "urn:ngsi-ld:OffStreetParking:sg-1",
             "type": "OffStreetParking",
             "name": {"type": "Property", "value": "Marina Bay", "observedAt": "2024-01-01T00:00:00Z"},
             "spots": 42,
             "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [103.85, 1.29]}},
+            "area": {"type": "GeoProperty", "value": "{\"type\": \"Point\", \"coordinates\": [1, 2]}"},
             "owner": {"type": "Relationship", "object": "urn:ngsi-ld:Org:1"},
             "label": {"type": "LanguageProperty", "languageMap": {"en": "Car park", "ms": "Tempat letak kereta"}},
             "meta": {"type": "JsonProperty", "json": {"a": [1]}},
             "category": {"type": "VocabProperty", "vocab": "public"},
             "history": {"type": "ListProperty", "valueList": [1, 2]},
-            "feeds": {"type": "ListRelationship", "objectList": [{"object": "urn:a:1"}]},
+            "feeds": {"type": "ListRelationship", "objectList": ["urn:a:2", {"object": "urn:a:1"}]},
         });
-        let e = parse_entity(&ctx, &body, true, false, now).unwrap();
+        let e = parse_entity(&ctx, &body, true, Payload::Full, now).unwrap();
         let kinds: Vec<&str> = e
             .attrs
             .iter()
-            .map(|(_, a)| a.as_ref().unwrap().value.type_name())
+            .map(|(_, a)| put(a).value.type_name())
             .collect();
         assert_eq!(
             kinds,
             [
                 "Property",
                 "Property",
+                "GeoProperty",
                 "GeoProperty",
                 "Relationship",
                 "LanguageProperty",
@@ -588,48 +374,234 @@ mod tests {
                 "ListRelationship"
             ]
         );
+        let concise =
+            json!({"id": "urn:a:b", "type": "T", "l": {"type": "Point", "coordinates": [1, 2]}});
+        let c = parse_entity(&ctx, &concise, true, Payload::Full, now).unwrap();
+        assert_eq!(put(&c.attrs[0].1).value.type_name(), "GeoProperty");
+        assert_eq!(
+            put(&e.attrs[3].1).value.payload(),
+            &json!({"type": "Point", "coordinates": [1, 2]})
+        );
     }
 
     #[test]
     fn errors_name_the_problem() {
         let ctx = Context::core();
         let now = time::now();
+        let e = |attrs: serde_json::Value| {
+            let mut body = json!({"id": "urn:a:b", "type": "T"});
+            body.as_object_mut()
+                .unwrap()
+                .extend(attrs.as_object().unwrap().clone());
+            body
+        };
         let cases = [
-            (serde_json::json!({"type": "T"}), "no \"id\""),
+            (json!({"type": "T"}), "no \"id\""),
+            (json!({"id": "not a uri", "type": "T"}), "must be a URI"),
             (
-                serde_json::json!({"id": "not a uri", "type": "T"}),
+                json!({"id": "urn:ngsi-ld:null", "type": "T"}),
                 "must be a URI",
             ),
-            (serde_json::json!({"id": "urn:a:b"}), "no \"type\""),
+            (json!({"id": "urn:a:b"}), "no \"type\""),
+            (json!({"id": "urn:a:b", "type": "9T"}), "not a valid name"),
+            (json!({"id": "urn:a:b", "type": "type"}), "JSON-LD keyword"),
             (
-                serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Property"}}),
+                e(json!({"p": {"type": "Property", "value": null}})),
                 "has no \"value\"",
             ),
+            (e(json!({"p": {"type": "Property"}})), "has no \"value\""),
             (
-                serde_json::json!({"id": "urn:a:b", "type": "T", "r": {"type": "Relationship", "object": "x y"}}),
+                e(json!({"r": {"type": "Relationship", "object": "x y"}})),
                 "must be a URI",
             ),
             (
-                serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Blob", "value": 1}}),
+                e(json!({"p": {"type": "Blob", "value": 1}})),
                 "unknown type",
             ),
             (
-                serde_json::json!({"id": "urn:a:b", "type": "T", "p": {"type": "Property", "value": 1, "observedAt": "x"}}),
+                e(json!({"p": {"type": "Property", "value": 1, "observedAt": "x"}})),
                 "observedAt",
             ),
             (
-                serde_json::json!({"id": "urn:a:b", "type": "T", "l": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": "x"}}}),
+                e(
+                    json!({"p": {"type": "Property", "value": 1, "observedAt": "2026-08-10T12:00:00+02:00"}}),
+                ),
+                "UTC DateTime",
+            ),
+            (
+                e(
+                    json!({"l": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": "x"}}}),
+                ),
                 "GeoJSON",
             ),
             (
-                serde_json::json!({"id": "urn:a:b", "type": "T", "bad name": 1}),
-                "not a valid name",
+                e(
+                    json!({"l": {"type": "GeoProperty", "value": {"type": "GeometryCollection", "geometries": []}}}),
+                ),
+                "GeometryCollection",
             ),
-            (serde_json::json!([1]), "JSON object"),
+            (
+                e(json!({"location": {"type": "Property", "value": 7}})),
+                "GeoProperty",
+            ),
+            (e(json!({"bad name": 1})), "not a valid name"),
+            (
+                e(json!({"datasetId": {"type": "Property", "value": 1}})),
+                "core term",
+            ),
+            (
+                e(json!({"p": {"type": "Property", "value": 1, "@context": {}}})),
+                "embedded @context",
+            ),
+            (
+                e(json!({"p": {"type": "Property", "value": 1, "object": "urn:a:b"}})),
+                "\"object\"",
+            ),
+            (
+                e(json!({"p": {"type": "Property", "value": 1, "previousValue": 0}})),
+                "previousValue",
+            ),
+            (
+                e(json!({"p": {"type": "Property", "value": 1, "entityIdSealed": "urn:a:b"}})),
+                "ngsildproof",
+            ),
+            (
+                e(json!({"ngsildproof": {"type": "Property", "value": "x"}})),
+                "proof object",
+            ),
+            (
+                e(json!({"r": {"type": "Relationship", "object": "urn:a:b", "unitCode": "MTR"}})),
+                "unitless",
+            ),
+            (
+                e(json!({"j": {"type": "JsonProperty", "json": 5}})),
+                "\"json\" must be",
+            ),
+            (
+                e(json!({"j": {"type": "JsonProperty", "json": {}, "value": 1}})),
+                "\"value\"",
+            ),
+            (
+                e(json!({"l": {"type": "ListProperty", "valueList": [1], "value": 3}})),
+                "\"value\"",
+            ),
+            (
+                e(
+                    json!({"l": {"type": "LanguageProperty", "languageMap": {"en": "x"}, "valueType": "xsd:string"}}),
+                ),
+                "langString",
+            ),
+            (
+                e(json!({"l": {"type": "LanguageProperty", "languageMap": {"en": ["a", 5]}}})),
+                "languageMap",
+            ),
+            (
+                e(json!({"p": {"type": "Property", "value": "urn:ngsi-ld:null"}})),
+                "NGSI-LD Null",
+            ),
+            (
+                e(
+                    json!({"p": {"type": "Property", "value": 1, "s": {"type": "Property", "value": "urn:ngsi-ld:null"}}}),
+                ),
+                "NGSI-LD Null",
+            ),
+            (
+                e(
+                    json!({"l": {"type": "LanguageProperty", "languageMap": {"@none": "urn:ngsi-ld:null"}}}),
+                ),
+                "NGSI-LD Null",
+            ),
+            (
+                e(json!({"p": {"type": "Property", "value": {"a": {"b": "urn:ngsi-ld:null"}}}})),
+                "merge",
+            ),
+            (e(json!({"scope": "urn:ngsi-ld:null"})), "scope"),
+            (e(json!({"scope": "/a//b"})), "scope"),
+            (
+                e(
+                    json!({"p": [{"type": "Property", "value": 1}, {"type": "Property", "value": 2, "datasetId": "@none"}]}),
+                ),
+                "same datasetId",
+            ),
         ];
         for (body, want) in cases {
-            let err = parse_entity(&ctx, &body, true, false, now).unwrap_err();
+            let err = parse_entity(&ctx, &body, true, Payload::Full, now).unwrap_err();
             assert!(err.detail.contains(want), "{body}: {}", err.detail);
+        }
+        let err = parse_entity(&ctx, &json!([1]), true, Payload::Full, now).unwrap_err();
+        assert!(err.detail.contains("JSON object"), "{}", err.detail);
+    }
+
+    #[test]
+    fn nulls_delete_in_updates_and_merges() {
+        let ctx = Context::core();
+        let now = time::now();
+        let body = json!({
+            "a": "urn:ngsi-ld:null",
+            "b": {"type": "Relationship", "object": "urn:ngsi-ld:null", "datasetId": "urn:ds:1"},
+            "c": {"type": "LanguageProperty", "languageMap": {"@none": "urn:ngsi-ld:null"}},
+            "d": {"type": "Property", "value": 1, "s": "urn:ngsi-ld:null"},
+            "scope": "urn:ngsi-ld:null",
+        });
+        let e = parse_entity(&ctx, &body, false, Payload::Update, now).unwrap();
+        assert_eq!(e.scopes, Some(vec![]));
+        let ds = |i: usize| match &e.attrs[i].1 {
+            AttrInput::Delete { dataset_id } => dataset_id.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ds(0), None);
+        assert_eq!(ds(1), Some("urn:ds:1".to_string()));
+        assert_eq!(ds(2), None);
+        let AttrInput::Put(p) = &e.attrs[3].1 else {
+            panic!()
+        };
+        assert_eq!(p.deleted_subs, vec![ctx.expand_term("s")]);
+        let nested = json!({"p": {"type": "Property", "value": {"k": "urn:ngsi-ld:null"}}});
+        assert!(parse_entity(&ctx, &nested, false, Payload::Update, now).is_err());
+        assert!(parse_entity(&ctx, &nested, false, Payload::Merge, now).is_ok());
+        let null_ds =
+            json!({"p": {"type": "Property", "value": 1, "datasetId": "urn:ngsi-ld:null"}});
+        let err = parse_entity(&ctx, &null_ds, false, Payload::Update, now).unwrap_err();
+        assert!(
+            err.detail.contains("datasetId cannot be deleted"),
+            "{}",
+            err.detail
+        );
+    }
+
+    #[test]
+    fn reads_attribute_fragments() {
+        let ctx = Context::core();
+        let now = time::now();
+        let f = parse_attribute_fragment(
+            &ctx,
+            "p",
+            &json!({"providedBy": {"type": "Relationship", "object": "urn:a:b"}}),
+            now,
+        )
+        .unwrap();
+        assert_eq!(f.value, None);
+        assert_eq!(f.kind, None);
+        assert_eq!(f.sub.len(), 1);
+        let f = parse_attribute_fragment(
+            &ctx,
+            "p",
+            &json!({"type": "GeoProperty", "value": "urn:ngsi-ld:null"}),
+            now,
+        )
+        .unwrap();
+        assert!(f.delete);
+        let f = parse_attribute_fragment(&ctx, "p", &json!({"object": "urn:a:c"}), now).unwrap();
+        assert_eq!(f.kind.as_deref(), Some("Relationship"));
+        for bad in [
+            json!({}),
+            json!({"datasetId": "urn:ngsi-ld:null"}),
+            json!({"value": {"k": "urn:ngsi-ld:null"}}),
+        ] {
+            assert!(
+                parse_attribute_fragment(&ctx, "p", &bad, now).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `/jsonldContexts` registry and rendering of entities in the NGSI-LD representations.
 //! Only terms (types, attribute names, vocab values) are expanded and compacted; values never.
 
+pub mod attribute;
 pub mod context;
 pub mod error;
 pub mod expand;
