@@ -6,6 +6,7 @@ mod discovery;
 mod entities;
 mod locks;
 mod merge;
+mod purge;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use harbor_store::EntityStore;
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo};
 pub use entities::{NotUpdated, UpdateResult};
+pub use purge::{PurgeAction, PurgeFilter};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]

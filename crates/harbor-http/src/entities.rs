@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::body::{self, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{self, Media};
-use crate::params::Params;
+use crate::params::{allowed, Params};
 use crate::query::{self, Page};
 use crate::reply;
 use crate::SharedState;
@@ -116,10 +116,11 @@ pub async fn query_get(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let p = Params::parse(raw.as_deref());
+    p.only(allowed::QUERY_ENTITIES)?;
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, true)?;
     let ld = body::context_from_link(&s, &headers).await?;
-    let p = Params::parse(raw.as_deref());
     let q = query::from_params(&p, &ld.ctx, false)?;
     run_query(&s, &tenant, media, &ld, &p, q, "/ngsi-ld/v1/entities")
 }
@@ -218,20 +219,6 @@ pub async fn delete(
     Ok(reply::no_content())
 }
 
-/// DELETE /entities?… — purge the entities matching a query.
-pub async fn purge(
-    State(s): State<SharedState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let tenant = negotiate::tenant(&headers)?;
-    let ld = body::context_from_link(&s, &headers).await?;
-    let p = Params::parse(raw.as_deref());
-    let q = query::from_params(&p, &ld.ctx, true)?;
-    s.engine.purge_entities(&tenant, &q).await?;
-    Ok(reply::no_content())
-}
-
 /// POST /entities/{id}/attrs — 5.6.3.
 pub async fn append(
     State(s): State<SharedState>,
@@ -288,9 +275,10 @@ async fn attr_body(
     headers: &HeaderMap,
     body: Body,
     attr: &str,
+    merge_patch: bool,
 ) -> ApiResult<(String, Vec<harbor_model::Attribute>)> {
     check_attr_name(attr)?;
-    let b = read_json(s, headers, body, false).await?;
+    let b = read_json(s, headers, body, merge_patch).await?;
     let mut value = b.value;
     if let Value::Object(o) = &mut value {
         o.remove("@context");
@@ -312,7 +300,7 @@ pub async fn partial_attr(
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    let (name, instances) = attr_body(&s, &headers, body, &attr).await?;
+    let (name, instances) = attr_body(&s, &headers, body, &attr, true).await?;
     s.engine
         .partial_attr_update(&tenant, &id, &name, instances)
         .await?;
@@ -328,7 +316,7 @@ pub async fn replace_attr(
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    let (name, instances) = attr_body(&s, &headers, body, &attr).await?;
+    let (name, instances) = attr_body(&s, &headers, body, &attr, false).await?;
     s.engine
         .replace_attr(&tenant, &id, &name, instances)
         .await?;

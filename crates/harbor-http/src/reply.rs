@@ -77,6 +77,11 @@ pub fn json(
             }
             _ => {}
         },
+        Media::GeoJson if ld.geo_body_context => {
+            if let Value::Object(o) = &mut body {
+                o.insert("@context".into(), ld.echo.clone());
+            }
+        }
         Media::Json | Media::GeoJson => {
             let url = ld.echo.as_str().unwrap_or(core_url());
             if let Ok(v) = HeaderValue::from_str(&link_value(url)) {
