@@ -73,6 +73,10 @@ pub fn router(state: SharedState) -> Router {
             post(entities::append).patch(entities::update),
         )
         .route(
+            "/entities/{id}/attrs/",
+            post(entities::append).patch(entities::update),
+        )
+        .route(
             "/entities/{id}/attrs/{attr}",
             axum::routing::patch(entities::partial_attr)
                 .put(entities::replace_attr)

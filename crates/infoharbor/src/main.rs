@@ -3,6 +3,7 @@
 
 mod config;
 mod serve;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 

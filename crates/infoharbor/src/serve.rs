@@ -33,6 +33,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let base = format!("http://{}", cfg.listen);
     let registry = Arc::new(ContextRegistry::new(&base));
     let resolver = Arc::new(ContextResolver::new(fetcher, registry.clone()));
+    let sweeper = tokio::spawn(crate::sweep::expired_forever(
+        engine.clone(),
+        Duration::from_millis(cfg.expiry_sweep_ms),
+    ));
     let state = Arc::new(AppState {
         engine,
         resolver,
@@ -46,6 +50,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), ready_in_ms = started.elapsed().as_millis() as u64, "infoharbor is serving NGSI-LD");
     harbor_http::serve(listener, state, shutdown_signal()).await?;
+    sweeper.abort();
     tracing::info!("stopped");
     Ok(())
 }
