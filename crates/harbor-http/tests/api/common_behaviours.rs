@@ -322,3 +322,31 @@ async fn purge_needs_a_narrow_selection_and_keeps_or_drops() {
         assert_eq!(entity(id).await.0, StatusCode::NOT_FOUND, "{id}");
     }
 }
+
+#[tokio::test]
+async fn hosting_a_context_needs_an_at_context_member() {
+    let app = app("host-context");
+    let cases = [
+        (
+            json!({"A1": "urn:ngsi-ld:attributes:A1"}),
+            400,
+            Some("InvalidRequest"),
+        ),
+        (json!({"@context": 42}), 400, Some("BadRequestData")),
+        (
+            json!({"@context": {"A1": "urn:ngsi-ld:attributes:A1"}}),
+            201,
+            None,
+        ),
+    ];
+    for (body, status, kind) in cases {
+        let bytes = body.to_string().into_bytes();
+        let (s, problem, _) =
+            call(&app, "POST", "/ngsi-ld/v1/jsonldContexts", JSON, bytes, &[]).await;
+        assert_eq!(s.as_u16(), status, "{body}");
+        if let Some(kind) = kind {
+            let want = format!("https://uri.etsi.org/ngsi-ld/errors/{kind}");
+            assert_eq!(problem["type"], want.as_str(), "{body}");
+        }
+    }
+}
