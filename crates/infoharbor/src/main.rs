@@ -2,6 +2,7 @@
 //! store, engine and HTTP API, graceful shutdown.
 
 mod config;
+mod contexts;
 mod serve;
 mod sweep;
 
