@@ -170,33 +170,6 @@ impl Engine {
         }
         Ok(result)
     }
-
-    /// Purge Entities (5.6.21): deletes every entity matching the query, in one commit per page.
-    pub async fn purge_entities(
-        &self,
-        tenant: &Tenant,
-        q: &harbor_store::EntityQuery,
-    ) -> NgsiResult<usize> {
-        let ids: Vec<String> = self
-            .query_entities(tenant, q)?
-            .iter()
-            .map(|e| e.id.clone())
-            .collect();
-        let mut n = 0;
-        for chunk in ids.chunks(self.limits.max_batch.max(1)) {
-            let _guards = self
-                .locks
-                .lock_many(tenant, chunk.iter().map(String::as_str))
-                .await;
-            let changes: Vec<Change> = chunk.iter().cloned().map(Change::Delete).collect();
-            n += changes.len();
-            self.store
-                .commit(tenant, changes)
-                .await
-                .map_err(store_err)?;
-        }
-        Ok(n)
-    }
 }
 
 /// What one batch item did.

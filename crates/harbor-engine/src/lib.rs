@@ -7,6 +7,7 @@ mod entities;
 mod join;
 mod locks;
 mod merge;
+mod purge;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo};
 pub use entities::{NotUpdated, UpdateResult};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
+pub use purge::{PurgeAction, PurgeFilter};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]

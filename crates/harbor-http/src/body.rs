@@ -19,6 +19,29 @@ pub struct Ld {
     pub ctx: Arc<Context>,
     /// The `@context` value a response carries (the Link URL, the body's `@context`, or core).
     pub echo: Value,
+    /// Whether a GeoJSON response carries the `@context` in its body (the default) rather
+    /// than in a Link header (`Prefer: body=json`, 6.3.6).
+    pub geo_body_context: bool,
+}
+
+impl Ld {
+    fn new(ctx: Arc<Context>, echo: Value) -> Ld {
+        Ld {
+            ctx,
+            echo,
+            geo_body_context: true,
+        }
+    }
+
+    fn core() -> Ld {
+        Ld::new(Context::core(), Value::String(core_url().into()))
+    }
+
+    /// Applies the request's `Prefer` header.
+    fn preferring(mut self, headers: &HeaderMap) -> Ld {
+        self.geo_body_context = !negotiate::prefers_json_body(headers);
+        self
+    }
 }
 
 pub fn core_url() -> &'static str {
@@ -27,17 +50,15 @@ pub fn core_url() -> &'static str {
 
 /// The context of a request without body: from the Link header, else core.
 pub async fn context_from_link(state: &AppState, headers: &HeaderMap) -> ApiResult<Ld> {
-    match negotiate::link_context(headers)? {
+    let ld = match negotiate::link_context(headers)? {
         Some(url) => {
             let v = Value::String(url);
             let ctx = state.resolver.resolve(Some(&v)).await?;
-            Ok(Ld { ctx, echo: v })
+            Ld::new(ctx, v)
         }
-        None => Ok(Ld {
-            ctx: Context::core(),
-            echo: Value::String(core_url().into()),
-        }),
-    }
+        None => Ld::core(),
+    };
+    Ok(ld.preferring(headers))
 }
 
 /// A request body, parsed.
@@ -94,10 +115,7 @@ pub async fn read(
                     resolve(state, c).await?
                 }
                 // Arrays: every item carries its own @context, checked per item.
-                _ => Ld {
-                    ctx: Context::core(),
-                    echo: Value::String(core_url().into()),
-                },
+                _ => Ld::core(),
             }
         }
         BodyKind::Json | BodyKind::MergePatch => {
@@ -112,23 +130,21 @@ pub async fn read(
             }
             match link {
                 Some(url) => resolve(state, &Value::String(url)).await?,
-                None => Ld {
-                    ctx: Context::core(),
-                    echo: Value::String(core_url().into()),
-                },
+                None => Ld::core(),
             }
         }
     };
-    Ok(JsonBody { value, kind, ld })
+    Ok(JsonBody {
+        value,
+        kind,
+        ld: ld.preferring(headers),
+    })
 }
 
 /// Resolves one `@context` value.
 pub async fn resolve(state: &AppState, c: &Value) -> ApiResult<Ld> {
     let ctx = state.resolver.resolve(Some(c)).await?;
-    Ok(Ld {
-        ctx,
-        echo: c.clone(),
-    })
+    Ok(Ld::new(ctx, c.clone()))
 }
 
 /// The context of one item of a batch body.

@@ -26,6 +26,12 @@ pub async fn add(
     let b = bytes(&s, body).await?;
     let value: Value = serde_json::from_slice(&b)
         .map_err(|e| NgsiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    if value.get("@context").is_none() {
+        return Err(NgsiError::invalid(
+            "the body must be a JSON object with an \"@context\" member holding the @context to host",
+        )
+        .into());
+    }
     let entry = s.registry.add_hosted(&tenant, &value)?;
     let loc = format!("/ngsi-ld/v1/jsonldContexts/{}", entry.local_id);
     let mut h = HeaderMap::new();

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::body;
 use crate::error::ApiResult;
 use crate::negotiate;
-use crate::params::Params;
+use crate::params::{allowed, Params};
 use crate::reply;
 use crate::SharedState;
 
@@ -23,10 +23,12 @@ pub async fn types(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let p = Params::parse(raw.as_deref());
+    p.only(allowed::DISCOVERY_LIST)?;
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
-    let details = Params::parse(raw.as_deref()).flag("details")?;
+    let details = p.flag("details")?;
     let types = s.engine.types(&tenant)?;
     let c = |i: &str| ld.ctx.compact_iri(i);
     let body = if details {
@@ -63,8 +65,10 @@ pub async fn types(
 pub async fn type_info(
     State(s): State<SharedState>,
     Path(ty): Path<String>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    Params::parse(raw.as_deref()).only(allowed::DISCOVERY_ONE)?;
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -95,19 +99,25 @@ pub async fn type_info(
     ))
 }
 
+/// An Attribute (5.2.28). The detailed list (5.7.9) names each attribute and the types that
+/// carry it; counts and attribute types are for the single attribute (5.7.10).
 fn attribute_json(
     name: &str,
     info: &harbor_engine::AttributeInfo,
     c: &dyn Fn(&str) -> String,
+    with_counts: bool,
 ) -> Value {
-    json!({
+    let mut v = json!({
         "id": name,
         "type": "Attribute",
         "attributeName": c(name),
-        "attributeCount": info.count,
-        "attributeTypes": info.kinds.iter().collect::<Vec<_>>(),
         "typeNames": info.types.iter().map(|t| c(t)).collect::<Vec<_>>(),
-    })
+    });
+    if with_counts {
+        v["attributeCount"] = json!(info.count);
+        v["attributeTypes"] = json!(info.kinds.iter().collect::<Vec<_>>());
+    }
+    v
 }
 
 /// GET /attributes — 5.7.8 / 5.7.9.
@@ -116,17 +126,19 @@ pub async fn attributes(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let p = Params::parse(raw.as_deref());
+    p.only(allowed::DISCOVERY_LIST)?;
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
-    let details = Params::parse(raw.as_deref()).flag("details")?;
+    let details = p.flag("details")?;
     let attrs = s.engine.attributes(&tenant)?;
     let c = |i: &str| ld.ctx.compact_iri(i);
     let body = if details {
         Value::Array(
             attrs
                 .iter()
-                .map(|(a, info)| attribute_json(a, info, &c))
+                .map(|(a, info)| attribute_json(a, info, &c, false))
                 .collect(),
         )
     } else {
@@ -149,8 +161,10 @@ pub async fn attributes(
 pub async fn attribute_info(
     State(s): State<SharedState>,
     Path(attr): Path<String>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    Params::parse(raw.as_deref()).only(allowed::DISCOVERY_ONE)?;
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -164,7 +178,7 @@ pub async fn attribute_info(
         StatusCode::OK,
         media,
         &ld,
-        attribute_json(&expanded, info, &c),
+        attribute_json(&expanded, info, &c, true),
         HeaderMap::new(),
     ))
 }

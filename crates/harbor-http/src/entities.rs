@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::body::{self, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{self, Media};
-use crate::params::Params;
+use crate::params::{allowed, Params};
 use crate::query::{self, Page};
 use crate::reply;
 use crate::SharedState;
@@ -194,10 +194,11 @@ pub async fn query_get(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let p = Params::parse(raw.as_deref());
+    p.only(allowed::QUERY_ENTITIES)?;
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, true)?;
     let ld = body::context_from_link(&s, &headers).await?;
-    let p = Params::parse(raw.as_deref());
     let q = query::from_params(&p, &ld.ctx, false)?;
     run_query(&s, &tenant, media, &ld, &p, q, "/ngsi-ld/v1/entities")
 }
@@ -320,20 +321,6 @@ pub async fn delete(
     Ok(reply::no_content())
 }
 
-/// DELETE /entities?… — purge the entities matching a query.
-pub async fn purge(
-    State(s): State<SharedState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let tenant = negotiate::tenant(&headers)?;
-    let ld = body::context_from_link(&s, &headers).await?;
-    let p = Params::parse(raw.as_deref());
-    let q = query::from_params(&p, &ld.ctx, true)?;
-    s.engine.purge_entities(&tenant, &q).await?;
-    Ok(reply::no_content())
-}
-
 /// POST /entities/{id}/attrs — 5.6.3.
 pub async fn append(
     State(s): State<SharedState>,
@@ -397,10 +384,11 @@ async fn attr_body(
     headers: &HeaderMap,
     body: Body,
     attr: &str,
+    merge_patch: bool,
 ) -> ApiResult<(JsonBody, String)> {
     check_attr_name(attr)?;
     check_not_scope(attr)?;
-    let mut b = read_json(s, headers, body, false).await?;
+    let mut b = read_json(s, headers, body, merge_patch).await?;
     if let Value::Object(o) = &mut b.value {
         o.remove("@context");
     }
@@ -418,7 +406,7 @@ pub async fn partial_attr(
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    let (b, name) = attr_body(&s, &headers, body, &attr).await?;
+    let (b, name) = attr_body(&s, &headers, body, &attr, true).await?;
     let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
     let frag = parse_attribute_fragment(&b.ld.ctx, &attr, &b.value, time::now())?;
     s.engine
@@ -437,7 +425,7 @@ pub async fn replace_attr(
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
-    let (b, name) = attr_body(&s, &headers, body, &attr).await?;
+    let (b, name) = attr_body(&s, &headers, body, &attr, false).await?;
     let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
     let instances =
         parse_attribute_instances(&b.ld.ctx, &attr, &b.value, Payload::Full, time::now())?

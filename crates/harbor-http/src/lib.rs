@@ -5,10 +5,12 @@ mod batch;
 mod body;
 mod contexts;
 mod discovery;
+mod edge;
 mod entities;
 mod error;
 mod negotiate;
 mod params;
+mod purge;
 mod query;
 mod reply;
 
@@ -53,7 +55,7 @@ pub fn router(state: SharedState) -> Router {
     let entities_root = || {
         post(entities::create)
             .get(entities::query_get)
-            .delete(entities::purge)
+            .delete(purge::purge)
     };
     // Collection paths are also answered with a trailing slash, as many clients write them.
     let api = Router::new()
@@ -111,6 +113,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .fallback(error::not_found_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(edge::preconditions))
         .with_state(state)
 }
 

@@ -94,52 +94,107 @@ fn split_links(text: &str) -> Vec<&str> {
     out
 }
 
-/// Picks the response media type from `Accept` (6.3.4); `geo` allows GeoJSON.
-pub fn accept(headers: &HeaderMap, geo: bool) -> NgsiResult<Media> {
-    let Some(v) = headers.get(header::ACCEPT) else {
-        return Ok(Media::Json);
-    };
-    let text = v.to_str().unwrap_or("");
-    if text.trim().is_empty() {
-        return Ok(Media::Json);
-    }
-    let mut best: Option<(f32, usize, Media)> = None;
-    for (pos, item) in text.split(',').enumerate() {
-        let mut parts = item.split(';');
-        let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let mut q = 1.0f32;
-        for p in parts {
-            if let Some(v) = p.trim().strip_prefix("q=") {
-                q = v.trim().parse().unwrap_or(0.0);
-            }
-        }
-        if q <= 0.0 {
-            continue;
-        }
-        let media = match mime.as_str() {
-            JSON | "application/*" | "*/*" => Some(Media::Json),
-            JSON_LD => Some(Media::JsonLd),
-            GEO_JSON if geo => Some(Media::GeoJson),
+/// One media range of an `Accept` header, e.g. `application/*;q=0.5`.
+struct MediaRange<'a> {
+    kind: &'a str,
+    subtype: &'a str,
+    q: f32,
+}
+
+impl MediaRange<'_> {
+    /// How specifically this range names `mime` (2: exactly, 1: `type/*`, 0: `*/*`), or None
+    /// when it does not match it.
+    fn specificity(&self, mime: &str) -> Option<u8> {
+        let (kind, subtype) = mime.split_once('/')?;
+        match (self.kind, self.subtype) {
+            ("*", "*") => Some(0),
+            (k, "*") if k.eq_ignore_ascii_case(kind) => Some(1),
+            (k, s) if k.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(subtype) => Some(2),
             _ => None,
-        };
-        let Some(media) = media else { continue };
-        // Higher q wins; on a tie, the more specific type, then the first listed.
-        let specific = usize::from(!mime.contains('*'));
-        let better = match best {
-            None => true,
-            Some((bq, bs, _)) => q > bq || (q == bq && specific > bs),
-        };
-        if better {
-            best = Some((q, specific, media));
         }
-        let _ = pos;
     }
-    best.map(|(_, _, m)| m).ok_or_else(|| {
+}
+
+/// Parses the media ranges of an `Accept` header. A malformed weight is not one of the HTTP
+/// rules that could amend the choice, so the range keeps the default weight 1.
+fn media_ranges(text: &str) -> Vec<MediaRange<'_>> {
+    text.split(',')
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let (kind, subtype) = parts.next()?.trim().split_once('/')?;
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .filter_map(|v| v.trim().parse::<f32>().ok())
+                .find(|q| (0.0..=1.0).contains(q))
+                .unwrap_or(1.0);
+            Some(MediaRange {
+                kind: kind.trim(),
+                subtype: subtype.trim(),
+                q,
+            })
+        })
+        .collect()
+}
+
+/// Picks the response media type from `Accept` (6.3.4); `geo` offers GeoJSON too.
+///
+/// The offers are application/json, application/ld+json and application/geo+json, in this
+/// order. Each takes the weight of the most specific range that matches it (RFC 9110 5.3.2;
+/// q=0 refuses it). The highest weight wins and the 6.3.4 list order breaks ties. Without
+/// Accept, application/json is the answer.
+pub fn accept(headers: &HeaderMap, geo: bool) -> NgsiResult<Media> {
+    let text =
+        match headers.get(header::ACCEPT).map(|v| v.to_str()) {
+            None => return Ok(Media::Json),
+            Some(Ok(t)) if t.trim().is_empty() => return Ok(Media::Json),
+            Some(Ok(t)) => t,
+            Some(Err(_)) => return Err(NgsiError::new(
+                ErrorKind::NotAcceptable,
+                "the Accept header is not ASCII text; use application/json or application/ld+json",
+            )),
+        };
+    let ranges = media_ranges(text);
+    let offers: &[Media] = if geo {
+        &[Media::Json, Media::JsonLd, Media::GeoJson]
+    } else {
+        &[Media::Json, Media::JsonLd]
+    };
+    let weight = |m: Media| {
+        ranges
+            .iter()
+            .filter_map(|r| r.specificity(m.as_str()).map(|s| (s, r.q)))
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map_or(0.0, |(_, q)| q)
+    };
+    let mut best: Option<(f32, Media)> = None;
+    for &m in offers {
+        let q = weight(m);
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, m));
+        }
+    }
+    let offered = offers
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    best.map(|(_, m)| m).ok_or_else(|| {
         NgsiError::new(
             ErrorKind::NotAcceptable,
-            format!("cannot answer in any media type of Accept: {text}; use application/json or application/ld+json"),
+            format!("cannot answer in any media type of Accept: {text}; this resource is available as {offered}"),
         )
     })
+}
+
+/// Whether `Prefer` asks for `body=json` (6.3.6): the `@context` of a GeoJSON response then
+/// travels in a Link header instead of the body.
+pub fn prefers_json_body(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("Prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("body=json"))
 }
 
 /// The kind of body a request carries.
@@ -206,9 +261,39 @@ mod tests {
             ("application/geo+json", Some(Media::GeoJson)),
             ("text/html", None),
             ("application/json;q=0", None),
+            // 6.3.4 list order breaks ties, not the order the client wrote.
+            ("application/ld+json, application/json", Some(Media::Json)),
+            ("application/geo+json, application/json", Some(Media::Json)),
+            ("*/*", Some(Media::Json)),
+            // The most specific range decides a type's weight (RFC 9110 5.3.2).
+            ("application/json;q=0, */*", Some(Media::JsonLd)),
+            ("*/*;q=0.9, application/ld+json;q=0.8", Some(Media::Json)),
+            (
+                "application/json;q=0, application/ld+json",
+                Some(Media::JsonLd),
+            ),
+            // A malformed weight keeps the default weight.
+            ("application/ld+json;q=notanumber", Some(Media::JsonLd)),
+            (
+                "application/ld+json;q=notanumber, application/json;q=0.5",
+                Some(Media::JsonLd),
+            ),
+            ("APPLICATION/JSON", Some(Media::Json)),
         ];
         for (v, want) in cases {
             assert_eq!(accept(&with(header::ACCEPT, v), true).ok(), want, "{v}");
+        }
+        // Where GeoJSON is not offered, a range naming it does not win over one that is.
+        let no_geo = [
+            ("application/geo+json, application/json", Some(Media::Json)),
+            (
+                "application/geo+json;q=0.9, application/ld+json;q=0.1",
+                Some(Media::JsonLd),
+            ),
+            ("application/geo+json", None),
+        ];
+        for (v, want) in no_geo {
+            assert_eq!(accept(&with(header::ACCEPT, v), false).ok(), want, "{v}");
         }
     }
 

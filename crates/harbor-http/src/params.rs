@@ -29,12 +29,86 @@ impl Options {
     }
 }
 
+/// The query parameters each operation defines (6.4 – 6.30); any other is refused (6.3.20).
+pub mod allowed {
+    /// GET /types, GET /attributes (6.25.3.1, 6.27.3.1).
+    pub const DISCOVERY_LIST: &[&str] = &["details", "local"];
+    /// GET /types/{type}, GET /attributes/{attr} (6.26.3.1, 6.28.3.1).
+    pub const DISCOVERY_ONE: &[&str] = &["local"];
+    /// DELETE /entities, Purge Entities (6.4.3.3).
+    pub const PURGE: &[&str] = &[
+        "id",
+        "type",
+        "idPattern",
+        "attrs",
+        "q",
+        "csf",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+        "scopeQ",
+        "local",
+        "keep",
+        "drop",
+    ];
+    /// GET /entities, Query Entities (6.4.3.2).
+    pub const QUERY_ENTITIES: &[&str] = &[
+        "id",
+        "type",
+        "idPattern",
+        "attrs",
+        "pick",
+        "omit",
+        "q",
+        "csf",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+        "geometryProperty",
+        "lang",
+        "scopeQ",
+        "containedBy",
+        "join",
+        "joinLevel",
+        "datasetId",
+        "entityMap",
+        "expandValues",
+        "jsonKeys",
+        "options",
+        "format",
+        "limit",
+        "offset",
+        "count",
+        "local",
+        "orderBy",
+        "orderFrom",
+        "orderGeometry",
+        "collation",
+    ];
+}
+
 impl Params {
     pub fn parse(raw: Option<&str>) -> Params {
         let pairs = raw
             .map(|r| form_urlencoded::parse(r.as_bytes()).into_owned().collect())
             .unwrap_or_default();
         Params(pairs)
+    }
+
+    /// Refuses any parameter the operation does not define (6.3.20: InvalidRequest).
+    pub fn only(&self, allowed: &[&str]) -> NgsiResult<()> {
+        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            None => Ok(()),
+            Some((k, _)) if allowed.is_empty() => Err(NgsiError::invalid(format!(
+                "query parameter \"{k}\" is not defined for this operation, which takes none"
+            ))),
+            Some((k, _)) => Err(NgsiError::invalid(format!(
+                "query parameter \"{k}\" is not defined for this operation; it takes {}",
+                allowed.join(", ")
+            ))),
+        }
     }
 
     /// The value of a parameter; an empty value counts as given.
@@ -204,6 +278,29 @@ mod tests {
         ];
         for (raw, want) in cases {
             assert_eq!(Params::parse(Some(raw)).with_page(1, 1), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn only_defined_parameters_pass() {
+        let cases = [
+            ("details=true&local=true", allowed::DISCOVERY_LIST, true),
+            ("limit=5", allowed::DISCOVERY_LIST, false),
+            ("details=true", allowed::DISCOVERY_ONE, false),
+            ("", allowed::DISCOVERY_ONE, true),
+            (
+                "type=Building&invalidParams=invalidValue",
+                allowed::QUERY_ENTITIES,
+                false,
+            ),
+            ("type=Building&keep=name", allowed::PURGE, true),
+        ];
+        for (raw, allowed, ok) in cases {
+            let r = Params::parse(Some(raw)).only(allowed);
+            assert_eq!(r.is_ok(), ok, "{raw}");
+            if let Err(e) = r {
+                assert_eq!(e.kind, harbor_model::ErrorKind::InvalidRequest, "{raw}");
+            }
         }
     }
 }

@@ -227,12 +227,13 @@ pub fn json(
             }
             _ => {}
         },
-        Media::Json | Media::GeoJson => {
-            // GeoJSON has nowhere else for the context than the body (4.5.16); the Link
-            // header names it as well.
-            if let (Media::GeoJson, Value::Object(o)) = (media, &mut body) {
+        Media::GeoJson if ld.geo_body_context => {
+            if let Value::Object(o) = &mut body {
                 o.insert("@context".into(), ld.echo.clone());
             }
+        }
+        // JSON, and GeoJSON asked for with `Prefer: body=json`: the context goes in a Link header.
+        Media::Json | Media::GeoJson => {
             let url = ld.echo.as_str().unwrap_or(core_url());
             if let Ok(v) = HeaderValue::from_str(&link_value(url)) {
                 headers.insert(header::LINK, v);

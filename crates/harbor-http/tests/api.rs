@@ -16,6 +16,9 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+#[path = "api/common_behaviours.rs"]
+mod common_behaviours;
+
 /// No network in tests: every remote @context is unavailable.
 struct Offline;
 
@@ -64,6 +67,10 @@ async fn call(
     }
     for (k, v) in headers {
         req = req.header(*k, *v);
+    }
+    // Like every HTTP client, say how long the body is (6.3.4 requires it).
+    if matches!(method, "POST" | "PATCH" | "PUT") {
+        req = req.header("content-length", body.len());
     }
     let resp = app
         .clone()

@@ -4,7 +4,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use harbor_model::{Entity, Tenant};
-use harbor_store::{Change, StoreError, StoreResult};
+use harbor_store::{Change, ContextChange, StoreError, StoreResult};
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
@@ -15,13 +15,25 @@ use crate::memory::Memory;
 const ENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entities");
 /// Tenants that exist, with nothing attached.
 const TENANTS: TableDefinition<&str, ()> = TableDefinition::new("tenants");
+/// Stored `@context` records by local id.
+const CONTEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contexts");
+
+/// Stored `@context` records by id, as loaded and committed.
+pub type Contexts = std::collections::BTreeMap<String, Vec<u8>>;
 
 /// Largest number of requests folded into one commit.
 const MAX_GROUP: usize = 1024;
 
+enum Work {
+    Entities {
+        tenant: Tenant,
+        changes: Vec<Change>,
+    },
+    Contexts(Vec<ContextChange>),
+}
+
 struct Request {
-    tenant: Tenant,
-    changes: Vec<Change>,
+    work: Work,
     done: oneshot::Sender<StoreResult<()>>,
 }
 
@@ -42,11 +54,15 @@ impl Drop for Committer {
 }
 
 impl Committer {
-    pub fn start(db: redb::Database, memory: Arc<RwLock<Memory>>) -> Self {
+    pub fn start(
+        db: redb::Database,
+        memory: Arc<RwLock<Memory>>,
+        contexts: Arc<RwLock<Contexts>>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("harbor-commit".into())
-            .spawn(move || run(db, memory, rx))
+            .spawn(move || run(db, memory, contexts, rx))
             .expect("spawning the commit thread");
         Committer {
             tx: Some(tx),
@@ -55,17 +71,21 @@ impl Committer {
     }
 
     pub async fn submit(&self, tenant: Tenant, changes: Vec<Change>) -> StoreResult<()> {
+        self.send(Work::Entities { tenant, changes }).await
+    }
+
+    pub async fn submit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
+        self.send(Work::Contexts(changes)).await
+    }
+
+    async fn send(&self, work: Work) -> StoreResult<()> {
         let (done, wait) = oneshot::channel();
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
-        tx.send(Request {
-            tenant,
-            changes,
-            done,
-        })
-        .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?;
+        tx.send(Request { work, done })
+            .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?;
         wait.await
             .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?
     }
@@ -75,7 +95,12 @@ fn key(tenant: &Tenant, id: &str) -> String {
     format!("{}\u{0}{}", tenant.as_str(), id)
 }
 
-fn run(db: redb::Database, memory: Arc<RwLock<Memory>>, rx: mpsc::Receiver<Request>) {
+fn run(
+    db: redb::Database,
+    memory: Arc<RwLock<Memory>>,
+    contexts: Arc<RwLock<Contexts>>,
+    rx: mpsc::Receiver<Request>,
+) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -87,8 +112,12 @@ fn run(db: redb::Database, memory: Arc<RwLock<Memory>>, rx: mpsc::Receiver<Reque
         let result = write_group(&db, &group);
         if result.is_ok() {
             let mut mem = memory.write();
+            let mut ctx = contexts.write();
             for r in &group {
-                mem.apply(&r.tenant, &r.changes);
+                match &r.work {
+                    Work::Entities { tenant, changes } => mem.apply(tenant, changes),
+                    Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
+                }
             }
         }
         for r in group {
@@ -107,21 +136,35 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
     {
         let mut entities = txn.open_table(ENTITIES).map_err(|e| fail(&e))?;
         let mut tenants = txn.open_table(TENANTS).map_err(|e| fail(&e))?;
+        let mut contexts = txn.open_table(CONTEXTS).map_err(|e| fail(&e))?;
         for r in group {
-            tenants
-                .insert(r.tenant.as_str(), ())
-                .map_err(|e| fail(&e))?;
-            for c in &r.changes {
+            let (tenant, changes) = match &r.work {
+                Work::Entities { tenant, changes } => (tenant, changes),
+                Work::Contexts(changes) => {
+                    for c in changes {
+                        match c {
+                            ContextChange::Put { id, record } => {
+                                contexts.insert(id.as_str(), record.as_slice())
+                            }
+                            ContextChange::Delete(id) => contexts.remove(id.as_str()),
+                        }
+                        .map_err(|e| fail(&e))?;
+                    }
+                    continue;
+                }
+            };
+            tenants.insert(tenant.as_str(), ()).map_err(|e| fail(&e))?;
+            for c in changes {
                 match c {
                     Change::Put(e) => {
                         let bytes = serde_json::to_vec(e).map_err(|e| fail(&e))?;
                         entities
-                            .insert(key(&r.tenant, &e.id).as_str(), bytes.as_slice())
+                            .insert(key(tenant, &e.id).as_str(), bytes.as_slice())
                             .map_err(|e| fail(&e))?;
                     }
                     Change::Delete(id) => {
                         entities
-                            .remove(key(&r.tenant, id).as_str())
+                            .remove(key(tenant, id).as_str())
                             .map_err(|e| fail(&e))?;
                     }
                 }
@@ -131,8 +174,21 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
     txn.commit().map_err(|e| fail(&e))
 }
 
+fn apply_contexts(stored: &mut Contexts, changes: &[ContextChange]) {
+    for c in changes {
+        match c {
+            ContextChange::Put { id, record } => {
+                stored.insert(id.clone(), record.clone());
+            }
+            ContextChange::Delete(id) => {
+                stored.remove(id);
+            }
+        }
+    }
+}
+
 /// Reads the whole durable state into memory.
-pub fn load(db: &redb::Database) -> StoreResult<Memory> {
+pub fn load(db: &redb::Database) -> StoreResult<(Memory, Contexts)> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     let mut memory = Memory::default();
     // Make sure the tables exist so a fresh database reads as empty.
@@ -140,6 +196,7 @@ pub fn load(db: &redb::Database) -> StoreResult<Memory> {
         let txn = db.begin_write().map_err(|e| corrupt(&e))?;
         txn.open_table(ENTITIES).map_err(|e| corrupt(&e))?;
         txn.open_table(TENANTS).map_err(|e| corrupt(&e))?;
+        txn.open_table(CONTEXTS).map_err(|e| corrupt(&e))?;
         txn.commit().map_err(|e| corrupt(&e))?;
     }
     let txn = db.begin_read().map_err(|e| corrupt(&e))?;
@@ -160,5 +217,11 @@ pub fn load(db: &redb::Database) -> StoreResult<Memory> {
         let entity: Entity = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
         memory.apply(&tenant, &[Change::Put(entity)]);
     }
-    Ok(memory)
+    let mut contexts = Contexts::new();
+    let table = txn.open_table(CONTEXTS).map_err(|e| corrupt(&e))?;
+    for row in table.iter().map_err(|e| corrupt(&e))? {
+        let (k, v) = row.map_err(|e| corrupt(&e))?;
+        contexts.insert(k.value().to_string(), v.value().to_vec());
+    }
+    Ok((memory, contexts))
 }

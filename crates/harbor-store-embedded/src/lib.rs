@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use harbor_model::{Entity, Tenant};
-use harbor_store::{Change, EntityQuery, EntityStore, QueryResult, StoreError, StoreResult};
+use harbor_store::{
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, QueryResult, StoreError,
+    StoreResult,
+};
 use parking_lot::RwLock;
 
 use memory::Memory;
@@ -20,6 +23,7 @@ use memory::Memory;
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
     memory: Arc<RwLock<Memory>>,
+    contexts: Arc<RwLock<commit::Contexts>>,
     committer: commit::Committer,
 }
 
@@ -31,9 +35,15 @@ impl EmbeddedStore {
         })?;
         let db = redb::Database::create(dir.join("infoharbor.redb"))
             .map_err(|e| StoreError::Unavailable(format!("cannot open database: {e}")))?;
-        let memory = Arc::new(RwLock::new(commit::load(&db)?));
-        let committer = commit::Committer::start(db, memory.clone());
-        Ok(EmbeddedStore { memory, committer })
+        let (memory, contexts) = commit::load(&db)?;
+        let memory = Arc::new(RwLock::new(memory));
+        let contexts = Arc::new(RwLock::new(contexts));
+        let committer = commit::Committer::start(db, memory.clone(), contexts.clone());
+        Ok(EmbeddedStore {
+            memory,
+            contexts,
+            committer,
+        })
     }
 }
 
@@ -75,5 +85,20 @@ impl EntityStore for EmbeddedStore {
 
     fn count(&self, tenant: &Tenant) -> usize {
         self.memory.read().count(tenant)
+    }
+}
+
+#[async_trait]
+impl ContextStore for EmbeddedStore {
+    async fn commit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
+        self.committer.submit_contexts(changes).await
+    }
+
+    fn contexts(&self) -> Vec<(String, Vec<u8>)> {
+        self.contexts
+            .read()
+            .iter()
+            .map(|(id, record)| (id.clone(), record.clone()))
+            .collect()
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use harbor_model::Tenant;
-use harbor_store::conformance::{parking, run};
-use harbor_store::{Change, EntityQuery, EntityStore};
+use harbor_store::conformance::{parking, run, run_contexts};
+use harbor_store::{Change, ContextChange, ContextStore, EntityQuery, EntityStore};
 use harbor_store_embedded::EmbeddedStore;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -19,6 +19,23 @@ async fn conformance_suite() {
     let dir = temp_dir("conformance");
     let store = EmbeddedStore::open(&dir).unwrap();
     run(&store).await;
+}
+
+#[tokio::test]
+async fn context_conformance_and_reopening() {
+    let dir = temp_dir("contexts");
+    {
+        let store = EmbeddedStore::open(&dir).unwrap();
+        run_contexts(&store).await;
+        let put = ContextChange::Put {
+            id: "c".into(),
+            record: b"{}".to_vec(),
+        };
+        store.commit_contexts(vec![put]).await.unwrap();
+    }
+    let store = EmbeddedStore::open(&dir).unwrap();
+    let ids: Vec<String> = store.contexts().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["b", "c"], "stored contexts survive reopening");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

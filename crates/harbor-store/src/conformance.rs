@@ -7,7 +7,7 @@ use harbor_model::{time, AttrValue, Attribute, Entity, Tenant};
 use harbor_query::{parse_coordinates_text, parse_geo_query, parse_q, parse_type_expr};
 use serde_json::json;
 
-use crate::{Change, EntityQuery, EntityStore};
+use crate::{Change, ContextChange, ContextStore, EntityQuery, EntityStore};
 
 const NS: &str = "https://smartdatamodels.org/";
 
@@ -190,4 +190,33 @@ pub async fn run(store: &dyn EntityStore) {
     store.commit(&t, all).await.unwrap();
     assert_eq!(store.count(&t), 0);
     check(&by_type("OffStreetParking"), 0, "type index emptied");
+}
+
+/// The `@context` store: puts replace, deletes remove, and a missing id is no error.
+pub async fn run_contexts(store: &dyn ContextStore) {
+    assert!(store.contexts().is_empty(), "a fresh store has no contexts");
+    let put = |id: &str, record: &[u8]| ContextChange::Put {
+        id: id.into(),
+        record: record.to_vec(),
+    };
+    store
+        .commit_contexts(vec![put("b", b"{\"v\":1}"), put("a", b"{}")])
+        .await
+        .unwrap();
+    store
+        .commit_contexts(vec![
+            put("b", b"{\"v\":2}"),
+            ContextChange::Delete("a".into()),
+        ])
+        .await
+        .unwrap();
+    store
+        .commit_contexts(vec![ContextChange::Delete("never-stored".into())])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.contexts(),
+        vec![("b".to_string(), b"{\"v\":2}".to_vec())],
+        "the last put wins and deletes remove"
+    );
 }

@@ -45,6 +45,25 @@ impl Change {
     }
 }
 
+/// One change to the stored `@context` documents (5.13): Hosted and ImplicitlyCreated
+/// contexts, kept as records the caller encodes, by the context's local id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextChange {
+    Put { id: String, record: Vec<u8> },
+    Delete(String),
+}
+
+/// Durable `@context` documents. The broker keeps its working copy in the context registry;
+/// this only makes it survive a restart.
+#[async_trait]
+pub trait ContextStore: Send + Sync {
+    /// Applies the changes atomically and durably; returns once they are on disk.
+    async fn commit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()>;
+
+    /// Every stored record with its id, sorted by id.
+    fn contexts(&self) -> Vec<(String, Vec<u8>)>;
+}
+
 /// Result of a query: entities sorted by id.
 pub struct QueryResult {
     pub entities: Vec<Arc<Entity>>,

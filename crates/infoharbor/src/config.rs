@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Timeout for fetching a remote @context, in milliseconds [default: 5000].
     #[arg(long, env = "INFOHARBOR_CONTEXT_TIMEOUT_MS")]
     pub context_timeout_ms: Option<u64>,
+    /// How often expired transient entities and attributes are deleted, in milliseconds
+    /// [default: 1000].
+    #[arg(long, env = "INFOHARBOR_EXPIRY_SWEEP_MS")]
+    pub expiry_sweep_ms: Option<u64>,
     /// Log filter, e.g. `info` or `harbor_http=debug` [default: info].
     #[arg(long, env = "INFOHARBOR_LOG")]
     pub log: Option<String>,
@@ -55,6 +59,7 @@ struct FileConfig {
     max_page: Option<usize>,
     default_page: Option<usize>,
     context_timeout_ms: Option<u64>,
+    expiry_sweep_ms: Option<u64>,
     log: Option<String>,
     context_dir: Option<PathBuf>,
 }
@@ -69,6 +74,7 @@ pub struct Config {
     pub max_page: usize,
     pub default_page: usize,
     pub context_timeout_ms: u64,
+    pub expiry_sweep_ms: u64,
     pub log: String,
     pub context_dir: Option<PathBuf>,
 }
@@ -105,11 +111,19 @@ impl ServeArgs {
                 .context_timeout_ms
                 .or(file.context_timeout_ms)
                 .unwrap_or(5000),
+            expiry_sweep_ms: self
+                .expiry_sweep_ms
+                .or(file.expiry_sweep_ms)
+                .unwrap_or(1000),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
             context_dir: self.context_dir.or(file.context_dir),
         };
         anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
         anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");
+        anyhow::ensure!(
+            cfg.expiry_sweep_ms > 0,
+            "expiry_sweep_ms must be at least 1"
+        );
         anyhow::ensure!(
             cfg.default_page <= cfg.max_page,
             "default_page must not exceed max_page"
@@ -159,6 +173,7 @@ mod tests {
             "max_page",
             "default_page",
             "context_timeout_ms",
+            "expiry_sweep_ms",
             "log",
         ] {
             assert!(

@@ -2,8 +2,10 @@
 //! store, engine and HTTP API, graceful shutdown.
 
 mod config;
+mod contexts;
 mod preload;
 mod serve;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 

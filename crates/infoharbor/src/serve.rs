@@ -19,8 +19,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir))
         .await?
         .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+    let store = Arc::new(store);
     let engine = Arc::new(Engine::new(
-        Arc::new(store),
+        store.clone(),
         Limits {
             max_batch: cfg.max_batch,
             max_page: cfg.max_page,
@@ -40,7 +41,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let base = format!("http://{}", cfg.listen);
     let registry = Arc::new(ContextRegistry::new(&base));
+    crate::contexts::persist(&registry, store)?;
     let resolver = Arc::new(ContextResolver::new(fetcher, registry.clone()));
+    let sweeper = tokio::spawn(crate::sweep::expired_forever(
+        engine.clone(),
+        Duration::from_millis(cfg.expiry_sweep_ms),
+    ));
     let state = Arc::new(AppState {
         engine,
         resolver,
@@ -54,6 +60,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), ready_in_ms = started.elapsed().as_millis() as u64, "infoharbor is serving NGSI-LD");
     harbor_http::serve(listener, state, shutdown_signal()).await?;
+    sweeper.abort();
     tracing::info!("stopped");
     Ok(())
 }
