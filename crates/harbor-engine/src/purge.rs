@@ -145,16 +145,7 @@ impl Engine {
     pub async fn sweep_expired(&self, now: Timestamp) -> NgsiResult<usize> {
         let mut n = 0;
         for tenant in self.store.tenants() {
-            let all = self
-                .store
-                .query(&tenant, &EntityQuery::default())
-                .map_err(store_err)?;
-            let stale: Vec<String> = all
-                .entities
-                .iter()
-                .filter(|e| !matches!(without_expired(e, now), Some(None)))
-                .map(|e| e.id.clone())
-                .collect();
+            let stale = self.store.expiring(&tenant, now).map_err(store_err)?;
             for chunk in stale.chunks(self.limits.max_batch.max(1)) {
                 let _guards = self
                     .locks

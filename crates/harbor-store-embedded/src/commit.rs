@@ -113,9 +113,12 @@ fn run(
         if result.is_ok() {
             let mut mem = memory.write();
             let mut ctx = contexts.write();
-            for r in &group {
-                match &r.work {
-                    Work::Entities { tenant, changes } => mem.apply(tenant, changes),
+            for r in &mut group {
+                match &mut r.work {
+                    // The entities move into memory: the commit is done with them.
+                    Work::Entities { tenant, changes } => {
+                        mem.apply(tenant, std::mem::take(changes))
+                    }
                     Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
                 }
             }
@@ -204,7 +207,7 @@ pub fn load(db: &redb::Database) -> StoreResult<(Memory, Contexts)> {
     for row in tenants.iter().map_err(|e| corrupt(&e))? {
         let (name, _) = row.map_err(|e| corrupt(&e))?;
         let tenant = Tenant::parse(name.value()).map_err(|e| corrupt(&e))?;
-        memory.apply(&tenant, &[]);
+        memory.apply(&tenant, Vec::new());
     }
     let entities = txn.open_table(ENTITIES).map_err(|e| corrupt(&e))?;
     for row in entities.iter().map_err(|e| corrupt(&e))? {
@@ -215,7 +218,7 @@ pub fn load(db: &redb::Database) -> StoreResult<(Memory, Contexts)> {
             .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
         let tenant = Tenant::parse(tenant).map_err(|e| corrupt(&e))?;
         let entity: Entity = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
-        memory.apply(&tenant, &[Change::Put(entity)]);
+        memory.apply(&tenant, vec![Change::Put(entity)]);
     }
     let mut contexts = Contexts::new();
     let table = txn.open_table(CONTEXTS).map_err(|e| corrupt(&e))?;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Tenant};
+use harbor_model::{Entity, Tenant, Timestamp};
 use harbor_store::{
     Change, ContextChange, ContextStore, EntityQuery, EntityStore, QueryResult, StoreError,
     StoreResult,
@@ -81,6 +81,10 @@ impl EntityStore for EmbeddedStore {
             entities: self.memory.read().query(tenant, query),
             exact: true,
         })
+    }
+
+    fn expiring(&self, tenant: &Tenant, at: Timestamp) -> StoreResult<Vec<String>> {
+        Ok(self.memory.read().expiring(tenant, at))
     }
 
     fn count(&self, tenant: &Tenant) -> usize {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use harbor_model::{AttrValue, Entity, Tenant};
+use harbor_model::{AttrValue, Entity, Tenant, Timestamp};
 use harbor_store::{Change, EntityQuery};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
@@ -17,6 +17,8 @@ struct TenantState {
     by_attr: HashMap<String, BTreeSet<String>>,
     /// One R-tree per GeoProperty name, holding the envelope of every instance.
     geo: HashMap<String, RTree<GeoEntry>>,
+    /// Entities with something transient, by the earliest `expiresAt` they hold.
+    expiry: BTreeSet<(Timestamp, String)>,
 }
 
 /// Every tenant's current state.
@@ -40,18 +42,31 @@ impl Memory {
         self.tenants.get(t)?.entities.get(id).cloned()
     }
 
+    /// Ids of entities holding an `expiresAt` at or before `at`.
+    pub fn expiring(&self, t: &Tenant, at: Timestamp) -> Vec<String> {
+        let Some(state) = self.tenants.get(t) else {
+            return Vec::new();
+        };
+        state
+            .expiry
+            .iter()
+            .take_while(|(when, _)| *when <= at)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     pub fn count(&self, t: &Tenant) -> usize {
         self.tenants.get(t).map_or(0, |s| s.entities.len())
     }
 
-    pub fn apply(&mut self, t: &Tenant, changes: &[Change]) {
+    pub fn apply(&mut self, t: &Tenant, changes: Vec<Change>) {
         let state = self.tenants.entry(t.clone()).or_default();
         for c in changes {
             if let Some(old) = state.entities.remove(c.entity_id()) {
                 state.unindex(&old);
             }
             if let Change::Put(e) = c {
-                let e = Arc::new(e.clone());
+                let e = Arc::new(e);
                 state.index(&e);
                 state.entities.insert(e.id.clone(), e);
             }
@@ -128,6 +143,9 @@ fn collect<'a>(
 
 impl TenantState {
     fn index(&mut self, e: &Entity) {
+        if let Some(t) = earliest_expiry(e) {
+            self.expiry.insert((t, e.id.clone()));
+        }
         for t in &e.types {
             self.by_type
                 .entry(t.clone())
@@ -153,6 +171,9 @@ impl TenantState {
     }
 
     fn unindex(&mut self, e: &Entity) {
+        if let Some(t) = earliest_expiry(e) {
+            self.expiry.remove(&(t, e.id.clone()));
+        }
         for t in &e.types {
             remove_from(&mut self.by_type, t, &e.id);
         }
@@ -167,6 +188,14 @@ impl TenantState {
             }
         }
     }
+}
+
+/// The earliest `expiresAt` of the entity or any of its attribute instances.
+fn earliest_expiry(e: &Entity) -> Option<Timestamp> {
+    e.instances()
+        .filter_map(|(_, a)| a.expires_at)
+        .chain(e.expires_at)
+        .min()
 }
 
 fn remove_from(index: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {

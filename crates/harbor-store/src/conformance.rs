@@ -179,6 +179,50 @@ pub async fn run(store: &dyn EntityStore) {
         "geo index follows a replaced location",
     );
 
+    // Expiry: entities holding an expiresAt (on themselves or on an attribute instance) are
+    // found by the earliest one, and leave the index when replaced without it.
+    let now = time::now();
+    let soon = now + chrono::Duration::seconds(60);
+    let mut transient = parking(900, 1, 103.9, 1.3);
+    transient.expires_at = Some(soon);
+    let mut attr_transient = parking(901, 1, 103.9, 1.3);
+    for list in attr_transient.attrs.values_mut() {
+        list[0].expires_at = Some(now);
+    }
+    store
+        .commit(
+            &t,
+            vec![Change::Put(transient), Change::Put(attr_transient.clone())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expiring(&t, now).unwrap(),
+        vec![attr_transient.id.clone()],
+        "only what expired by now"
+    );
+    assert_eq!(
+        store.expiring(&t, soon).unwrap().len(),
+        2,
+        "both by the later instant"
+    );
+    for list in attr_transient.attrs.values_mut() {
+        list[0].expires_at = None;
+    }
+    store
+        .commit(&t, vec![Change::Put(attr_transient)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expiring(&t, soon).unwrap().len(),
+        1,
+        "a replaced entity leaves the expiry index"
+    );
+    assert!(
+        store.expiring(&other, soon).unwrap().is_empty(),
+        "expiry is per tenant"
+    );
+
     // Deleting everything leaves nothing behind in any index.
     let all: Vec<Change> = store
         .query(&t, &EntityQuery::default())
@@ -190,6 +234,10 @@ pub async fn run(store: &dyn EntityStore) {
     store.commit(&t, all).await.unwrap();
     assert_eq!(store.count(&t), 0);
     check(&by_type("OffStreetParking"), 0, "type index emptied");
+    assert!(
+        store.expiring(&t, soon).unwrap().is_empty(),
+        "expiry index emptied"
+    );
 }
 
 /// The `@context` store: puts replace, deletes remove, and a missing id is no error.

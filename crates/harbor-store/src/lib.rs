@@ -12,7 +12,7 @@ mod query;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Tenant};
+use harbor_model::{Entity, Tenant, Timestamp};
 
 pub use query::EntityQuery;
 
@@ -96,4 +96,8 @@ pub trait EntityStore: Send + Sync {
 
     /// Number of entities of the tenant.
     fn count(&self, tenant: &Tenant) -> usize;
+
+    /// Ids of the entities that have something expiring (4.22) at or before `at`: the entity
+    /// itself or any attribute instance. Lets expiry be reclaimed without scanning everything.
+    fn expiring(&self, tenant: &Tenant, at: Timestamp) -> StoreResult<Vec<String>>;
 }

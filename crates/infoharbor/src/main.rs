@@ -9,6 +9,11 @@ mod sweep;
 
 use clap::{Parser, Subcommand};
 
+/// The broker allocates many small, short-lived values per request (JSON trees, strings);
+/// mimalloc serves them with far less time in the allocator than the system one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Infoharbor: a smart-city NGSI-LD context broker.
 #[derive(Parser)]
 #[command(version, about)]
