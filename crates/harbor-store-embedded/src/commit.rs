@@ -302,7 +302,11 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
             .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
         let tenant = Tenant::parse(tenant).map_err(|e| corrupt(&e))?;
         let sub: Subscription = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
-        apply_subscriptions(&mut subscriptions, &tenant, &[SubscriptionChange::Put(Box::new(sub))]);
+        apply_subscriptions(
+            &mut subscriptions,
+            &tenant,
+            &[SubscriptionChange::Put(Box::new(sub))],
+        );
     }
     Ok(Loaded {
         memory,
