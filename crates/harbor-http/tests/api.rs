@@ -18,6 +18,8 @@ use tower::ServiceExt;
 
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
+#[path = "api/subscriptions.rs"]
+mod subscriptions;
 
 /// No network in tests: every remote @context is unavailable.
 struct Offline;
