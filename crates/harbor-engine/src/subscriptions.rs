@@ -18,6 +18,10 @@ impl Engine {
     /// 5.8.1: stores a new subscription; its id must not be taken in the tenant.
     pub async fn create_subscription(&self, tenant: &Tenant, sub: Subscription) -> NgsiResult<()> {
         let store = self.subscription_store()?;
+        self.store()
+            .ensure_tenant(tenant)
+            .await
+            .map_err(store_err)?;
         let _guard = self.subscription_lock.lock().await;
         if store.subscription(tenant, &sub.id).is_some() {
             return Err(NgsiError::already_exists(format!(
@@ -39,6 +43,7 @@ impl Engine {
         update: impl FnOnce(&Subscription) -> NgsiResult<Subscription>,
     ) -> NgsiResult<()> {
         let store = self.subscription_store()?;
+        self.check_tenant(tenant)?;
         let _guard = self.subscription_lock.lock().await;
         let current = store
             .subscription(tenant, id)
@@ -50,12 +55,13 @@ impl Engine {
             .map_err(store_err)
     }
 
-    /// 5.8.3.
+    /// 5.8.3. Reading operations on an unknown tenant fail with NonexistentTenant.
     pub fn retrieve_subscription(
         &self,
         tenant: &Tenant,
         id: &str,
     ) -> NgsiResult<Arc<Subscription>> {
+        self.check_tenant(tenant)?;
         self.subscription_store()?
             .subscription(tenant, id)
             .ok_or_else(|| not_found(id))
@@ -63,12 +69,14 @@ impl Engine {
 
     /// 5.8.4: every subscription of the tenant, sorted by id (the caller pages).
     pub fn query_subscriptions(&self, tenant: &Tenant) -> NgsiResult<Vec<Arc<Subscription>>> {
+        self.check_tenant(tenant)?;
         Ok(self.subscription_store()?.subscriptions(tenant))
     }
 
     /// 5.8.5.
     pub async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
         let store = self.subscription_store()?;
+        self.check_tenant(tenant)?;
         let _guard = self.subscription_lock.lock().await;
         if store.subscription(tenant, id).is_none() {
             return Err(not_found(id));

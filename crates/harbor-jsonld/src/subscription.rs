@@ -732,3 +732,37 @@ pub fn merge_subscription(
     }
     Ok(next)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_expressions_expand_and_compact_name_by_name() {
+        let ctx =
+            Context::compile(&[json!({"P": "https://ex.org/P", "G": "https://ex.org/G"})]).unwrap();
+        let cases = [
+            ("P", "https://ex.org/P"),
+            ("P|G", "https://ex.org/P|https://ex.org/G"),
+            ("(P;G),Other", "(https://ex.org/P;https://ex.org/G),https://uri.etsi.org/ngsi-ld/default-context/Other"),
+            ("*", "*"),
+        ];
+        for (input, expanded) in cases {
+            let got = expand_type_expr(&ctx, input).unwrap();
+            assert_eq!(got, expanded, "{input}");
+            let back = if got == "*" {
+                got.clone()
+            } else {
+                map_type_names(&got, &|n| ctx.compact_iri(n))
+            };
+            assert_eq!(back, input, "{input} compacts back");
+        }
+        assert!(expand_type_expr(&ctx, "P;;G").is_err());
+    }
+
+    #[test]
+    fn whole_numbers_render_as_integers() {
+        assert_eq!(number(5.0), json!(5));
+        assert_eq!(number(0.5), json!(0.5));
+    }
+}

@@ -466,6 +466,29 @@ async fn ids_tenants_paging_and_deletion() {
         Some(1),
         "tenants are isolated"
     );
+    for (method, uri) in [
+        ("GET", SUBS.to_string()),
+        ("GET", format!("{SUBS}/urn:s:0")),
+    ] {
+        let (s, v, _) = call(
+            &app,
+            method,
+            &uri,
+            None,
+            vec![],
+            &[("NGSILD-Tenant", "nosuch")],
+        )
+        .await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{method} {uri} on an unknown tenant"
+        );
+        assert_eq!(
+            v["type"],
+            "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
+        );
+    }
 
     let one = format!("{SUBS}/urn:s:1");
     let checks = [
