@@ -8,10 +8,11 @@ mod join;
 mod locks;
 mod merge;
 mod purge;
+mod subscriptions;
 
 use std::sync::Arc;
 
-use harbor_store::EntityStore;
+use harbor_store::{EntityStore, SubscriptionStore};
 
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo};
@@ -44,6 +45,9 @@ impl Default for Limits {
 pub struct Engine {
     store: Arc<dyn EntityStore>,
     locks: locks::EntityLocks,
+    subscriptions: Option<Arc<dyn SubscriptionStore>>,
+    /// Serialises subscription writes so that check-then-commit is atomic.
+    subscription_lock: tokio::sync::Mutex<()>,
     pub limits: Limits,
 }
 
@@ -52,8 +56,17 @@ impl Engine {
         Engine {
             store,
             locks: locks::EntityLocks::new(),
+            subscriptions: None,
+            subscription_lock: tokio::sync::Mutex::new(()),
             limits,
         }
+    }
+
+    /// The engine with a subscription store (5.8); without one, subscription operations
+    /// are refused.
+    pub fn with_subscriptions(mut self, store: Arc<dyn SubscriptionStore>) -> Self {
+        self.subscriptions = Some(store);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn EntityStore> {

@@ -13,6 +13,7 @@ mod params;
 mod purge;
 mod query;
 mod reply;
+mod subscriptions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -99,6 +100,20 @@ pub fn router(state: SharedState) -> Router {
         .route("/attributes", get(discovery::attributes))
         .route("/attributes/", get(discovery::attributes))
         .route("/attributes/{attr}", get(discovery::attribute_info))
+        .route(
+            "/subscriptions",
+            post(subscriptions::create).get(subscriptions::query),
+        )
+        .route(
+            "/subscriptions/",
+            post(subscriptions::create).get(subscriptions::query),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::retrieve)
+                .patch(subscriptions::update)
+                .delete(subscriptions::delete),
+        )
         .route("/jsonldContexts", post(contexts::add).get(contexts::list))
         .route("/jsonldContexts/", post(contexts::add).get(contexts::list))
         .route(

@@ -31,6 +31,11 @@ impl Options {
 
 /// The query parameters each operation defines (6.4 – 6.30); any other is refused (6.3.20).
 pub mod allowed {
+    /// Operations that define no query parameter (e.g. 6.10.3.1 POST, 6.11.3 on one
+    /// subscription).
+    pub const NONE: &[&str] = &[];
+    /// GET /subscriptions, Query Subscriptions (6.10.3.2).
+    pub const QUERY_SUBSCRIPTIONS: &[&str] = &["limit", "offset", "count"];
     /// GET /types, GET /attributes (6.25.3.1, 6.27.3.1).
     pub const DISCOVERY_LIST: &[&str] = &["details", "local"];
     /// GET /types/{type}, GET /attributes/{attr} (6.26.3.1, 6.28.3.1).

@@ -18,6 +18,8 @@ use tower::ServiceExt;
 
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
+#[path = "api/subscriptions.rs"]
+mod subscriptions;
 
 /// No network in tests: every remote @context is unavailable.
 struct Offline;
@@ -32,15 +34,18 @@ impl ContextFetcher for Offline {
 fn app(name: &str) -> axum::Router {
     let dir = std::env::temp_dir().join(format!("harbor-http-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = EmbeddedStore::open(&dir).unwrap();
-    let engine = Arc::new(Engine::new(
-        Arc::new(store),
-        Limits {
-            max_batch: 100,
-            max_page: 100,
-            default_page: 20,
-        },
-    ));
+    let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            Limits {
+                max_batch: 100,
+                max_page: 100,
+                default_page: 20,
+            },
+        )
+        .with_subscriptions(store),
+    );
     let registry = Arc::new(ContextRegistry::new("http://127.0.0.1:1026"));
     let resolver = Arc::new(ContextResolver::new(Arc::new(Offline), registry.clone()));
     router(Arc::new(AppState {

@@ -9,6 +9,7 @@ pub mod expand;
 pub mod registry;
 pub mod render;
 pub mod resolve;
+pub mod subscription;
 
 pub use context::{
     content_hash, content_key, core_document, is_core_context_url, Context, TermDef,

@@ -4,10 +4,12 @@
 pub mod entity;
 pub mod error;
 pub mod names;
+pub mod subscription;
 pub mod tenant;
 pub mod time;
 
 pub use entity::{AttrValue, Attribute, Entity};
 pub use error::{ErrorKind, NgsiError, NgsiResult};
+pub use subscription::Subscription;
 pub use tenant::Tenant;
 pub use time::Timestamp;

@@ -3,8 +3,8 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use harbor_model::{Entity, Tenant};
-use harbor_store::{Change, ContextChange, StoreError, StoreResult};
+use harbor_model::{Entity, Subscription, Tenant};
+use harbor_store::{Change, ContextChange, StoreError, StoreResult, SubscriptionChange};
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
@@ -18,8 +18,15 @@ const TENANTS: TableDefinition<&str, ()> = TableDefinition::new("tenants");
 /// Stored `@context` records by local id.
 const CONTEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contexts");
 
+/// Subscriptions by `tenant \0 id`, as JSON.
+const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("subscriptions");
+
 /// Stored `@context` records by id, as loaded and committed.
 pub type Contexts = std::collections::BTreeMap<String, Vec<u8>>;
+
+/// Subscriptions per tenant, by id.
+pub type Subscriptions =
+    std::collections::HashMap<Tenant, std::collections::BTreeMap<String, Arc<Subscription>>>;
 
 /// Largest number of requests folded into one commit.
 const MAX_GROUP: usize = 1024;
@@ -30,6 +37,10 @@ enum Work {
         changes: Vec<Change>,
     },
     Contexts(Vec<ContextChange>),
+    Subscriptions {
+        tenant: Tenant,
+        changes: Vec<SubscriptionChange>,
+    },
 }
 
 struct Request {
@@ -58,11 +69,12 @@ impl Committer {
         db: redb::Database,
         memory: Arc<RwLock<Memory>>,
         contexts: Arc<RwLock<Contexts>>,
+        subscriptions: Arc<RwLock<Subscriptions>>,
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("harbor-commit".into())
-            .spawn(move || run(db, memory, contexts, rx))
+            .spawn(move || run(db, memory, contexts, subscriptions, rx))
             .expect("spawning the commit thread");
         Committer {
             tx: Some(tx),
@@ -76,6 +88,14 @@ impl Committer {
 
     pub async fn submit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
         self.send(Work::Contexts(changes)).await
+    }
+
+    pub async fn submit_subscriptions(
+        &self,
+        tenant: Tenant,
+        changes: Vec<SubscriptionChange>,
+    ) -> StoreResult<()> {
+        self.send(Work::Subscriptions { tenant, changes }).await
     }
 
     async fn send(&self, work: Work) -> StoreResult<()> {
@@ -99,6 +119,7 @@ fn run(
     db: redb::Database,
     memory: Arc<RwLock<Memory>>,
     contexts: Arc<RwLock<Contexts>>,
+    subscriptions: Arc<RwLock<Subscriptions>>,
     rx: mpsc::Receiver<Request>,
 ) {
     while let Ok(first) = rx.recv() {
@@ -113,6 +134,7 @@ fn run(
         if result.is_ok() {
             let mut mem = memory.write();
             let mut ctx = contexts.write();
+            let mut subs = subscriptions.write();
             for r in &mut group {
                 match &mut r.work {
                     // The entities move into memory: the commit is done with them.
@@ -120,6 +142,9 @@ fn run(
                         mem.apply(tenant, std::mem::take(changes))
                     }
                     Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
+                    Work::Subscriptions { tenant, changes } => {
+                        apply_subscriptions(&mut subs, tenant, changes)
+                    }
                 }
             }
         }
@@ -140,9 +165,27 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
         let mut entities = txn.open_table(ENTITIES).map_err(|e| fail(&e))?;
         let mut tenants = txn.open_table(TENANTS).map_err(|e| fail(&e))?;
         let mut contexts = txn.open_table(CONTEXTS).map_err(|e| fail(&e))?;
+        let mut subscriptions = txn.open_table(SUBSCRIPTIONS).map_err(|e| fail(&e))?;
         for r in group {
             let (tenant, changes) = match &r.work {
                 Work::Entities { tenant, changes } => (tenant, changes),
+                Work::Subscriptions { tenant, changes } => {
+                    for c in changes {
+                        match c {
+                            SubscriptionChange::Put(sub) => {
+                                let bytes = serde_json::to_vec(sub).map_err(|e| fail(&e))?;
+                                subscriptions
+                                    .insert(key(tenant, &sub.id).as_str(), bytes.as_slice())
+                                    .map(|_| ())
+                            }
+                            SubscriptionChange::Delete(id) => {
+                                subscriptions.remove(key(tenant, id).as_str()).map(|_| ())
+                            }
+                        }
+                        .map_err(|e| fail(&e))?;
+                    }
+                    continue;
+                }
                 Work::Contexts(changes) => {
                     for c in changes {
                         match c {
@@ -190,8 +233,33 @@ fn apply_contexts(stored: &mut Contexts, changes: &[ContextChange]) {
     }
 }
 
+fn apply_subscriptions(
+    stored: &mut Subscriptions,
+    tenant: &Tenant,
+    changes: &[SubscriptionChange],
+) {
+    let of_tenant = stored.entry(tenant.clone()).or_default();
+    for c in changes {
+        match c {
+            SubscriptionChange::Put(s) => {
+                of_tenant.insert(s.id.clone(), Arc::new((**s).clone()));
+            }
+            SubscriptionChange::Delete(id) => {
+                of_tenant.remove(id);
+            }
+        }
+    }
+}
+
+/// Everything `load` reads back.
+pub struct Loaded {
+    pub memory: Memory,
+    pub contexts: Contexts,
+    pub subscriptions: Subscriptions,
+}
+
 /// Reads the whole durable state into memory.
-pub fn load(db: &redb::Database) -> StoreResult<(Memory, Contexts)> {
+pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     let mut memory = Memory::default();
     // Make sure the tables exist so a fresh database reads as empty.
@@ -200,6 +268,7 @@ pub fn load(db: &redb::Database) -> StoreResult<(Memory, Contexts)> {
         txn.open_table(ENTITIES).map_err(|e| corrupt(&e))?;
         txn.open_table(TENANTS).map_err(|e| corrupt(&e))?;
         txn.open_table(CONTEXTS).map_err(|e| corrupt(&e))?;
+        txn.open_table(SUBSCRIPTIONS).map_err(|e| corrupt(&e))?;
         txn.commit().map_err(|e| corrupt(&e))?;
     }
     let txn = db.begin_read().map_err(|e| corrupt(&e))?;
@@ -226,5 +295,25 @@ pub fn load(db: &redb::Database) -> StoreResult<(Memory, Contexts)> {
         let (k, v) = row.map_err(|e| corrupt(&e))?;
         contexts.insert(k.value().to_string(), v.value().to_vec());
     }
-    Ok((memory, contexts))
+    let mut subscriptions = Subscriptions::new();
+    let table = txn.open_table(SUBSCRIPTIONS).map_err(|e| corrupt(&e))?;
+    for row in table.iter().map_err(|e| corrupt(&e))? {
+        let (k, v) = row.map_err(|e| corrupt(&e))?;
+        let (tenant, _) = k
+            .value()
+            .split_once('\u{0}')
+            .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
+        let tenant = Tenant::parse(tenant).map_err(|e| corrupt(&e))?;
+        let sub: Subscription = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
+        apply_subscriptions(
+            &mut subscriptions,
+            &tenant,
+            &[SubscriptionChange::Put(Box::new(sub))],
+        );
+    }
+    Ok(Loaded {
+        memory,
+        contexts,
+        subscriptions,
+    })
 }

@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Tenant, Timestamp};
+use harbor_model::{Entity, Subscription, Tenant, Timestamp};
 use harbor_store::{
     Change, ContextChange, ContextStore, EntityQuery, EntityStore, QueryResult, StoreError,
-    StoreResult,
+    StoreResult, SubscriptionChange, SubscriptionStore,
 };
 use parking_lot::RwLock;
 
@@ -24,6 +24,7 @@ use memory::Memory;
 pub struct EmbeddedStore {
     memory: Arc<RwLock<Memory>>,
     contexts: Arc<RwLock<commit::Contexts>>,
+    subscriptions: Arc<RwLock<commit::Subscriptions>>,
     committer: commit::Committer,
 }
 
@@ -35,13 +36,16 @@ impl EmbeddedStore {
         })?;
         let db = redb::Database::create(dir.join("infoharbor.redb"))
             .map_err(|e| StoreError::Unavailable(format!("cannot open database: {e}")))?;
-        let (memory, contexts) = commit::load(&db)?;
-        let memory = Arc::new(RwLock::new(memory));
-        let contexts = Arc::new(RwLock::new(contexts));
-        let committer = commit::Committer::start(db, memory.clone(), contexts.clone());
+        let loaded = commit::load(&db)?;
+        let memory = Arc::new(RwLock::new(loaded.memory));
+        let contexts = Arc::new(RwLock::new(loaded.contexts));
+        let subscriptions = Arc::new(RwLock::new(loaded.subscriptions));
+        let committer =
+            commit::Committer::start(db, memory.clone(), contexts.clone(), subscriptions.clone());
         Ok(EmbeddedStore {
             memory,
             contexts,
+            subscriptions,
             committer,
         })
     }
@@ -104,5 +108,30 @@ impl ContextStore for EmbeddedStore {
             .iter()
             .map(|(id, record)| (id.clone(), record.clone()))
             .collect()
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for EmbeddedStore {
+    async fn commit_subscriptions(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<SubscriptionChange>,
+    ) -> StoreResult<()> {
+        self.committer
+            .submit_subscriptions(tenant.clone(), changes)
+            .await
+    }
+
+    fn subscription(&self, tenant: &Tenant, id: &str) -> Option<Arc<Subscription>> {
+        self.subscriptions.read().get(tenant)?.get(id).cloned()
+    }
+
+    fn subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>> {
+        self.subscriptions
+            .read()
+            .get(tenant)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 }

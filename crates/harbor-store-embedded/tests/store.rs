@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use harbor_model::Tenant;
-use harbor_store::conformance::{parking, run, run_contexts};
-use harbor_store::{Change, ContextChange, ContextStore, EntityQuery, EntityStore};
+use harbor_store::conformance::{parking, run, run_contexts, run_subscriptions};
+use harbor_store::{
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, SubscriptionStore,
+};
 use harbor_store_embedded::EmbeddedStore;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -93,5 +95,26 @@ async fn reopening_restores_everything_committed() {
             .entities
             .len(),
         199
+    );
+}
+
+#[tokio::test]
+async fn subscription_conformance_and_reopening() {
+    let dir = temp_dir("subscriptions");
+    let before = {
+        let store = EmbeddedStore::open(&dir).unwrap();
+        run_subscriptions(&store).await;
+        store.subscriptions(&Tenant::default_tenant())
+    };
+    let store = EmbeddedStore::open(&dir).unwrap();
+    assert_eq!(
+        store.subscriptions(&Tenant::default_tenant()),
+        before,
+        "subscriptions survive reopening, every member intact"
+    );
+    let other = Tenant::parse("city-b").unwrap();
+    assert!(
+        store.subscription(&other, "urn:s:a").is_some(),
+        "and stay in their tenant"
     );
 }

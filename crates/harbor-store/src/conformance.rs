@@ -7,7 +7,10 @@ use harbor_model::{time, AttrValue, Attribute, Entity, Tenant};
 use harbor_query::{parse_coordinates_text, parse_geo_query, parse_q, parse_type_expr};
 use serde_json::json;
 
-use crate::{Change, ContextChange, ContextStore, EntityQuery, EntityStore};
+use crate::{
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, SubscriptionChange,
+    SubscriptionStore,
+};
 
 const NS: &str = "https://smartdatamodels.org/";
 
@@ -266,5 +269,119 @@ pub async fn run_contexts(store: &dyn ContextStore) {
         store.contexts(),
         vec![("b".to_string(), b"{\"v\":2}".to_vec())],
         "the last put wins and deletes remove"
+    );
+}
+
+/// A subscription for the conformance cases, with a notification endpoint and one selector.
+pub fn subscription(id: &str) -> harbor_model::Subscription {
+    use harbor_model::subscription::*;
+    let now = time::now();
+    harbor_model::Subscription {
+        id: id.into(),
+        name: None,
+        description: None,
+        entities: vec![EntitySelector {
+            id: None,
+            id_pattern: None,
+            type_expr: expand("OffStreetParking"),
+        }],
+        watched_attributes: Some(vec![expand("availableSpotNumber")]),
+        notification_trigger: DEFAULT_TRIGGERS.iter().map(|s| s.to_string()).collect(),
+        time_interval: None,
+        q: Some("availableSpotNumber<10".into()),
+        geo_q: None,
+        scope_q: None,
+        csf: None,
+        is_active: None,
+        expires_at: None,
+        throttling: None,
+        lang: None,
+        dataset_id: None,
+        temporal_q: None,
+        jsonld_context: None,
+        context: json!(NS),
+        notification: NotificationParams {
+            attributes: None,
+            sys_attrs: false,
+            format: NotificationFormat::Normalized,
+            show_changes: false,
+            pick: None,
+            omit: None,
+            endpoint: Endpoint {
+                uri: "http://localhost:9999/notify".into(),
+                accept: "application/json".into(),
+                receiver_info: None,
+                notifier_info: None,
+                timeout: None,
+                cooldown: None,
+            },
+            status: DeliveryStatus::default(),
+        },
+        created_at: now,
+        modified_at: now,
+    }
+}
+
+/// The subscription store: puts replace, deletes remove, tenants are isolated, lists are
+/// sorted by id.
+pub async fn run_subscriptions(store: &dyn SubscriptionStore) {
+    let t = Tenant::default_tenant();
+    let other = Tenant::parse("city-b").unwrap();
+    assert!(
+        store.subscriptions(&t).is_empty(),
+        "a fresh store has no subscriptions"
+    );
+    let put = |id: &str| SubscriptionChange::Put(Box::new(subscription(id)));
+    store
+        .commit_subscriptions(&t, vec![put("urn:s:b"), put("urn:s:a"), put("urn:s:c")])
+        .await
+        .unwrap();
+    let mut changed = subscription("urn:s:b");
+    changed.is_active = Some(false);
+    store
+        .commit_subscriptions(
+            &t,
+            vec![
+                SubscriptionChange::Put(Box::new(changed.clone())),
+                SubscriptionChange::Delete("urn:s:c".into()),
+                SubscriptionChange::Delete("urn:s:never".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .subscriptions(&t)
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["urn:s:a", "urn:s:b"],
+        "sorted by id, deletes remove"
+    );
+    assert_eq!(
+        store.subscription(&t, "urn:s:b").as_deref(),
+        Some(&changed),
+        "the last put wins and every member survives"
+    );
+    assert!(
+        store.subscription(&other, "urn:s:a").is_none(),
+        "tenants are isolated"
+    );
+    assert!(
+        store.subscriptions(&other).is_empty(),
+        "tenants are isolated"
+    );
+    store
+        .commit_subscriptions(&other, vec![put("urn:s:a")])
+        .await
+        .unwrap();
+    store
+        .commit_subscriptions(&t, vec![SubscriptionChange::Delete("urn:s:a".into())])
+        .await
+        .unwrap();
+    assert!(
+        store.subscription(&other, "urn:s:a").is_some(),
+        "a delete stays in its tenant"
     );
 }

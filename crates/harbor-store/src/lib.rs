@@ -12,7 +12,7 @@ mod query;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Tenant, Timestamp};
+use harbor_model::{Entity, Subscription, Tenant, Timestamp};
 
 pub use query::EntityQuery;
 
@@ -62,6 +62,32 @@ pub trait ContextStore: Send + Sync {
 
     /// Every stored record with its id, sorted by id.
     fn contexts(&self) -> Vec<(String, Vec<u8>)>;
+}
+
+/// One change to a tenant's subscriptions.
+#[derive(Debug, Clone)]
+pub enum SubscriptionChange {
+    /// Create or replace the subscription with this id.
+    Put(Box<Subscription>),
+    /// Remove the subscription with this id (no error when absent).
+    Delete(String),
+}
+
+/// Subscriptions (5.8), per tenant.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Applies the changes atomically and durably; returns once they are on disk.
+    async fn commit_subscriptions(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<SubscriptionChange>,
+    ) -> StoreResult<()>;
+
+    /// The subscription with this id, if the tenant has it.
+    fn subscription(&self, tenant: &Tenant, id: &str) -> Option<Arc<Subscription>>;
+
+    /// Every subscription of the tenant, sorted by id.
+    fn subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>>;
 }
 
 /// Result of a query: entities sorted by id.

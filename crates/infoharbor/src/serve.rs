@@ -20,14 +20,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
     let store = Arc::new(store);
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        Limits {
-            max_batch: cfg.max_batch,
-            max_page: cfg.max_page,
-            default_page: cfg.default_page,
-        },
-    ));
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            Limits {
+                max_batch: cfg.max_batch,
+                max_page: cfg.max_page,
+                default_page: cfg.default_page,
+            },
+        )
+        .with_subscriptions(store.clone()),
+    );
     let preloaded = match &cfg.context_dir {
         Some(dir) => crate::preload::load(dir)?,
         None => Default::default(),

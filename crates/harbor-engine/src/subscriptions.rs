@@ -1,0 +1,93 @@
+//! The Subscription operations of 5.8: create, update (merge of members), retrieve, query and
+//! delete, per tenant, each made durable before it returns. Matching and delivery come later
+//! and read the same stored subscriptions.
+
+use harbor_model::{NgsiError, NgsiResult, Subscription, Tenant};
+use harbor_store::SubscriptionChange;
+use std::sync::Arc;
+
+use crate::{store_err, Engine};
+
+impl Engine {
+    fn subscription_store(&self) -> NgsiResult<&Arc<dyn harbor_store::SubscriptionStore>> {
+        self.subscriptions
+            .as_ref()
+            .ok_or_else(|| NgsiError::not_supported("this broker keeps no subscriptions"))
+    }
+
+    /// 5.8.1: stores a new subscription; its id must not be taken in the tenant.
+    pub async fn create_subscription(&self, tenant: &Tenant, sub: Subscription) -> NgsiResult<()> {
+        let store = self.subscription_store()?;
+        self.store()
+            .ensure_tenant(tenant)
+            .await
+            .map_err(store_err)?;
+        let _guard = self.subscription_lock.lock().await;
+        if store.subscription(tenant, &sub.id).is_some() {
+            return Err(NgsiError::already_exists(format!(
+                "subscription {} already exists",
+                sub.id
+            )));
+        }
+        store
+            .commit_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(sub))])
+            .await
+            .map_err(store_err)
+    }
+
+    /// 5.8.2: replaces the subscription with what `update` makes of the current one.
+    pub async fn update_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        update: impl FnOnce(&Subscription) -> NgsiResult<Subscription>,
+    ) -> NgsiResult<()> {
+        let store = self.subscription_store()?;
+        self.check_tenant(tenant)?;
+        let _guard = self.subscription_lock.lock().await;
+        let current = store
+            .subscription(tenant, id)
+            .ok_or_else(|| not_found(id))?;
+        let next = update(&current)?;
+        store
+            .commit_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(next))])
+            .await
+            .map_err(store_err)
+    }
+
+    /// 5.8.3. Reading operations on an unknown tenant fail with NonexistentTenant.
+    pub fn retrieve_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> NgsiResult<Arc<Subscription>> {
+        self.check_tenant(tenant)?;
+        self.subscription_store()?
+            .subscription(tenant, id)
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// 5.8.4: every subscription of the tenant, sorted by id (the caller pages).
+    pub fn query_subscriptions(&self, tenant: &Tenant) -> NgsiResult<Vec<Arc<Subscription>>> {
+        self.check_tenant(tenant)?;
+        Ok(self.subscription_store()?.subscriptions(tenant))
+    }
+
+    /// 5.8.5.
+    pub async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
+        let store = self.subscription_store()?;
+        self.check_tenant(tenant)?;
+        let _guard = self.subscription_lock.lock().await;
+        if store.subscription(tenant, id).is_none() {
+            return Err(not_found(id));
+        }
+        store
+            .commit_subscriptions(tenant, vec![SubscriptionChange::Delete(id.to_string())])
+            .await
+            .map_err(store_err)
+    }
+}
+
+fn not_found(id: &str) -> NgsiError {
+    NgsiError::not_found(format!("subscription {id} does not exist"))
+}
