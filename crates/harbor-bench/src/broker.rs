@@ -12,6 +12,8 @@ pub struct Spawned {
     pub child: Child,
     pub base: String,
     data: PathBuf,
+    binary: PathBuf,
+    port: u16,
 }
 
 impl Drop for Spawned {
@@ -40,7 +42,31 @@ pub async fn spawn(binary: &std::path::Path) -> anyhow::Result<Spawned> {
     let port = free_port()?;
     let data = std::env::temp_dir().join(format!("harbor-bench-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let child = Command::new(binary)
+    let child = start(binary, port, &data)?;
+    let spawned = Spawned {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        data,
+        binary: binary.to_path_buf(),
+        port,
+    };
+    wait_healthy(&spawned.base).await?;
+    Ok(spawned)
+}
+
+impl Spawned {
+    /// Kills the broker (SIGKILL) and starts it again on the same data; returns once it
+    /// answers `/health`.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = start(&self.binary, self.port, &self.data)?;
+        wait_healthy(&self.base).await
+    }
+}
+
+fn start(binary: &std::path::Path, port: u16, data: &std::path::Path) -> anyhow::Result<Child> {
+    Command::new(binary)
         .args([
             "serve",
             "--listen",
@@ -49,30 +75,25 @@ pub async fn spawn(binary: &std::path::Path) -> anyhow::Result<Spawned> {
             "warn",
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(data)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    let spawned = Spawned {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        data,
-    };
+        .with_context(|| format!("starting {}", binary.display()))
+}
+
+async fn wait_healthy(base: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(r) = client.get(format!("{}/health", spawned.base)).send().await {
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Ok(r) = client.get(format!("{base}/health")).send().await {
             if r.status().is_success() {
-                return Ok(spawned);
+                return Ok(());
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    bail!(
-        "the broker at {} did not become healthy within 30 s",
-        spawned.base
-    )
+    bail!("the broker at {base} did not become healthy within 120 s")
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -27,7 +27,9 @@ use scenarios::{plan, Sizes, NAMES};
 ///   query-geo     near;maxDistance==300 m around a seeded point over 100k points (10k --quick)
 ///   update        PATCH /entities/{id}/attrs/availableSpotNumber over 1,000 entities
 ///   batch-upsert  POST /entityOperations/upsert, 1,000 entities per request (entities/s)
-///   all           every scenario above, in this order
+///   resident      seeds 1M entities (100k --quick): RSS with them resident; then, on a broker
+///                 this tool started, kill -9 and restart, timing until a query counts them all
+///   all           every scenario above, in this order (resident last)
 /// Each scenario is followed by the ceiling: the same client against a trivial hyper server in
 /// this process answering a body of the scenario's mean response size; the ratio compares them.
 /// Seeding uses batch upserts and is not measured. Entity: a Smart Data Models OffStreetParking
@@ -67,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         bail!("unknown scenario {:?}; see --help", args.scenario)
     };
-    let (spawned, base, pid) = match &args.target {
+    let (mut spawned, base, pid) = match &args.target {
         Some(t) => (None, t.trim_end_matches('/').to_string(), args.pid),
         None => {
             let bin = match &args.broker {
@@ -80,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let idle_rss = pid.and_then(procstat::rss_mib).map(|(rss, _)| rss);
+    let want_resident = args.scenario == "all" || args.scenario == "resident";
     let run_id = format!(
         "b{}",
         std::time::SystemTime::now()
@@ -87,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
             .as_secs()
     );
     let mut rows = Vec::new();
-    for name in names {
+    for name in names.into_iter().filter(|n| *n != "resident") {
         let Some(row) = run_scenario(name, &base, pid, &run_id, &args).await? else {
             continue;
         };
@@ -96,6 +99,16 @@ async fn main() -> anyhow::Result<()> {
         }
         rows.push(row);
     }
+    let resident = if want_resident {
+        let r = resident(&base, pid, spawned.as_mut(), &run_id, args.quick).await?;
+        if !args.json {
+            eprintln!("{}", report::resident_line(&r));
+        }
+        Some(r)
+    } else {
+        None
+    };
+    let pid = spawned.as_ref().map(|s| s.child.id()).or(pid);
     let report = report::Report {
         broker: base,
         quick: args.quick,
@@ -103,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         idle_rss_mib: idle_rss,
         peak_rss_mib: pid.and_then(procstat::rss_mib).map(|(_, peak)| peak),
         rows,
+        resident,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -179,6 +193,64 @@ async fn run_scenario(
         cpu_ms_per_request,
         pid.and_then(procstat::rss_mib),
     )))
+}
+
+/// Seeds many entities, reads the broker's RSS, and (on a broker we started) times a restart
+/// until a query counts every entity again.
+async fn resident(
+    base: &str,
+    pid: Option<u32>,
+    spawned: Option<&mut broker::Spawned>,
+    run_id: &str,
+    quick: bool,
+) -> anyhow::Result<report::Resident> {
+    let n = if quick { 100_000 } else { 1_000_000 };
+    let tenant = format!("{run_id}-resident");
+    let client = client(&tenant)?;
+    let api = format!("{base}/ngsi-ld/v1");
+    let one: Arc<dyn Fn(usize) -> String + Send + Sync> =
+        Arc::new(|_| "OffStreetParking".to_string());
+    let started = std::time::Instant::now();
+    seed(&client, &api, run_id, n, &one)
+        .await
+        .context("seeding the resident set")?;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let rss_mib = pid.and_then(procstat::rss_mib).map(|(rss, _)| rss);
+    let restart_seconds = match spawned {
+        Some(s) => {
+            let t = std::time::Instant::now();
+            s.restart().await?;
+            let counted = count(&client, &api).await?;
+            anyhow::ensure!(
+                counted == n,
+                "after the restart a query counts {counted} entities, not {n}"
+            );
+            Some(t.elapsed().as_secs_f64())
+        }
+        None => None,
+    };
+    Ok(report::Resident {
+        entities: n,
+        seed_seconds,
+        entities_per_second: n as f64 / seed_seconds,
+        rss_mib,
+        restart_seconds,
+    })
+}
+
+/// How many OffStreetParking entities a query counts.
+async fn count(client: &reqwest::Client, api: &str) -> anyhow::Result<usize> {
+    let r = client
+        .get(format!(
+            "{api}/entities?type=OffStreetParking&count=true&limit=1"
+        ))
+        .send()
+        .await?;
+    let header = r
+        .headers()
+        .get("NGSILD-Results-Count")
+        .context("no NGSILD-Results-Count header")?;
+    Ok(header.to_str()?.parse()?)
 }
 
 fn client(tenant: &str) -> anyhow::Result<reqwest::Client> {

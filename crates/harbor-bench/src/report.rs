@@ -52,6 +52,29 @@ pub struct Report {
     pub idle_rss_mib: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     pub rows: Vec<Row>,
+    pub resident: Option<Resident>,
+}
+
+/// Many entities resident at once, and a restart with them.
+#[derive(Debug, Serialize)]
+pub struct Resident {
+    pub entities: usize,
+    pub seed_seconds: f64,
+    pub entities_per_second: f64,
+    pub rss_mib: Option<f64>,
+    /// From kill -9 to a query counting every entity; None on a broker we did not start.
+    pub restart_seconds: Option<f64>,
+}
+
+pub fn resident_line(r: &Resident) -> String {
+    format!(
+        "resident: {} entities seeded in {:.1} s ({:.0}/s), RSS {} MiB, restart to a full count {} s",
+        r.entities,
+        r.seed_seconds,
+        r.entities_per_second,
+        opt(r.rss_mib, 1),
+        opt(r.restart_seconds, 2)
+    )
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -103,6 +126,11 @@ pub fn table(rep: &Report) -> String {
             opt(r.cpu_ms_per_request, 3),
             opt(r.rss_mib, 1)
         ));
+    }
+    if let Some(r) = &rep.resident {
+        s.push('\n');
+        s.push_str(&resident_line(r));
+        s.push('\n');
     }
     s
 }

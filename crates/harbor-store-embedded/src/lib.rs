@@ -28,13 +28,20 @@ pub struct EmbeddedStore {
     committer: commit::Committer,
 }
 
+/// redb's page cache.
+const REDB_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir` and loads its state.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
-        let db = redb::Database::create(dir.join("infoharbor.redb"))
+        // Reads are served from memory, so redb's page cache only helps commits: keep it small
+        // instead of redb's 1 GiB default, which would count against the broker's RSS.
+        let db = redb::Builder::new()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create(dir.join("infoharbor.redb"))
             .map_err(|e| StoreError::Unavailable(format!("cannot open database: {e}")))?;
         let loaded = commit::load(&db)?;
         let memory = Arc::new(RwLock::new(loaded.memory));
