@@ -39,6 +39,10 @@ pub const NAMES: &[(&str, &str)] = &[
         "batch-upsert",
         "POST /entityOperations/upsert with 1,000 entities per request; entities/s",
     ),
+    (
+        "resident",
+        "1M entities resident (100k with --quick): RSS, and restart until all are counted",
+    ),
 ];
 
 /// Sizes of one run.
