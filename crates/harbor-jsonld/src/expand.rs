@@ -14,6 +14,17 @@ pub use crate::attribute::{
 };
 use crate::context::Context;
 
+/// Members that carry an attribute's payload; allowed as attribute names (see 4.5.1 below).
+const PAYLOAD_MEMBERS: &[&str] = &[
+    "value",
+    "object",
+    "languageMap",
+    "json",
+    "vocab",
+    "valueList",
+    "objectList",
+];
+
 /// An entity payload as sent by a client, before it is combined with the stored entity.
 #[derive(Debug, Clone)]
 pub struct EntityInput {
@@ -239,8 +250,13 @@ pub fn parse_entity(
         if ENTITY_RESERVED.contains(&name.as_str()) {
             continue;
         }
-        // 4.5.1: core terms of non-reified members are no attribute names.
-        if ATTR_RESERVED.contains(&name.as_str()) || name == "valueType" {
+        // 4.5.1: "Terms defined in the Core Context as non-reified Properties (such as
+        // datasetId, instanceId, etc.) shall not be used as Attribute names". The members that
+        // carry an attribute's payload (value, object, vocab, json, ...) are not such Properties,
+        // and city data models do use some of them as names (a "vocab" attribute, say).
+        if (ATTR_RESERVED.contains(&name.as_str()) && !PAYLOAD_MEMBERS.contains(&name.as_str()))
+            || name == "valueType"
+        {
             return Err(NgsiError::bad_request(format!(
                 "\"{name}\" is an NGSI-LD core term and cannot name an attribute (4.5.1)"
             )));
