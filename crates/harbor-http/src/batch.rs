@@ -85,19 +85,32 @@ fn respond(r: BatchResult, created_status: bool) -> Response {
     reply::no_content()
 }
 
+/// Reads a batch body and runs it in `mode`: the shared path of create, upsert, update, merge.
+async fn run_batch(
+    s: &SharedState,
+    headers: &HeaderMap,
+    body: Body,
+    mode: BatchMode,
+) -> ApiResult<Response> {
+    let tenant = negotiate::tenant(headers)?;
+    let b = read_json(s, headers, body, false).await?;
+    // Creating modes need id and type and answer 201 with what they created.
+    let (creating, payload) = match mode {
+        BatchMode::Create | BatchMode::Upsert { .. } => (true, Payload::Full),
+        BatchMode::Update { .. } => (false, Payload::Full),
+        BatchMode::Merge => (false, Payload::Merge),
+    };
+    let items = parse_items(s, &b, creating, payload).await?;
+    let r = s.engine.batch_write(&tenant, mode, items).await?;
+    Ok(respond(r, creating))
+}
+
 pub async fn create(
     State(s): State<SharedState>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let tenant = negotiate::tenant(&headers)?;
-    let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, true, Payload::Full).await?;
-    let r = s
-        .engine
-        .batch_write(&tenant, BatchMode::Create, items)
-        .await?;
-    Ok(respond(r, true))
+    run_batch(&s, &headers, body, BatchMode::Create).await
 }
 
 pub async fn upsert(
@@ -106,20 +119,13 @@ pub async fn upsert(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let tenant = negotiate::tenant(&headers)?;
     let o = Params::parse(raw.as_deref()).options()?;
     if o.replace && o.update {
         return Err(
             NgsiError::bad_request("options replace and update cannot be used together").into(),
         );
     }
-    let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, true, Payload::Full).await?;
-    let r = s
-        .engine
-        .batch_write(&tenant, BatchMode::Upsert { replace: !o.update }, items)
-        .await?;
-    Ok(respond(r, true))
+    run_batch(&s, &headers, body, BatchMode::Upsert { replace: !o.update }).await
 }
 
 pub async fn update(
@@ -128,21 +134,11 @@ pub async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let tenant = negotiate::tenant(&headers)?;
     let o = Params::parse(raw.as_deref()).options()?;
-    let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, false, Payload::Full).await?;
-    let r = s
-        .engine
-        .batch_write(
-            &tenant,
-            BatchMode::Update {
-                no_overwrite: o.no_overwrite,
-            },
-            items,
-        )
-        .await?;
-    Ok(respond(r, false))
+    let mode = BatchMode::Update {
+        no_overwrite: o.no_overwrite,
+    };
+    run_batch(&s, &headers, body, mode).await
 }
 
 pub async fn merge(
@@ -150,14 +146,7 @@ pub async fn merge(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let tenant = negotiate::tenant(&headers)?;
-    let b = read_json(&s, &headers, body, false).await?;
-    let items = parse_items(&s, &b, false, Payload::Merge).await?;
-    let r = s
-        .engine
-        .batch_write(&tenant, BatchMode::Merge, items)
-        .await?;
-    Ok(respond(r, false))
+    run_batch(&s, &headers, body, BatchMode::Merge).await
 }
 
 pub async fn delete(
