@@ -6,6 +6,7 @@ pub mod attribute;
 pub mod context;
 pub mod error;
 pub mod expand;
+pub mod registration;
 pub mod registry;
 pub mod render;
 pub mod resolve;

@@ -26,7 +26,7 @@ const ACCEPTS: &[&str] = &[
 /// URI schemes notifications can be delivered to.
 const SCHEMES: &[&str] = &["http", "https", "mqtt", "mqtts"];
 
-fn bad(detail: impl Into<String>) -> NgsiError {
+pub(crate) fn bad(detail: impl Into<String>) -> NgsiError {
     NgsiError::bad_request(detail)
 }
 
@@ -198,11 +198,11 @@ pub fn parse_subscription(
 }
 
 /// A member, with `null` read as absent.
-fn opt<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn opt<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     o.get(key).filter(|v| !v.is_null())
 }
 
-fn opt_str(o: &Map<String, Value>, key: &str) -> NgsiResult<Option<String>> {
+pub(crate) fn opt_str(o: &Map<String, Value>, key: &str) -> NgsiResult<Option<String>> {
     match opt(o, key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -212,7 +212,7 @@ fn opt_str(o: &Map<String, Value>, key: &str) -> NgsiResult<Option<String>> {
     }
 }
 
-fn uri(s: &str, what: &str) -> NgsiResult<String> {
+pub(crate) fn uri(s: &str, what: &str) -> NgsiResult<String> {
     if is_uri(s) {
         Ok(s.to_string())
     } else {
@@ -229,7 +229,7 @@ fn positive(v: &Value, what: &str, zero_ok: bool) -> NgsiResult<f64> {
     }
 }
 
-fn string_list<'a>(v: &'a Value, what: &str) -> NgsiResult<Vec<&'a str>> {
+pub(crate) fn string_list<'a>(v: &'a Value, what: &str) -> NgsiResult<Vec<&'a str>> {
     let Some(items) = v.as_array().filter(|a| !a.is_empty()) else {
         return Err(bad(format!(
             "member \"{what}\" must be a non-empty array of strings, got {v}"
@@ -244,7 +244,7 @@ fn string_list<'a>(v: &'a Value, what: &str) -> NgsiResult<Vec<&'a str>> {
         .collect()
 }
 
-fn names(ctx: &Context, what: &str, v: &Value) -> NgsiResult<Vec<String>> {
+pub(crate) fn names(ctx: &Context, what: &str, v: &Value) -> NgsiResult<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for n in string_list(v, what)? {
         let e = expand_name(ctx, &format!("member \"{what}\": name"), n)?;
@@ -610,7 +610,7 @@ pub fn render_subscription(
 }
 
 /// A whole number as an integer, so `5` is not rendered back as `5.0`.
-fn number(n: f64) -> Value {
+pub(crate) fn number(n: f64) -> Value {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
         json!(n as i64)
     } else {

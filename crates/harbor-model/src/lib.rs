@@ -4,12 +4,14 @@
 pub mod entity;
 pub mod error;
 pub mod names;
+pub mod registration;
 pub mod subscription;
 pub mod tenant;
 pub mod time;
 
 pub use entity::{AttrValue, Attribute, Entity};
 pub use error::{ErrorKind, NgsiError, NgsiResult};
+pub use registration::Registration;
 pub use subscription::Subscription;
 pub use tenant::Tenant;
 pub use time::Timestamp;

@@ -11,20 +11,21 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Subscription, Tenant, Timestamp};
+use harbor_model::{Entity, Registration, Subscription, Tenant, Timestamp};
 use harbor_store::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, QueryResult, StoreError,
-    StoreResult, SubscriptionChange, SubscriptionStore,
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, QueryResult, RegistrationChange,
+    RegistrationStore, StoreError, StoreResult, SubscriptionChange, SubscriptionStore,
 };
 use parking_lot::RwLock;
 
+use commit::{ByTenant, SubscriptionKind};
 use memory::Memory;
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
     memory: Arc<RwLock<Memory>>,
     contexts: Arc<RwLock<commit::Contexts>>,
-    subscriptions: Arc<RwLock<commit::Subscriptions>>,
+    records: Arc<RwLock<commit::Records>>,
     committer: commit::Committer,
 }
 
@@ -46,13 +47,13 @@ impl EmbeddedStore {
         let loaded = commit::load(&db)?;
         let memory = Arc::new(RwLock::new(loaded.memory));
         let contexts = Arc::new(RwLock::new(loaded.contexts));
-        let subscriptions = Arc::new(RwLock::new(loaded.subscriptions));
+        let records = Arc::new(RwLock::new(loaded.records));
         let committer =
-            commit::Committer::start(db, memory.clone(), contexts.clone(), subscriptions.clone());
+            commit::Committer::start(db, memory.clone(), contexts.clone(), records.clone());
         Ok(EmbeddedStore {
             memory,
             contexts,
-            subscriptions,
+            records,
             committer,
         })
     }
@@ -126,19 +127,64 @@ impl SubscriptionStore for EmbeddedStore {
         changes: Vec<SubscriptionChange>,
     ) -> StoreResult<()> {
         self.committer
-            .submit_subscriptions(tenant.clone(), changes)
+            .submit_subscriptions(SubscriptionKind::Entities, tenant.clone(), changes)
             .await
     }
 
     fn subscription(&self, tenant: &Tenant, id: &str) -> Option<Arc<Subscription>> {
-        self.subscriptions.read().get(tenant)?.get(id).cloned()
+        one(&self.records.read().subscriptions, tenant, id)
     }
 
     fn subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>> {
-        self.subscriptions
-            .read()
-            .get(tenant)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        all(&self.records.read().subscriptions, tenant)
     }
+}
+
+#[async_trait]
+impl RegistrationStore for EmbeddedStore {
+    async fn commit_registrations(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<RegistrationChange>,
+    ) -> StoreResult<()> {
+        self.committer
+            .submit_registrations(tenant.clone(), changes)
+            .await
+    }
+
+    fn registration(&self, tenant: &Tenant, id: &str) -> Option<Arc<Registration>> {
+        one(&self.records.read().registrations, tenant, id)
+    }
+
+    fn registrations(&self, tenant: &Tenant) -> Vec<Arc<Registration>> {
+        all(&self.records.read().registrations, tenant)
+    }
+
+    async fn commit_csource_subscriptions(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<SubscriptionChange>,
+    ) -> StoreResult<()> {
+        self.committer
+            .submit_subscriptions(SubscriptionKind::Registrations, tenant.clone(), changes)
+            .await
+    }
+
+    fn csource_subscription(&self, tenant: &Tenant, id: &str) -> Option<Arc<Subscription>> {
+        one(&self.records.read().csource_subscriptions, tenant, id)
+    }
+
+    fn csource_subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>> {
+        all(&self.records.read().csource_subscriptions, tenant)
+    }
+}
+
+fn one<T>(m: &ByTenant<T>, tenant: &Tenant, id: &str) -> Option<Arc<T>> {
+    m.get(tenant)?.get(id).cloned()
+}
+
+fn all<T>(m: &ByTenant<T>, tenant: &Tenant) -> Vec<Arc<T>> {
+    m.get(tenant)
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default()
 }

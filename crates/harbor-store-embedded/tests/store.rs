@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use harbor_model::Tenant;
-use harbor_store::conformance::{parking, run, run_contexts, run_subscriptions};
+use harbor_store::conformance::{parking, run, run_contexts, run_registrations, run_subscriptions};
 use harbor_store::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, SubscriptionStore,
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, RegistrationStore,
+    SubscriptionStore,
 };
 use harbor_store_embedded::EmbeddedStore;
 
@@ -116,5 +117,27 @@ async fn subscription_conformance_and_reopening() {
     assert!(
         store.subscription(&other, "urn:s:a").is_some(),
         "and stay in their tenant"
+    );
+}
+
+#[tokio::test]
+async fn registration_conformance_and_reopening() {
+    let dir = temp_dir("registrations");
+    let t = Tenant::default_tenant();
+    let (regs, subs) = {
+        let store = EmbeddedStore::open(&dir).unwrap();
+        run_registrations(&store, &store).await;
+        (store.registrations(&t), store.csource_subscriptions(&t))
+    };
+    let store = EmbeddedStore::open(&dir).unwrap();
+    assert_eq!(
+        store.registrations(&t),
+        regs,
+        "registrations survive reopening, every member intact"
+    );
+    assert_eq!(store.csource_subscriptions(&t), subs);
+    assert!(
+        store.subscriptions(&t).is_empty(),
+        "kept apart from entity subscriptions"
     );
 }

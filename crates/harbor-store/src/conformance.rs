@@ -8,8 +8,8 @@ use harbor_query::{parse_coordinates_text, parse_geo_query, parse_q, parse_type_
 use serde_json::json;
 
 use crate::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, SubscriptionChange,
-    SubscriptionStore,
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, RegistrationChange,
+    RegistrationStore, SubscriptionChange, SubscriptionStore,
 };
 
 const NS: &str = "https://smartdatamodels.org/";
@@ -384,4 +384,109 @@ pub async fn run_subscriptions(store: &dyn SubscriptionStore) {
         store.subscription(&other, "urn:s:a").is_some(),
         "a delete stays in its tenant"
     );
+}
+
+/// A registration for the conformance cases, with one entity type and one property.
+pub fn registration(id: &str) -> harbor_model::Registration {
+    use harbor_model::registration::*;
+    let now = time::now();
+    harbor_model::Registration {
+        id: id.into(),
+        name: Some("parking sensors".into()),
+        description: None,
+        information: vec![RegistrationInfo {
+            entities: Some(vec![RegisteredEntity {
+                id: None,
+                id_pattern: Some(".*downtown$".into()),
+                entity_type: expand("OffStreetParking"),
+            }]),
+            property_names: Some(vec![expand("availableSpotNumber")]),
+            relationship_names: None,
+        }],
+        tenant: None,
+        observation_interval: None,
+        management_interval: None,
+        location: Some(json!({"type": "Point", "coordinates": [-8.5, 41.2]})),
+        observation_space: None,
+        operation_space: None,
+        expires_at: None,
+        endpoint: "http://cs.example.org:1026".into(),
+        context_source_info: None,
+        scope: None,
+        mode: "inclusive".into(),
+        operations: DEFAULT_OPERATIONS.iter().map(|s| s.to_string()).collect(),
+        refresh_rate: None,
+        management: None,
+        extra: BTreeMap::from([(expand("brand"), json!("acme"))]),
+        status: RegistrationStatus::default(),
+        created_at: now,
+        modified_at: now,
+    }
+}
+
+/// The registration store: puts replace, deletes remove, tenants are isolated, lists are
+/// sorted by id, and subscriptions to registrations live apart from both registrations and
+/// subscriptions to entities.
+pub async fn run_registrations(store: &dyn RegistrationStore, subs: &dyn SubscriptionStore) {
+    let t = Tenant::default_tenant();
+    let other = Tenant::parse("city-b").unwrap();
+    assert!(store.registrations(&t).is_empty(), "a fresh store has none");
+    let put = |id: &str| RegistrationChange::Put(Box::new(registration(id)));
+    store
+        .commit_registrations(&t, vec![put("urn:r:b"), put("urn:r:a"), put("urn:r:c")])
+        .await
+        .unwrap();
+    let mut changed = registration("urn:r:b");
+    changed.mode = "exclusive".into();
+    store
+        .commit_registrations(
+            &t,
+            vec![
+                RegistrationChange::Put(Box::new(changed.clone())),
+                RegistrationChange::Delete("urn:r:c".into()),
+                RegistrationChange::Delete("urn:r:never".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .registrations(&t)
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(ids, ["urn:r:a", "urn:r:b"], "sorted by id, deletes remove");
+    assert_eq!(
+        store.registration(&t, "urn:r:b").as_deref(),
+        Some(&changed),
+        "the last put wins and every member survives"
+    );
+    assert!(
+        store.registration(&other, "urn:r:a").is_none(),
+        "tenants are isolated"
+    );
+
+    let sub = |id: &str| SubscriptionChange::Put(Box::new(subscription(id)));
+    store
+        .commit_csource_subscriptions(&t, vec![sub("urn:cs:1"), sub("urn:cs:2")])
+        .await
+        .unwrap();
+    store
+        .commit_csource_subscriptions(&t, vec![SubscriptionChange::Delete("urn:cs:2".into())])
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .csource_subscriptions(&t)
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(ids, ["urn:cs:1"]);
+    assert!(
+        subs.subscription(&t, "urn:cs:1").is_none(),
+        "subscriptions to registrations are not subscriptions to entities"
+    );
+    assert!(
+        store.csource_subscription(&other, "urn:cs:1").is_none(),
+        "tenants are isolated"
+    );
+    assert!(store.csource_subscription(&t, "urn:cs:1").is_some());
 }

@@ -12,7 +12,7 @@ mod query;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Subscription, Tenant, Timestamp};
+use harbor_model::{Entity, Registration, Subscription, Tenant, Timestamp};
 
 pub use query::EntityQuery;
 
@@ -88,6 +88,47 @@ pub trait SubscriptionStore: Send + Sync {
 
     /// Every subscription of the tenant, sorted by id.
     fn subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>>;
+}
+
+/// One change to a tenant's context source registrations.
+#[derive(Debug, Clone)]
+pub enum RegistrationChange {
+    /// Create or replace the registration with this id.
+    Put(Box<Registration>),
+    /// Remove the registration with this id (no error when absent).
+    Delete(String),
+}
+
+/// Context source registrations (5.9) and the subscriptions to them (5.11), per tenant. The
+/// subscriptions to registrations are `Subscription`s (5.2.12) kept apart from the
+/// subscriptions to entities: the two never share an id space.
+#[async_trait]
+pub trait RegistrationStore: Send + Sync {
+    /// Applies the changes atomically and durably; returns once they are on disk.
+    async fn commit_registrations(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<RegistrationChange>,
+    ) -> StoreResult<()>;
+
+    /// The registration with this id, if the tenant has it.
+    fn registration(&self, tenant: &Tenant, id: &str) -> Option<Arc<Registration>>;
+
+    /// Every registration of the tenant, sorted by id.
+    fn registrations(&self, tenant: &Tenant) -> Vec<Arc<Registration>>;
+
+    /// Applies changes to the tenant's subscriptions to registrations, durably.
+    async fn commit_csource_subscriptions(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<SubscriptionChange>,
+    ) -> StoreResult<()>;
+
+    /// The subscription to registrations with this id, if the tenant has it.
+    fn csource_subscription(&self, tenant: &Tenant, id: &str) -> Option<Arc<Subscription>>;
+
+    /// Every subscription to registrations of the tenant, sorted by id.
+    fn csource_subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>>;
 }
 
 /// Result of a query: entities sorted by id.
