@@ -8,11 +8,12 @@ mod join;
 mod locks;
 mod merge;
 mod purge;
+mod registrations;
 mod subscriptions;
 
 use std::sync::Arc;
 
-use harbor_store::{EntityStore, SubscriptionStore};
+use harbor_store::{EntityStore, RegistrationStore, SubscriptionStore};
 
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo};
@@ -48,6 +49,9 @@ pub struct Engine {
     subscriptions: Option<Arc<dyn SubscriptionStore>>,
     /// Serialises subscription writes so that check-then-commit is atomic.
     subscription_lock: tokio::sync::Mutex<()>,
+    registrations: Option<Arc<dyn RegistrationStore>>,
+    /// Serialises registration and registration-subscription writes (check-then-commit).
+    registration_lock: tokio::sync::Mutex<()>,
     pub limits: Limits,
 }
 
@@ -58,6 +62,8 @@ impl Engine {
             locks: locks::EntityLocks::new(),
             subscriptions: None,
             subscription_lock: tokio::sync::Mutex::new(()),
+            registrations: None,
+            registration_lock: tokio::sync::Mutex::new(()),
             limits,
         }
     }
@@ -66,6 +72,13 @@ impl Engine {
     /// are refused.
     pub fn with_subscriptions(mut self, store: Arc<dyn SubscriptionStore>) -> Self {
         self.subscriptions = Some(store);
+        self
+    }
+
+    /// The engine with a registration store (5.9, 5.11); without one, registration
+    /// operations are refused.
+    pub fn with_registrations(mut self, store: Arc<dyn RegistrationStore>) -> Self {
+        self.registrations = Some(store);
         self
     }
 

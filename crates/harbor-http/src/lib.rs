@@ -12,6 +12,7 @@ mod negotiate;
 mod params;
 mod purge;
 mod query;
+mod registrations;
 mod reply;
 mod subscriptions;
 
@@ -113,6 +114,34 @@ pub fn router(state: SharedState) -> Router {
             get(subscriptions::retrieve)
                 .patch(subscriptions::update)
                 .delete(subscriptions::delete),
+        )
+        .route(
+            "/csourceRegistrations",
+            post(registrations::create).get(registrations::query),
+        )
+        .route(
+            "/csourceRegistrations/",
+            post(registrations::create).get(registrations::query),
+        )
+        .route(
+            "/csourceRegistrations/{id}",
+            get(registrations::retrieve)
+                .patch(registrations::update)
+                .delete(registrations::delete),
+        )
+        .route(
+            "/csourceSubscriptions",
+            post(registrations::create_subscription).get(registrations::query_subscriptions),
+        )
+        .route(
+            "/csourceSubscriptions/",
+            post(registrations::create_subscription).get(registrations::query_subscriptions),
+        )
+        .route(
+            "/csourceSubscriptions/{id}",
+            get(registrations::retrieve_subscription)
+                .patch(registrations::update_subscription)
+                .delete(registrations::delete_subscription),
         )
         .route("/jsonldContexts", post(contexts::add).get(contexts::list))
         .route("/jsonldContexts/", post(contexts::add).get(contexts::list))

@@ -36,6 +36,31 @@ pub mod allowed {
     pub const NONE: &[&str] = &[];
     /// GET /subscriptions, Query Subscriptions (6.10.3.2).
     pub const QUERY_SUBSCRIPTIONS: &[&str] = &["limit", "offset", "count"];
+    /// GET /csourceRegistrations, Query Context Source Registrations (6.8.3.2). Temporal,
+    /// geo and `q`/`csf` filters are accepted and not yet applied.
+    pub const QUERY_REGISTRATIONS: &[&str] = &[
+        "id",
+        "type",
+        "idPattern",
+        "attrs",
+        "q",
+        "csf",
+        "scopeQ",
+        "geometry",
+        "georel",
+        "coordinates",
+        "geoproperty",
+        "timeproperty",
+        "timerel",
+        "timeAt",
+        "endTimeAt",
+        "options",
+        "limit",
+        "offset",
+        "count",
+    ];
+    /// GET /csourceRegistrations/{id} (6.9.3.1).
+    pub const RETRIEVE_REGISTRATION: &[&str] = &["options"];
     /// GET /types, GET /attributes (6.25.3.1, 6.27.3.1).
     pub const DISCOVERY_LIST: &[&str] = &["details", "local"];
     /// GET /types/{type}, GET /attributes/{attr} (6.26.3.1, 6.28.3.1).

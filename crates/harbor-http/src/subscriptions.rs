@@ -20,7 +20,7 @@ use crate::SharedState;
 
 const PATH: &str = "/ngsi-ld/v1/subscriptions";
 
-fn check_id(id: &str) -> ApiResult<()> {
+pub(crate) fn check_id(id: &str) -> ApiResult<()> {
     if is_uri(id) {
         Ok(())
     } else {
@@ -32,7 +32,7 @@ fn check_id(id: &str) -> ApiResult<()> {
 }
 
 /// Checks that a given `jsonldContext` can be retrieved (5.8.1.4: LdContextNotAvailable).
-async fn check_jsonld_context(s: &SharedState, body: &Value) -> ApiResult<()> {
+pub(crate) async fn check_jsonld_context(s: &SharedState, body: &Value) -> ApiResult<()> {
     if let Some(Value::String(url)) = body.get("jsonldContext") {
         if is_uri(url) {
             s.resolver
@@ -80,11 +80,15 @@ pub async fn create(
     }
     let id = sub.id.clone();
     s.engine.create_subscription(&tenant, sub).await?;
+    created(&format!("{PATH}/{id}"), &tenant)
+}
+
+/// `201 Created` with the `Location` of the new resource and the tenant echoed.
+pub(crate) fn created(loc: &str, tenant: &Tenant) -> ApiResult<Response> {
     let mut h = HeaderMap::new();
-    let loc = format!("{PATH}/{id}");
     h.insert(
         header::LOCATION,
-        HeaderValue::from_str(&loc)
+        HeaderValue::from_str(loc)
             .map_err(|_| NgsiError::bad_request("the id cannot be used in a URL"))?,
     );
     if !tenant.is_default() {
@@ -124,6 +128,36 @@ pub async fn query(
         .take(limit)
         .map(|sub| render(sub, &ld))
         .collect();
+    Ok(page_reply(
+        PATH,
+        &p,
+        media,
+        &ld,
+        items,
+        total,
+        Page {
+            limit,
+            offset,
+            count,
+        },
+    ))
+}
+
+/// One page of a listing with `NGSILD-Results-Count` (when asked) and `next` / `prev` links.
+pub(crate) fn page_reply(
+    path: &str,
+    p: &Params,
+    media: negotiate::Media,
+    ld: &Ld,
+    items: Vec<Value>,
+    total: usize,
+    page: Page,
+) -> Response {
+    let Page {
+        limit,
+        offset,
+        count,
+    } = page;
     let mut h = HeaderMap::new();
     if count {
         h.insert("NGSILD-Results-Count", HeaderValue::from(total));
@@ -131,29 +165,29 @@ pub async fn query(
     let mut links = Vec::new();
     if limit > 0 && offset + limit < total {
         links.push(format!(
-            "<{PATH}?{}>; rel=\"next\"; type=\"{}\"",
+            "<{path}?{}>; rel=\"next\"; type=\"{}\"",
             p.with_page(offset + limit, limit),
             media.as_str()
         ));
     }
     if offset > 0 && limit > 0 {
         links.push(format!(
-            "<{PATH}?{}>; rel=\"prev\"; type=\"{}\"",
+            "<{path}?{}>; rel=\"prev\"; type=\"{}\"",
             p.with_page(offset.saturating_sub(limit), limit),
             media.as_str()
         ));
     }
-    let mut resp = reply::json(StatusCode::OK, media, &ld, Value::Array(items), h);
+    let mut resp = reply::json(StatusCode::OK, media, ld, Value::Array(items), h);
     for l in links {
         if let Ok(v) = HeaderValue::from_str(&l) {
             resp.headers_mut().append(header::LINK, v);
         }
     }
-    Ok(resp)
+    resp
 }
 
 /// The NGSI-LD version a `Prefer` header asks for (`ngsi-ld=1.0`), if any (6.3.19).
-fn preferred_version(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn preferred_version(headers: &HeaderMap) -> Option<String> {
     for v in headers.get_all("Prefer") {
         let Ok(text) = v.to_str() else { continue };
         for pref in text.split(',') {

@@ -8,12 +8,12 @@ use harbor_model::registration::{
     RegisteredEntity, RegistrationInfo, RegistrationStatus, TimeInterval, DEFAULT_OPERATIONS,
     MODES, OPERATIONS,
 };
-use harbor_model::subscription::KeyValue;
-use harbor_model::{time, NgsiResult, Registration, Timestamp};
+use harbor_model::subscription::{KeyValue, DEFAULT_TRIGGERS};
+use harbor_model::{time, NgsiResult, Registration, Subscription, Timestamp};
 use serde_json::{json, Map, Value};
 
 use crate::expand::{expand_name, is_uri};
-use crate::subscription::{bad, names, opt, opt_str, string_list, uri};
+use crate::subscription::{bad, names, opt, opt_str, render_subscription, string_list, uri};
 use crate::Context;
 
 /// Members with a meaning of their own; every other one is an extra property.
@@ -105,7 +105,7 @@ pub fn parse_registration(ctx: &Context, v: &Value, now: Timestamp) -> NgsiResul
             )))
         }
     };
-    let operations = match opt(o, "operations") {
+    let operations: Vec<String> = match opt(o, "operations") {
         None => DEFAULT_OPERATIONS.iter().map(|s| s.to_string()).collect(),
         Some(v) => {
             let list = string_list(v, "operations")?;
@@ -129,21 +129,14 @@ pub fn parse_registration(ctx: &Context, v: &Value, now: Timestamp) -> NgsiResul
     };
     let refresh_rate = opt_str(o, "refreshRate")?;
     if let Some(r) = &refresh_rate {
-        if !r.starts_with('P') || r.len() < 3 {
+        if !is_duration(r) {
             return Err(bad(format!(
                 "member \"refreshRate\" must be an ISO 8601 duration, got \"{r}\""
             )));
         }
     }
-    let management = match opt(o, "management") {
-        None => None,
-        Some(v @ Value::Object(_)) => Some(v.clone()),
-        Some(other) => {
-            return Err(bad(format!(
-                "member \"management\" must be an object, got {other}"
-            )))
-        }
-    };
+    let management = opt(o, "management").map(management).transpose()?;
+    let information = check_mode(&mode, &operations, information)?;
     let mut extra = BTreeMap::new();
     for (k, v) in o {
         if MEMBERS.contains(&k.as_str()) || v.is_null() {
@@ -176,6 +169,110 @@ pub fn parse_registration(ctx: &Context, v: &Value, now: Timestamp) -> NgsiResul
         created_at: now,
         modified_at: now,
     })
+}
+
+/// Operations that change entities: an auxiliary registration cannot take them (5.9.2.4).
+fn is_write_operation(op: &str) -> bool {
+    !(op.starts_with("retrieve")
+        || op.starts_with("query")
+        || matches!(op, "federationOps" | "retrieveOps")
+        || op.ends_with("Subscription"))
+}
+
+/// The rules of 4.3.6.3 and 5.9.2.4 that depend on `mode`.
+fn check_mode(
+    mode: &str,
+    operations: &[String],
+    information: Vec<RegistrationInfo>,
+) -> NgsiResult<Vec<RegistrationInfo>> {
+    if mode == "auxiliary" {
+        if let Some(op) = operations.iter().find(|o| is_write_operation(o)) {
+            return Err(bad(format!(
+                "member \"operations\": an auxiliary registration cannot take \"{op}\", which changes entities (5.9.2.4)"
+            )));
+        }
+    }
+    if mode == "exclusive" {
+        for info in &information {
+            let Some(entities) = &info.entities else {
+                return Err(bad(
+                    "member \"information[].entities\" is required in an exclusive registration (4.3.6.3)",
+                ));
+            };
+            if entities.iter().any(|e| e.id.is_none()) {
+                return Err(bad(
+                    "member \"information[].entities[].id\" is required in an exclusive registration: types and id patterns are not supported (4.3.6.3)",
+                ));
+            }
+            if info.property_names.is_none() && info.relationship_names.is_none() {
+                return Err(bad(
+                    "member \"information[].propertyNames\" or \"relationshipNames\" is required in an exclusive registration (4.3.6.3)",
+                ));
+            }
+        }
+    }
+    Ok(information)
+}
+
+/// `management` (5.2.34): checked member by member, kept as given.
+fn management(v: &Value) -> NgsiResult<Value> {
+    let Some(o) = v.as_object() else {
+        return Err(bad(format!(
+            "member \"management\" must be an object, got {v}"
+        )));
+    };
+    if let Some(b) = opt(o, "localOnly") {
+        if !b.is_boolean() {
+            return Err(bad(format!(
+                "member \"management.localOnly\" must be true or false, got {b}"
+            )));
+        }
+    }
+    if let Some(d) = opt(o, "cacheDuration") {
+        if !d.as_str().is_some_and(is_duration) {
+            return Err(bad(format!(
+                "member \"management.cacheDuration\" must be an ISO 8601 duration, got {d}"
+            )));
+        }
+    }
+    for k in ["timeout", "cooldown"] {
+        if let Some(n) = opt(o, k) {
+            if !n.as_f64().is_some_and(|n| n > 0.0) {
+                return Err(bad(format!(
+                    "member \"management.{k}\" must be a number greater than 0, got {n}"
+                )));
+            }
+        }
+    }
+    Ok(v.clone())
+}
+
+/// An ISO 8601 duration such as `PT5M` or `P1DT2H`.
+fn is_duration(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('P') else {
+        return false;
+    };
+    if rest.is_empty() || rest == "T" {
+        return false;
+    }
+    let mut in_time = false;
+    let mut digits = false;
+    for c in rest.chars() {
+        match c {
+            '0'..='9' | '.' => digits = true,
+            'T' if !in_time && !digits => in_time = true,
+            'Y' | 'M' | 'W' | 'D' | 'H' | 'S' if digits => {
+                let date_only = matches!(c, 'Y' | 'W' | 'D');
+                let time_only = matches!(c, 'H' | 'S');
+                if (time_only && !in_time) || (date_only && in_time) {
+                    return false;
+                }
+                digits = false;
+            }
+            _ => return false,
+        }
+    }
+    !digits
 }
 
 fn datetime(s: &str, what: &str) -> NgsiResult<Timestamp> {
@@ -333,6 +430,17 @@ fn key_values(o: &Map<String, Value>, k: &str) -> NgsiResult<Option<Vec<KeyValue
         .map(Some)
 }
 
+/// A DateTime as rendered for registrations: whole seconds without a fraction, as clients
+/// usually give them.
+fn format_time(t: &Timestamp) -> String {
+    use chrono::Timelike;
+    if t.nanosecond() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        time::format(t)
+    }
+}
+
 /// Renders a registration with the reader's `@context`; `sys_attrs` adds `createdAt` and
 /// `modifiedAt`.
 pub fn render_registration(r: &Registration, ctx: &Context, sys_attrs: bool) -> Value {
@@ -381,9 +489,9 @@ pub fn render_registration(r: &Registration, ctx: &Context, sys_attrs: bool) -> 
     put("information", Some(Value::Array(info)));
     put("tenant", r.tenant.as_ref().map(|v| json!(v)));
     let interval = |i: &TimeInterval| {
-        let mut m = json!({"startAt": time::format(&i.start_at)});
+        let mut m = json!({"startAt": format_time(&i.start_at)});
         if let Some(e) = &i.end_at {
-            m["endAt"] = json!(time::format(e));
+            m["endAt"] = json!(format_time(e));
         }
         m
     };
@@ -400,7 +508,7 @@ pub fn render_registration(r: &Registration, ctx: &Context, sys_attrs: bool) -> 
     put("operationSpace", r.operation_space.clone());
     put(
         "expiresAt",
-        r.expires_at.as_ref().map(|t| json!(time::format(t))),
+        r.expires_at.as_ref().map(|t| json!(format_time(t))),
     );
     put("endpoint", Some(json!(r.endpoint)));
     put(
@@ -428,15 +536,15 @@ pub fn render_registration(r: &Registration, ctx: &Context, sys_attrs: bool) -> 
     }
     put(
         "lastSuccess",
-        st.last_success.as_ref().map(|t| json!(time::format(t))),
+        st.last_success.as_ref().map(|t| json!(format_time(t))),
     );
     put(
         "lastFailure",
-        st.last_failure.as_ref().map(|t| json!(time::format(t))),
+        st.last_failure.as_ref().map(|t| json!(format_time(t))),
     );
     if sys_attrs {
-        put("createdAt", Some(json!(time::format(&r.created_at))));
-        put("modifiedAt", Some(json!(time::format(&r.modified_at))));
+        put("createdAt", Some(json!(format_time(&r.created_at))));
+        put("modifiedAt", Some(json!(format_time(&r.modified_at))));
     }
     Value::Object(o)
 }
@@ -494,6 +602,28 @@ pub fn merge_registration(
     next.modified_at = now;
     next.status = current.status.clone();
     Ok(next)
+}
+
+/// Renders a subscription to registrations (5.11): a Subscription (5.2.12) whose
+/// `notificationTrigger` is shown only when given (it selects entity changes) and whose
+/// `isActive` is always shown.
+pub fn render_csource_subscription(
+    s: &Subscription,
+    ctx: &Context,
+    sys_attrs: bool,
+    now: Timestamp,
+) -> Value {
+    let mut v = render_subscription(s, ctx, sys_attrs, now);
+    if let Value::Object(o) = &mut v {
+        let default: Vec<String> = DEFAULT_TRIGGERS.iter().map(|t| t.to_string()).collect();
+        if s.notification_trigger == default {
+            o.remove("notificationTrigger");
+        }
+        if let Some(t) = &s.expires_at {
+            o.insert("expiresAt".into(), json!(format_time(t)));
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -567,6 +697,29 @@ mod tests {
             (
                 json!({"contextSourceInfo": [{"key": 1}]}),
                 "contextSourceInfo",
+            ),
+            (json!({"management": "yes"}), "management"),
+            (
+                json!({"management": {"cacheDuration": "bogus"}}),
+                "management.cacheDuration",
+            ),
+            (
+                json!({"management": {"cooldown": 0}}),
+                "management.cooldown",
+            ),
+            (json!({"management": {"timeout": -5}}), "management.timeout"),
+            (
+                json!({"management": {"localOnly": "no"}}),
+                "management.localOnly",
+            ),
+            (
+                json!({"mode": "auxiliary", "operations": ["updateEntity"]}),
+                "operations",
+            ),
+            (json!({"mode": "exclusive"}), "information[].entities[].id"),
+            (
+                json!({"mode": "exclusive", "information": [{"entities": [{"id": "urn:x:1", "type": "T"}]}]}),
+                "information[].propertyNames",
             ),
         ];
         for (extra, member) in cases {

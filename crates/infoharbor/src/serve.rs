@@ -29,7 +29,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 default_page: cfg.default_page,
             },
         )
-        .with_subscriptions(store.clone()),
+        .with_subscriptions(store.clone())
+        .with_registrations(store.clone()),
     );
     let preloaded = match &cfg.context_dir {
         Some(dir) => crate::preload::load(dir)?,

@@ -1,0 +1,246 @@
+//! The Context Source Registration operations of 5.9 / 5.10 (create, update, delete,
+//! retrieve, query) and the Context Source Registration Subscription operations of 5.11,
+//! per tenant, each made durable before it returns. Forwarding to context sources and
+//! notifications about registrations come later and read the same stored records.
+
+use std::sync::Arc;
+
+use harbor_model::{NgsiError, NgsiResult, Registration, Subscription, Tenant};
+use harbor_store::{RegistrationChange, RegistrationStore, SubscriptionChange};
+
+use crate::{store_err, Engine};
+
+impl Engine {
+    fn registration_store(&self) -> NgsiResult<&Arc<dyn RegistrationStore>> {
+        self.registrations
+            .as_ref()
+            .ok_or_else(|| NgsiError::not_supported("this broker keeps no registrations"))
+    }
+
+    /// 5.9.2: stores a new registration; its id must not be taken in the tenant.
+    pub async fn create_registration(&self, tenant: &Tenant, reg: Registration) -> NgsiResult<()> {
+        let store = self.registration_store()?;
+        self.store()
+            .ensure_tenant(tenant)
+            .await
+            .map_err(store_err)?;
+        let _guard = self.registration_lock.lock().await;
+        if store.registration(tenant, &reg.id).is_some() {
+            return Err(NgsiError::already_exists(format!(
+                "registration {} already exists",
+                reg.id
+            )));
+        }
+        self.check_conflicts(tenant, &reg, &store.registrations(tenant))?;
+        store
+            .commit_registrations(tenant, vec![RegistrationChange::Put(Box::new(reg))])
+            .await
+            .map_err(store_err)
+    }
+
+    /// The conflicts of 4.3.6.3 and 5.9.2.4: a redirect registration cannot cover an entity
+    /// held locally, an exclusive one cannot cover a locally held attribute, and neither may
+    /// overlap an existing exclusive registration.
+    fn check_conflicts(
+        &self,
+        tenant: &Tenant,
+        reg: &Registration,
+        existing: &[Arc<Registration>],
+    ) -> NgsiResult<()> {
+        if !matches!(reg.mode.as_str(), "redirect" | "exclusive") {
+            return Ok(());
+        }
+        for info in &reg.information {
+            let attrs: Vec<&String> = info
+                .property_names
+                .iter()
+                .chain(info.relationship_names.iter())
+                .flatten()
+                .collect();
+            for id in info.entities.iter().flatten().filter_map(|e| e.id.as_ref()) {
+                if let Some(entity) = self.store().get(tenant, id).map_err(store_err)? {
+                    let clash = if attrs.is_empty() {
+                        reg.mode == "redirect"
+                    } else {
+                        attrs.iter().any(|a| entity.attrs.contains_key(*a))
+                    };
+                    if clash {
+                        return Err(conflict(format!(
+                            "entity {id} is held by this broker, so a {} registration cannot cover it (5.9.2.4)",
+                            reg.mode
+                        )));
+                    }
+                }
+                let overlapping = existing.iter().filter(|o| o.mode == "exclusive").find(|o| {
+                    o.information.iter().any(|oi| {
+                        let same_entity = oi
+                            .entities
+                            .iter()
+                            .flatten()
+                            .any(|e| e.id.as_ref() == Some(id));
+                        let theirs: Vec<&String> = oi
+                            .property_names
+                            .iter()
+                            .chain(oi.relationship_names.iter())
+                            .flatten()
+                            .collect();
+                        same_entity
+                            && (attrs.is_empty()
+                                || theirs.is_empty()
+                                || attrs.iter().any(|a| theirs.contains(a)))
+                    })
+                });
+                if let Some(o) = overlapping {
+                    return Err(conflict(format!(
+                        "exclusive registration {} already covers entity {id} and these attributes (4.3.6.3)",
+                        o.id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// 5.9.3: replaces the registration with what `update` makes of the current one.
+    pub async fn update_registration(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        update: impl FnOnce(&Registration) -> NgsiResult<Registration>,
+    ) -> NgsiResult<()> {
+        let store = self.registration_store()?;
+        self.check_tenant(tenant)?;
+        let _guard = self.registration_lock.lock().await;
+        let current = store
+            .registration(tenant, id)
+            .ok_or_else(|| registration_not_found(id))?;
+        let next = update(&current)?;
+        store
+            .commit_registrations(tenant, vec![RegistrationChange::Put(Box::new(next))])
+            .await
+            .map_err(store_err)
+    }
+
+    /// 5.10.1.
+    pub fn retrieve_registration(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> NgsiResult<Arc<Registration>> {
+        self.check_tenant(tenant)?;
+        self.registration_store()?
+            .registration(tenant, id)
+            .ok_or_else(|| registration_not_found(id))
+    }
+
+    /// 5.10.2: every registration of the tenant, sorted by id (the caller filters and pages).
+    pub fn query_registrations(&self, tenant: &Tenant) -> NgsiResult<Vec<Arc<Registration>>> {
+        self.check_tenant(tenant)?;
+        Ok(self.registration_store()?.registrations(tenant))
+    }
+
+    /// 5.9.4.
+    pub async fn delete_registration(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
+        let store = self.registration_store()?;
+        self.check_tenant(tenant)?;
+        let _guard = self.registration_lock.lock().await;
+        if store.registration(tenant, id).is_none() {
+            return Err(registration_not_found(id));
+        }
+        store
+            .commit_registrations(tenant, vec![RegistrationChange::Delete(id.to_string())])
+            .await
+            .map_err(store_err)
+    }
+
+    /// 5.11.2: stores a new subscription to registrations; its id must not be taken.
+    pub async fn create_csource_subscription(
+        &self,
+        tenant: &Tenant,
+        sub: Subscription,
+    ) -> NgsiResult<()> {
+        let store = self.registration_store()?;
+        self.store()
+            .ensure_tenant(tenant)
+            .await
+            .map_err(store_err)?;
+        let _guard = self.registration_lock.lock().await;
+        if store.csource_subscription(tenant, &sub.id).is_some() {
+            return Err(NgsiError::already_exists(format!(
+                "subscription {} already exists",
+                sub.id
+            )));
+        }
+        store
+            .commit_csource_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(sub))])
+            .await
+            .map_err(store_err)
+    }
+
+    /// 5.11.3: replaces the subscription with what `update` makes of the current one.
+    pub async fn update_csource_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        update: impl FnOnce(&Subscription) -> NgsiResult<Subscription>,
+    ) -> NgsiResult<()> {
+        let store = self.registration_store()?;
+        self.check_tenant(tenant)?;
+        let _guard = self.registration_lock.lock().await;
+        let current = store
+            .csource_subscription(tenant, id)
+            .ok_or_else(|| subscription_not_found(id))?;
+        let next = update(&current)?;
+        store
+            .commit_csource_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(next))])
+            .await
+            .map_err(store_err)
+    }
+
+    /// 5.11.4.
+    pub fn retrieve_csource_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> NgsiResult<Arc<Subscription>> {
+        self.check_tenant(tenant)?;
+        self.registration_store()?
+            .csource_subscription(tenant, id)
+            .ok_or_else(|| subscription_not_found(id))
+    }
+
+    /// 5.11.5: every subscription to registrations of the tenant, sorted by id.
+    pub fn query_csource_subscriptions(
+        &self,
+        tenant: &Tenant,
+    ) -> NgsiResult<Vec<Arc<Subscription>>> {
+        self.check_tenant(tenant)?;
+        Ok(self.registration_store()?.csource_subscriptions(tenant))
+    }
+
+    /// 5.11.6.
+    pub async fn delete_csource_subscription(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
+        let store = self.registration_store()?;
+        self.check_tenant(tenant)?;
+        let _guard = self.registration_lock.lock().await;
+        if store.csource_subscription(tenant, id).is_none() {
+            return Err(subscription_not_found(id));
+        }
+        store
+            .commit_csource_subscriptions(tenant, vec![SubscriptionChange::Delete(id.to_string())])
+            .await
+            .map_err(store_err)
+    }
+}
+
+fn conflict(detail: String) -> NgsiError {
+    NgsiError::new(harbor_model::ErrorKind::Conflict, detail)
+}
+
+fn registration_not_found(id: &str) -> NgsiError {
+    NgsiError::not_found(format!("registration {id} does not exist"))
+}
+
+fn subscription_not_found(id: &str) -> NgsiError {
+    NgsiError::not_found(format!("subscription to registrations {id} does not exist"))
+}
