@@ -18,6 +18,8 @@ use tower::ServiceExt;
 
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
+#[path = "api/registrations.rs"]
+mod registrations;
 #[path = "api/subscriptions.rs"]
 mod subscriptions;
 
@@ -44,7 +46,8 @@ fn app(name: &str) -> axum::Router {
                 default_page: 20,
             },
         )
-        .with_subscriptions(store),
+        .with_subscriptions(store.clone())
+        .with_registrations(store),
     );
     let registry = Arc::new(ContextRegistry::new("http://127.0.0.1:1026"));
     let resolver = Arc::new(ContextResolver::new(Arc::new(Offline), registry.clone()));
