@@ -25,13 +25,19 @@ impl Engine {
             .await
             .map_err(store_err)?;
         let _guard = self.registration_lock.lock().await;
-        if store.registration(tenant, &reg.id).is_some() {
+        if live(store.registration(tenant, &reg.id)).is_some() {
             return Err(NgsiError::already_exists(format!(
                 "registration {} already exists",
                 reg.id
             )));
         }
-        self.check_conflicts(tenant, &reg, &store.registrations(tenant))?;
+        let now = harbor_model::time::now();
+        let existing: Vec<_> = store
+            .registrations(tenant)
+            .into_iter()
+            .filter(|r| !expired(r, now))
+            .collect();
+        self.check_conflicts(tenant, &reg, &existing)?;
         store
             .commit_registrations(tenant, vec![RegistrationChange::Put(Box::new(reg))])
             .await
@@ -111,9 +117,8 @@ impl Engine {
         let store = self.registration_store()?;
         self.check_tenant(tenant)?;
         let _guard = self.registration_lock.lock().await;
-        let current = store
-            .registration(tenant, id)
-            .ok_or_else(|| registration_not_found(id))?;
+        let current =
+            live(store.registration(tenant, id)).ok_or_else(|| registration_not_found(id))?;
         let next = update(&current)?;
         store
             .commit_registrations(tenant, vec![RegistrationChange::Put(Box::new(next))])
@@ -128,15 +133,20 @@ impl Engine {
         id: &str,
     ) -> NgsiResult<Arc<Registration>> {
         self.check_tenant(tenant)?;
-        self.registration_store()?
-            .registration(tenant, id)
+        live(self.registration_store()?.registration(tenant, id))
             .ok_or_else(|| registration_not_found(id))
     }
 
     /// 5.10.2: every registration of the tenant, sorted by id (the caller filters and pages).
     pub fn query_registrations(&self, tenant: &Tenant) -> NgsiResult<Vec<Arc<Registration>>> {
         self.check_tenant(tenant)?;
-        Ok(self.registration_store()?.registrations(tenant))
+        let now = harbor_model::time::now();
+        Ok(self
+            .registration_store()?
+            .registrations(tenant)
+            .into_iter()
+            .filter(|r| !expired(r, now))
+            .collect())
     }
 
     /// 5.9.4.
@@ -144,7 +154,7 @@ impl Engine {
         let store = self.registration_store()?;
         self.check_tenant(tenant)?;
         let _guard = self.registration_lock.lock().await;
-        if store.registration(tenant, id).is_none() {
+        if live(store.registration(tenant, id)).is_none() {
             return Err(registration_not_found(id));
         }
         store
@@ -231,6 +241,17 @@ impl Engine {
             .await
             .map_err(store_err)
     }
+}
+
+/// Whether the registration's `expiresAt` has passed: it is then gone (5.9.2.4: "deleted
+/// when this point in time is reached"), whether or not its record was reclaimed yet.
+fn expired(r: &Registration, now: harbor_model::Timestamp) -> bool {
+    r.expires_at.is_some_and(|t| t <= now)
+}
+
+/// The registration unless it has expired.
+fn live(r: Option<Arc<Registration>>) -> Option<Arc<Registration>> {
+    r.filter(|r| !expired(r, harbor_model::time::now()))
 }
 
 fn conflict(detail: String) -> NgsiError {
