@@ -71,6 +71,7 @@ struct Filter {
     id_pattern: Option<regex::Regex>,
     types: Option<Vec<String>>,
     attrs: Option<Vec<String>>,
+    scope_q: Option<harbor_query::ScopeQ>,
 }
 
 impl Filter {
@@ -110,7 +111,13 @@ impl Filter {
         let attrs = p
             .list("attrs")?
             .map(|a| a.iter().map(|n| ctx.expand_term(n)).collect());
+        let scope_q = p
+            .get("scopeQ")
+            .map(parse_scope_q)
+            .transpose()
+            .map_err(|e| NgsiError::bad_request(format!("parameter \"scopeQ\": {}", e.detail)))?;
         Ok(Filter {
+            scope_q,
             ids,
             id_pattern,
             types,
@@ -119,6 +126,11 @@ impl Filter {
     }
 
     fn matches(&self, r: &Registration) -> bool {
+        if let Some(sq) = &self.scope_q {
+            if !sq.matches(r.scope.as_deref().unwrap_or_default()) {
+                return false;
+            }
+        }
         r.information.iter().any(|info| {
             let entity_ok = match &info.entities {
                 None => self.types.is_none() && self.ids.is_none() && self.id_pattern.is_none(),

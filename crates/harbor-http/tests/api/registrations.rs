@@ -202,6 +202,23 @@ async fn registrations_round_trip_page_update_and_delete() {
     assert_eq!(v, json!([]), "type filter");
     let (_, v, _) = get(&app, &format!("{REGS}?attrs=availableSpotNumber")).await;
     assert_eq!(v.as_array().unwrap().len(), 2, "attrs filter");
+    let (s, v) = send(
+        &app,
+        "POST",
+        REGS,
+        &reg("urn:r:m", json!({"scope": "/Madrid/Centro"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v, _) = get(
+        &app,
+        &format!("{REGS}?type=OffStreetParking&scopeQ=/Madrid/%23"),
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "scopeQ filter: {v}");
+    assert_eq!(v[0]["id"], "urn:r:m");
+    let (s, _) = send(&app, "DELETE", &format!("{REGS}/urn:r:m"), &json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
 
     let (s, v) = send(
         &app,
