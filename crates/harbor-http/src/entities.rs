@@ -269,38 +269,24 @@ fn run_query(
             reply::joined(&roots, ld, media, &view, join.kind)
         }
     };
-    let mut h = HeaderMap::new();
-    if count {
-        h.insert("NGSILD-Results-Count", HeaderValue::from(total));
-    }
-    let mut links = Vec::new();
-    if limit > 0 && offset + limit < total {
-        links.push(format!(
-            "<{path}?{}>; rel=\"next\"; type=\"{}\"",
-            p.with_page(offset + limit, limit),
-            media.as_str()
-        ));
-    }
-    if offset > 0 && limit > 0 {
-        let prev = offset.saturating_sub(limit);
-        links.push(format!(
-            "<{path}?{}>; rel=\"prev\"; type=\"{}\"",
-            p.with_page(prev, limit),
-            media.as_str()
-        ));
-    }
     let body = if media == Media::GeoJson {
         serde_json::json!({"type": "FeatureCollection", "features": items})
     } else {
         Value::Array(items)
     };
-    let mut resp = reply::json(StatusCode::OK, media, ld, body, h);
-    for l in links {
-        if let Ok(v) = HeaderValue::from_str(&l) {
-            resp.headers_mut().append(header::LINK, v);
-        }
-    }
-    Ok(resp)
+    Ok(reply::page(
+        path,
+        p,
+        media,
+        ld,
+        body,
+        total,
+        Page {
+            limit,
+            offset,
+            count,
+        },
+    ))
 }
 
 /// DELETE /entities/{id} — 5.6.6.

@@ -21,9 +21,7 @@ use crate::negotiate;
 use crate::params::{allowed, Params};
 use crate::query;
 use crate::reply;
-use crate::subscriptions::{
-    check_id, check_jsonld_context, created, page_reply, preferred_version,
-};
+use crate::subscriptions::{check_id, check_jsonld_context, created, preferred_version};
 use crate::SharedState;
 
 const REGISTRATIONS: &str = "/ngsi-ld/v1/csourceRegistrations";
@@ -258,12 +256,12 @@ pub async fn query(
         .take(page.limit)
         .map(|r| render_registration(r, &ld.ctx, sys))
         .collect();
-    Ok(page_reply(
+    Ok(reply::page(
         REGISTRATIONS,
         &p,
         media,
         &ld,
-        items,
+        serde_json::Value::Array(items),
         all.len(),
         page,
     ))
@@ -366,12 +364,12 @@ pub async fn query_subscriptions(
         .take(page.limit)
         .map(|sub| render_csource_subscription(sub, &ld.ctx, false, now))
         .collect();
-    Ok(page_reply(
+    Ok(reply::page(
         SUBSCRIPTIONS,
         &p,
         media,
         &ld,
-        items,
+        serde_json::Value::Array(items),
         all.len(),
         page,
     ))

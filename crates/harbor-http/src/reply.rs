@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::body::{core_url, Ld};
 use crate::negotiate::{Media, CONTEXT_REL};
-use crate::query::{JoinKind, View};
+use crate::params::Params;
+use crate::query::{JoinKind, Page, View};
 
 /// Renders one entity as the view asks; `None` when `pick` / `omit` leave nothing of it.
 pub fn entity(e: &Entity, ld: &Ld, media: Media, view: &View) -> Option<Value> {
@@ -255,4 +256,48 @@ pub fn plain(status: StatusCode, body: Value) -> Response {
 
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// One page of a listing: `body` (an array, or a GeoJSON FeatureCollection), with
+/// `NGSILD-Results-Count` when asked and `next` / `prev` links over `total` results (6.3.13).
+pub fn page(
+    path: &str,
+    p: &Params,
+    media: Media,
+    ld: &Ld,
+    body: Value,
+    total: usize,
+    page: Page,
+) -> Response {
+    let Page {
+        limit,
+        offset,
+        count,
+    } = page;
+    let mut h = HeaderMap::new();
+    if count {
+        h.insert("NGSILD-Results-Count", HeaderValue::from(total));
+    }
+    let mut links = Vec::new();
+    if limit > 0 && offset + limit < total {
+        links.push(format!(
+            "<{path}?{}>; rel=\"next\"; type=\"{}\"",
+            p.with_page(offset + limit, limit),
+            media.as_str()
+        ));
+    }
+    if offset > 0 && limit > 0 {
+        links.push(format!(
+            "<{path}?{}>; rel=\"prev\"; type=\"{}\"",
+            p.with_page(offset.saturating_sub(limit), limit),
+            media.as_str()
+        ));
+    }
+    let mut resp = json(StatusCode::OK, media, ld, body, h);
+    for l in links {
+        if let Ok(v) = HeaderValue::from_str(&l) {
+            resp.headers_mut().append(header::LINK, v);
+        }
+    }
+    resp
 }

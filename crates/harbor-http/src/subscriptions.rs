@@ -128,12 +128,12 @@ pub async fn query(
         .take(limit)
         .map(|sub| render(sub, &ld))
         .collect();
-    Ok(page_reply(
+    Ok(reply::page(
         PATH,
         &p,
         media,
         &ld,
-        items,
+        Value::Array(items),
         total,
         Page {
             limit,
@@ -141,49 +141,6 @@ pub async fn query(
             count,
         },
     ))
-}
-
-/// One page of a listing with `NGSILD-Results-Count` (when asked) and `next` / `prev` links.
-pub(crate) fn page_reply(
-    path: &str,
-    p: &Params,
-    media: negotiate::Media,
-    ld: &Ld,
-    items: Vec<Value>,
-    total: usize,
-    page: Page,
-) -> Response {
-    let Page {
-        limit,
-        offset,
-        count,
-    } = page;
-    let mut h = HeaderMap::new();
-    if count {
-        h.insert("NGSILD-Results-Count", HeaderValue::from(total));
-    }
-    let mut links = Vec::new();
-    if limit > 0 && offset + limit < total {
-        links.push(format!(
-            "<{path}?{}>; rel=\"next\"; type=\"{}\"",
-            p.with_page(offset + limit, limit),
-            media.as_str()
-        ));
-    }
-    if offset > 0 && limit > 0 {
-        links.push(format!(
-            "<{path}?{}>; rel=\"prev\"; type=\"{}\"",
-            p.with_page(offset.saturating_sub(limit), limit),
-            media.as_str()
-        ));
-    }
-    let mut resp = reply::json(StatusCode::OK, media, ld, Value::Array(items), h);
-    for l in links {
-        if let Ok(v) = HeaderValue::from_str(&l) {
-            resp.headers_mut().append(header::LINK, v);
-        }
-    }
-    resp
 }
 
 /// The NGSI-LD version a `Prefer` header asks for (`ngsi-ld=1.0`), if any (6.3.19).
