@@ -3,6 +3,7 @@
 
 pub mod entity;
 pub mod error;
+pub mod feed;
 pub mod names;
 pub mod registration;
 pub mod subscription;
@@ -11,6 +12,7 @@ pub mod time;
 
 pub use entity::{AttrValue, Attribute, Entity};
 pub use error::{ErrorKind, NgsiError, NgsiResult};
+pub use feed::{Delivery, EntityChange, Trigger};
 pub use registration::Registration;
 pub use subscription::Subscription;
 pub use tenant::Tenant;

@@ -3,9 +3,11 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use harbor_model::{Entity, Registration, Subscription, Tenant};
+use harbor_model::subscription::DeliveryStatus;
+use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant};
 use harbor_store::{
-    Change, ContextChange, RegistrationChange, StoreError, StoreResult, SubscriptionChange,
+    Change, ContextChange, OutboxBatch, OutboxChange, RegistrationChange, StoreError, StoreResult,
+    SubscriptionChange,
 };
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -27,6 +29,26 @@ const CSOURCE_SUBSCRIPTIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("csource_subscriptions");
 /// Context source registrations by `tenant \0 id`, as JSON.
 const REGISTRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("registrations");
+
+/// The change feed: one record per committed entity change, by sequence number, as JSON.
+const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
+/// The notification outbox: deliveries owed, by id, as JSON.
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// Delivery status of subscriptions by `tenant \0 id`, as JSON, kept apart from the
+/// subscriptions so that a delivery does not rewrite its subscription.
+const SUB_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("subscription_status");
+/// Counters of the spine: `feed_seq`, `delivery_id`, `matcher_cursor`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The change feed and the outbox as held in memory (everything retained on disk).
+#[derive(Default)]
+pub struct Spine {
+    pub feed: std::collections::BTreeMap<u64, Arc<EntityChange>>,
+    pub last_seq: u64,
+    pub cursor: u64,
+    pub next_delivery: u64,
+    pub outbox: std::collections::BTreeMap<u64, Arc<Delivery>>,
+}
 
 /// Stored `@context` records by id, as loaded and committed.
 pub type Contexts = std::collections::BTreeMap<String, Vec<u8>>;
@@ -72,11 +94,18 @@ enum Work {
         tenant: Tenant,
         changes: Vec<RegistrationChange>,
     },
+    Outbox(OutboxBatch),
+}
+
+/// What a commit answers besides success.
+pub enum Reply {
+    Done,
+    Added(Vec<Arc<Delivery>>),
 }
 
 struct Request {
     work: Work,
-    done: oneshot::Sender<StoreResult<()>>,
+    done: oneshot::Sender<StoreResult<Reply>>,
 }
 
 /// Handle to the commit thread.
@@ -96,16 +125,11 @@ impl Drop for Committer {
 }
 
 impl Committer {
-    pub fn start(
-        db: redb::Database,
-        memory: Arc<RwLock<Memory>>,
-        contexts: Arc<RwLock<Contexts>>,
-        records: Arc<RwLock<Records>>,
-    ) -> Self {
+    pub fn start(db: redb::Database, shared: Shared) -> Self {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("harbor-commit".into())
-            .spawn(move || run(db, memory, contexts, records, rx))
+            .spawn(move || run(db, shared, rx))
             .expect("spawning the commit thread");
         Committer {
             tx: Some(tx),
@@ -114,11 +138,20 @@ impl Committer {
     }
 
     pub async fn submit(&self, tenant: Tenant, changes: Vec<Change>) -> StoreResult<()> {
-        self.send(Work::Entities { tenant, changes }).await
+        self.send(Work::Entities { tenant, changes })
+            .await
+            .map(drop)
     }
 
     pub async fn submit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
-        self.send(Work::Contexts(changes)).await
+        self.send(Work::Contexts(changes)).await.map(drop)
+    }
+
+    pub async fn submit_outbox(&self, batch: OutboxBatch) -> StoreResult<Vec<Arc<Delivery>>> {
+        match self.send(Work::Outbox(batch)).await? {
+            Reply::Added(d) => Ok(d),
+            Reply::Done => Ok(Vec::new()),
+        }
     }
 
     pub async fn submit_subscriptions(
@@ -133,6 +166,7 @@ impl Committer {
             changes,
         })
         .await
+        .map(drop)
     }
 
     pub async fn submit_registrations(
@@ -140,10 +174,12 @@ impl Committer {
         tenant: Tenant,
         changes: Vec<RegistrationChange>,
     ) -> StoreResult<()> {
-        self.send(Work::Registrations { tenant, changes }).await
+        self.send(Work::Registrations { tenant, changes })
+            .await
+            .map(drop)
     }
 
-    async fn send(&self, work: Work) -> StoreResult<()> {
+    async fn send(&self, work: Work) -> StoreResult<Reply> {
         let (done, wait) = oneshot::channel();
         let tx = self
             .tx
@@ -160,13 +196,39 @@ fn key(tenant: &Tenant, id: &str) -> String {
     format!("{}\u{0}{}", tenant.as_str(), id)
 }
 
-fn run(
-    db: redb::Database,
-    memory: Arc<RwLock<Memory>>,
-    contexts: Arc<RwLock<Contexts>>,
-    records: Arc<RwLock<Records>>,
-    rx: mpsc::Receiver<Request>,
-) {
+/// Everything the commit thread updates once a commit is on disk.
+#[derive(Clone)]
+pub struct Shared {
+    pub memory: Arc<RwLock<Memory>>,
+    pub contexts: Arc<RwLock<Contexts>>,
+    pub records: Arc<RwLock<Records>>,
+    pub spine: Arc<RwLock<Spine>>,
+    /// Newest feed sequence number, for the matcher to wait on.
+    pub feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// The commit thread's own counters, restored from the database at start-up.
+struct Counters {
+    feed_seq: u64,
+    delivery_id: u64,
+}
+
+/// A group's entity changes, resolved against the current state before writing.
+struct Prepared {
+    /// Per request of the group (entity work only): the new states to apply.
+    puts: Vec<Vec<(String, Option<Arc<Entity>>)>>,
+    feed: Vec<Arc<EntityChange>>,
+    added: Vec<Vec<Arc<Delivery>>>,
+}
+
+fn run(db: redb::Database, shared: Shared, rx: mpsc::Receiver<Request>) {
+    let mut counters = {
+        let spine = shared.spine.read();
+        Counters {
+            feed_seq: spine.last_seq,
+            delivery_id: spine.next_delivery,
+        }
+    };
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -175,38 +237,60 @@ fn run(
                 Err(_) => break,
             }
         }
-        let result = write_group(&db, &group);
+        let saved = (counters.feed_seq, counters.delivery_id);
+        let prepared = prepare(&shared, &mut group, &mut counters);
+        let result = write_group(&db, &group, &prepared, &counters);
+        let mut added = prepared.added.into_iter();
         if result.is_ok() {
-            let mut mem = memory.write();
-            let mut ctx = contexts.write();
-            let mut rec = records.write();
-            for r in &mut group {
-                match &mut r.work {
-                    // The entities move into memory: the commit is done with them.
-                    Work::Entities { tenant, changes } => {
-                        mem.apply(tenant, std::mem::take(changes))
-                    }
-                    Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
-                    Work::Subscriptions {
-                        kind,
-                        tenant,
-                        changes,
-                    } => {
-                        let subs = match kind {
-                            SubscriptionKind::Entities => &mut rec.subscriptions,
-                            SubscriptionKind::Registrations => &mut rec.csource_subscriptions,
-                        };
-                        apply_subscriptions(subs, tenant, changes)
-                    }
-                    Work::Registrations { tenant, changes } => {
-                        apply_registrations(&mut rec.registrations, tenant, changes)
+            let mut puts = prepared.puts.into_iter();
+            {
+                let mut mem = shared.memory.write();
+                let mut ctx = shared.contexts.write();
+                let mut rec = shared.records.write();
+                let mut spine = shared.spine.write();
+                for r in &mut group {
+                    match &mut r.work {
+                        Work::Entities { tenant, .. } => {
+                            mem.apply_shared(tenant, puts.next().unwrap_or_default())
+                        }
+                        Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
+                        Work::Subscriptions {
+                            kind,
+                            tenant,
+                            changes,
+                        } => {
+                            let subs = match kind {
+                                SubscriptionKind::Entities => &mut rec.subscriptions,
+                                SubscriptionKind::Registrations => &mut rec.csource_subscriptions,
+                            };
+                            apply_subscriptions(subs, tenant, changes)
+                        }
+                        Work::Registrations { tenant, changes } => {
+                            apply_registrations(&mut rec.registrations, tenant, changes)
+                        }
+                        Work::Outbox(batch) => {
+                            apply_outbox(&mut spine, &mut rec, batch);
+                        }
                     }
                 }
+                for f in &prepared.feed {
+                    spine.feed.insert(f.seq, f.clone());
+                }
+                spine.last_seq = counters.feed_seq;
+                spine.next_delivery = counters.delivery_id;
             }
+            if !prepared.feed.is_empty() {
+                shared.feed_seq.send_replace(counters.feed_seq);
+            }
+        } else {
+            (counters.feed_seq, counters.delivery_id) = saved;
         }
         for r in group {
             let answer = match &result {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(match r.work {
+                    Work::Outbox(_) => Reply::Added(added.next().unwrap_or_default()),
+                    _ => Reply::Done,
+                }),
                 Err(e) => Err(StoreError::Unavailable(e.to_string())),
             };
             let _ = r.done.send(answer);
@@ -214,10 +298,134 @@ fn run(
     }
 }
 
-fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError> {
+/// Resolves the group's entity changes against the current state: shares the new states,
+/// numbers a feed record for each, and numbers the deliveries the group adds.
+fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> Prepared {
+    let mem = shared.memory.read();
+    let now = harbor_model::time::now();
+    // States written earlier in this group, which memory does not have yet.
+    let mut pending: std::collections::HashMap<(Tenant, String), Option<Arc<Entity>>> =
+        Default::default();
+    let mut out = Prepared {
+        puts: Vec::new(),
+        feed: Vec::new(),
+        added: Vec::new(),
+    };
+    for r in group.iter_mut() {
+        match &mut r.work {
+            Work::Entities { tenant, changes } => {
+                let mut puts = Vec::with_capacity(changes.len());
+                for c in std::mem::take(changes) {
+                    let (id, next) = match c {
+                        Change::Put(e) => (e.id.clone(), Some(Arc::new(e))),
+                        Change::Delete(id) => (id, None),
+                    };
+                    let key = (tenant.clone(), id.clone());
+                    let before = match pending.get(&key) {
+                        Some(b) => b.clone(),
+                        None => mem.get(tenant, &id),
+                    };
+                    if before.is_some() || next.is_some() {
+                        counters.feed_seq += 1;
+                        out.feed.push(Arc::new(feed_record(
+                            counters.feed_seq,
+                            tenant,
+                            &id,
+                            now,
+                            before.as_deref(),
+                            next.clone(),
+                        )));
+                    }
+                    pending.insert(key, next.clone());
+                    puts.push((id, next));
+                }
+                out.puts.push(puts);
+            }
+            Work::Outbox(batch) => {
+                let mut added = Vec::new();
+                for c in &mut batch.changes {
+                    if let OutboxChange::Add(d) = c {
+                        counters.delivery_id += 1;
+                        d.id = counters.delivery_id;
+                        added.push(Arc::new(d.clone()));
+                    }
+                }
+                out.added.push(added);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The feed record of one change: before restricted to what changed (whole when deleted).
+fn feed_record(
+    seq: u64,
+    tenant: &Tenant,
+    id: &str,
+    at: harbor_model::Timestamp,
+    before: Option<&Entity>,
+    after: Option<Arc<Entity>>,
+) -> EntityChange {
+    let (before, changed) = match (before, after.as_deref()) {
+        (None, Some(a)) => (None, a.attrs.keys().cloned().collect()),
+        (Some(b), None) => (Some(b.clone()), Vec::new()),
+        (Some(b), Some(a)) => {
+            let changed: Vec<String> = b
+                .attrs
+                .keys()
+                .chain(a.attrs.keys().filter(|k| !b.attrs.contains_key(*k)))
+                .filter(|k| b.attrs.get(*k) != a.attrs.get(*k))
+                .cloned()
+                .collect();
+            let partial = Entity {
+                id: b.id.clone(),
+                types: b.types.clone(),
+                scopes: b.scopes.clone(),
+                attrs: changed
+                    .iter()
+                    .filter_map(|k| b.attrs.get(k).map(|v| (k.clone(), v.clone())))
+                    .collect(),
+                created_at: b.created_at,
+                modified_at: b.modified_at,
+                expires_at: b.expires_at,
+            };
+            (Some(partial), changed)
+        }
+        (None, None) => (None, Vec::new()),
+    };
+    EntityChange {
+        seq,
+        tenant: tenant.clone(),
+        id: id.to_string(),
+        at,
+        after,
+        before,
+        changed,
+    }
+}
+
+fn write_group(
+    db: &redb::Database,
+    group: &[Request],
+    prepared: &Prepared,
+    counters: &Counters,
+) -> Result<(), StoreError> {
     let fail = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("commit failed: {e}"));
     let txn = db.begin_write().map_err(|e| fail(&e))?;
     {
+        let mut feed = txn.open_table(FEED).map_err(|e| fail(&e))?;
+        let mut outbox = txn.open_table(OUTBOX).map_err(|e| fail(&e))?;
+        let mut statuses = txn.open_table(SUB_STATUS).map_err(|e| fail(&e))?;
+        let mut meta = txn.open_table(META).map_err(|e| fail(&e))?;
+        for f in &prepared.feed {
+            let bytes = serde_json::to_vec(f.as_ref()).map_err(|e| fail(&e))?;
+            feed.insert(f.seq, bytes.as_slice()).map_err(|e| fail(&e))?;
+        }
+        meta.insert("feed_seq", counters.feed_seq)
+            .map_err(|e| fail(&e))?;
+        meta.insert("delivery_id", counters.delivery_id)
+            .map_err(|e| fail(&e))?;
         let mut entities = txn.open_table(ENTITIES).map_err(|e| fail(&e))?;
         let mut tenants = txn.open_table(TENANTS).map_err(|e| fail(&e))?;
         let mut contexts = txn.open_table(CONTEXTS).map_err(|e| fail(&e))?;
@@ -226,9 +434,11 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
             .open_table(CSOURCE_SUBSCRIPTIONS)
             .map_err(|e| fail(&e))?;
         let mut registrations = txn.open_table(REGISTRATIONS).map_err(|e| fail(&e))?;
+        // The entity changes, resolved by `prepare`, one list per entity request in order.
+        let mut puts = prepared.puts.iter();
         for r in group {
             let (tenant, changes) = match &r.work {
-                Work::Entities { tenant, changes } => (tenant, changes),
+                Work::Entities { tenant, .. } => (tenant, puts.next()),
                 Work::Subscriptions {
                     kind,
                     tenant,
@@ -247,6 +457,9 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
                                     .map(|_| ())
                             }
                             SubscriptionChange::Delete(id) => {
+                                statuses
+                                    .remove(key(tenant, id).as_str())
+                                    .map_err(|e| fail(&e))?;
                                 table.remove(key(tenant, id).as_str()).map(|_| ())
                             }
                         }
@@ -271,6 +484,11 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
                     }
                     continue;
                 }
+                Work::Outbox(batch) => {
+                    write_outbox(batch, &mut outbox, &mut statuses, &mut meta, &mut feed)
+                        .map_err(|e| fail(&e))?;
+                    continue;
+                }
                 Work::Contexts(changes) => {
                     for c in changes {
                         match c {
@@ -285,15 +503,15 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
                 }
             };
             tenants.insert(tenant.as_str(), ()).map_err(|e| fail(&e))?;
-            for c in changes {
-                match c {
-                    Change::Put(e) => {
-                        let bytes = serde_json::to_vec(e).map_err(|e| fail(&e))?;
+            for (id, next) in changes.into_iter().flatten() {
+                match next {
+                    Some(e) => {
+                        let bytes = serde_json::to_vec(e.as_ref()).map_err(|e| fail(&e))?;
                         entities
-                            .insert(key(tenant, &e.id).as_str(), bytes.as_slice())
+                            .insert(key(tenant, id).as_str(), bytes.as_slice())
                             .map_err(|e| fail(&e))?;
                     }
-                    Change::Delete(id) => {
+                    None => {
                         entities
                             .remove(key(tenant, id).as_str())
                             .map_err(|e| fail(&e))?;
@@ -303,6 +521,66 @@ fn write_group(db: &redb::Database, group: &[Request]) -> Result<(), StoreError>
         }
     }
     txn.commit().map_err(|e| fail(&e))
+}
+
+fn write_outbox(
+    batch: &OutboxBatch,
+    outbox: &mut redb::Table<u64, &[u8]>,
+    statuses: &mut redb::Table<&str, &[u8]>,
+    meta: &mut redb::Table<&str, u64>,
+    feed: &mut redb::Table<u64, &[u8]>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for c in &batch.changes {
+        match c {
+            OutboxChange::Add(d) | OutboxChange::Put(d) => {
+                outbox.insert(d.id, serde_json::to_vec(d)?.as_slice())?;
+            }
+            OutboxChange::Delete(id) => {
+                outbox.remove(id)?;
+            }
+        }
+    }
+    for (tenant, id, status) in &batch.statuses {
+        statuses.insert(
+            key(tenant, id).as_str(),
+            serde_json::to_vec(status)?.as_slice(),
+        )?;
+    }
+    if let Some(cursor) = batch.cursor {
+        meta.insert("matcher_cursor", cursor)?;
+    }
+    if let Some(below) = batch.trim_below {
+        feed.retain_in(..below, |_, _| false)?;
+    }
+    Ok(())
+}
+
+fn apply_outbox(spine: &mut Spine, rec: &mut Records, batch: &OutboxBatch) {
+    for c in &batch.changes {
+        match c {
+            OutboxChange::Add(d) | OutboxChange::Put(d) => {
+                spine.outbox.insert(d.id, Arc::new(d.clone()));
+            }
+            OutboxChange::Delete(id) => {
+                spine.outbox.remove(id);
+            }
+        }
+    }
+    for (tenant, id, status) in &batch.statuses {
+        if let Some(sub) = rec
+            .subscriptions
+            .get_mut(tenant)
+            .and_then(|m| m.get_mut(id))
+        {
+            Arc::make_mut(sub).notification.status = status.clone();
+        }
+    }
+    if let Some(cursor) = batch.cursor {
+        spine.cursor = spine.cursor.max(cursor);
+    }
+    if let Some(below) = batch.trim_below {
+        spine.feed = spine.feed.split_off(&below);
+    }
 }
 
 fn apply_contexts(stored: &mut Contexts, changes: &[ContextChange]) {
@@ -327,7 +605,12 @@ fn apply_subscriptions(
     for c in changes {
         match c {
             SubscriptionChange::Put(s) => {
-                of_tenant.insert(s.id.clone(), Arc::new((**s).clone()));
+                let mut next = (**s).clone();
+                // The delivery status is the broker's: a client update never resets it.
+                if let Some(current) = of_tenant.get(&s.id) {
+                    next.notification.status = current.notification.status.clone();
+                }
+                of_tenant.insert(s.id.clone(), Arc::new(next));
             }
             SubscriptionChange::Delete(id) => {
                 of_tenant.remove(id);
@@ -382,6 +665,7 @@ pub struct Loaded {
     pub memory: Memory,
     pub contexts: Contexts,
     pub records: Records,
+    pub spine: Spine,
 }
 
 /// Reads the whole durable state into memory.
@@ -398,6 +682,10 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
         txn.open_table(CSOURCE_SUBSCRIPTIONS)
             .map_err(|e| corrupt(&e))?;
         txn.open_table(REGISTRATIONS).map_err(|e| corrupt(&e))?;
+        txn.open_table(FEED).map_err(|e| corrupt(&e))?;
+        txn.open_table(OUTBOX).map_err(|e| corrupt(&e))?;
+        txn.open_table(SUB_STATUS).map_err(|e| corrupt(&e))?;
+        txn.open_table(META).map_err(|e| corrupt(&e))?;
         txn.commit().map_err(|e| corrupt(&e))?;
     }
     let txn = db.begin_read().map_err(|e| corrupt(&e))?;
@@ -424,14 +712,51 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
         let (k, v) = row.map_err(|e| corrupt(&e))?;
         contexts.insert(k.value().to_string(), v.value().to_vec());
     }
-    let records = Records {
+    let mut records = Records {
         subscriptions: load_table(&txn, SUBSCRIPTIONS)?,
         csource_subscriptions: load_table(&txn, CSOURCE_SUBSCRIPTIONS)?,
         registrations: load_table(&txn, REGISTRATIONS)?,
     };
+    let statuses: ByTenant<DeliveryStatus> = load_table(&txn, SUB_STATUS)?;
+    for (tenant, of_tenant) in statuses {
+        for (id, status) in of_tenant {
+            if let Some(sub) = records
+                .subscriptions
+                .get_mut(&tenant)
+                .and_then(|m| m.get_mut(&id))
+            {
+                Arc::make_mut(sub).notification.status = (*status).clone();
+            }
+        }
+    }
+    let mut spine = Spine::default();
+    let meta = txn.open_table(META).map_err(|e| corrupt(&e))?;
+    let counter = |name: &str| -> StoreResult<u64> {
+        Ok(meta
+            .get(name)
+            .map_err(|e| corrupt(&e))?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    };
+    spine.last_seq = counter("feed_seq")?;
+    spine.cursor = counter("matcher_cursor")?;
+    spine.next_delivery = counter("delivery_id")?;
+    let feed = txn.open_table(FEED).map_err(|e| corrupt(&e))?;
+    for row in feed.iter().map_err(|e| corrupt(&e))? {
+        let (k, v) = row.map_err(|e| corrupt(&e))?;
+        let record: EntityChange = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
+        spine.feed.insert(k.value(), Arc::new(record));
+    }
+    let outbox = txn.open_table(OUTBOX).map_err(|e| corrupt(&e))?;
+    for row in outbox.iter().map_err(|e| corrupt(&e))? {
+        let (k, v) = row.map_err(|e| corrupt(&e))?;
+        let d: Delivery = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
+        spine.outbox.insert(k.value(), Arc::new(d));
+    }
     Ok(Loaded {
         memory,
         contexts,
         records,
+        spine,
     })
 }

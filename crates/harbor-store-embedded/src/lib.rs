@@ -11,10 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Registration, Subscription, Tenant, Timestamp};
+use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant, Timestamp};
 use harbor_store::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, QueryResult, RegistrationChange,
-    RegistrationStore, StoreError, StoreResult, SubscriptionChange, SubscriptionStore,
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, FeedStore, OutboxBatch,
+    QueryResult, RegistrationChange, RegistrationStore, StoreError, StoreResult,
+    SubscriptionChange, SubscriptionStore,
 };
 use parking_lot::RwLock;
 
@@ -26,6 +27,8 @@ pub struct EmbeddedStore {
     memory: Arc<RwLock<Memory>>,
     contexts: Arc<RwLock<commit::Contexts>>,
     records: Arc<RwLock<commit::Records>>,
+    spine: Arc<RwLock<commit::Spine>>,
+    feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
     committer: commit::Committer,
 }
 
@@ -45,17 +48,65 @@ impl EmbeddedStore {
             .create(dir.join("infoharbor.redb"))
             .map_err(|e| StoreError::Unavailable(format!("cannot open database: {e}")))?;
         let loaded = commit::load(&db)?;
-        let memory = Arc::new(RwLock::new(loaded.memory));
-        let contexts = Arc::new(RwLock::new(loaded.contexts));
-        let records = Arc::new(RwLock::new(loaded.records));
-        let committer =
-            commit::Committer::start(db, memory.clone(), contexts.clone(), records.clone());
+        let feed_seq = Arc::new(tokio::sync::watch::Sender::new(loaded.spine.last_seq));
+        let shared = commit::Shared {
+            memory: Arc::new(RwLock::new(loaded.memory)),
+            contexts: Arc::new(RwLock::new(loaded.contexts)),
+            records: Arc::new(RwLock::new(loaded.records)),
+            spine: Arc::new(RwLock::new(loaded.spine)),
+            feed_seq: feed_seq.clone(),
+        };
+        let committer = commit::Committer::start(db, shared.clone());
         Ok(EmbeddedStore {
-            memory,
-            contexts,
-            records,
+            memory: shared.memory,
+            contexts: shared.contexts,
+            records: shared.records,
+            spine: shared.spine,
+            feed_seq,
             committer,
         })
+    }
+}
+
+#[async_trait]
+impl FeedStore for EmbeddedStore {
+    fn changes_after(&self, after: u64, limit: usize) -> Vec<Arc<EntityChange>> {
+        self.spine
+            .read()
+            .feed
+            .range(after.saturating_add(1)..)
+            .take(limit)
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+
+    fn change(&self, seq: u64) -> Option<Arc<EntityChange>> {
+        self.spine.read().feed.get(&seq).cloned()
+    }
+
+    fn last_seq(&self) -> u64 {
+        *self.feed_seq.borrow()
+    }
+
+    async fn wait_for_changes(&self, after: u64) {
+        let mut rx = self.feed_seq.subscribe();
+        let _ = rx.wait_for(|seq| *seq > after).await;
+    }
+
+    fn matcher_cursor(&self) -> u64 {
+        self.spine.read().cursor
+    }
+
+    fn outbox(&self) -> Vec<Arc<Delivery>> {
+        self.spine.read().outbox.values().cloned().collect()
+    }
+
+    fn delivery(&self, id: u64) -> Option<Arc<Delivery>> {
+        self.spine.read().outbox.get(&id).cloned()
+    }
+
+    async fn commit_outbox(&self, batch: OutboxBatch) -> StoreResult<Vec<Arc<Delivery>>> {
+        self.committer.submit_outbox(batch).await
     }
 }
 

@@ -60,15 +60,27 @@ impl Memory {
     }
 
     pub fn apply(&mut self, t: &Tenant, changes: Vec<Change>) {
+        let puts = changes.into_iter().map(|c| match c {
+            Change::Put(e) => (e.id.clone(), Some(Arc::new(e))),
+            Change::Delete(id) => (id, None),
+        });
+        self.apply_shared(t, puts);
+    }
+
+    /// Applies changes already shared with the change feed: `(id, new state or deleted)`.
+    pub fn apply_shared(
+        &mut self,
+        t: &Tenant,
+        changes: impl IntoIterator<Item = (String, Option<Arc<Entity>>)>,
+    ) {
         let state = self.tenants.entry(t.clone()).or_default();
-        for c in changes {
-            if let Some(old) = state.entities.remove(c.entity_id()) {
+        for (id, next) in changes {
+            if let Some(old) = state.entities.remove(&id) {
                 state.unindex(&old);
             }
-            if let Change::Put(e) = c {
-                let e = Arc::new(e);
+            if let Some(e) = next {
                 state.index(&e);
-                state.entities.insert(e.id.clone(), e);
+                state.entities.insert(id, e);
             }
         }
     }

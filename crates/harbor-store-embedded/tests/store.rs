@@ -141,3 +141,36 @@ async fn registration_conformance_and_reopening() {
         "kept apart from entity subscriptions"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_conformance_and_reopening() {
+    use harbor_store::FeedStore;
+    let dir = temp_dir("feed");
+    let (last, cursor, outbox) = {
+        let store = EmbeddedStore::open(&dir).unwrap();
+        harbor_store::conformance::run_feed(&store, &store).await;
+        (store.last_seq(), store.matcher_cursor(), store.outbox())
+    };
+    let store = EmbeddedStore::open(&dir).unwrap();
+    assert_eq!(store.last_seq(), last, "feed numbering survives reopening");
+    assert_eq!(
+        store.matcher_cursor(),
+        cursor,
+        "the matcher cursor survives reopening"
+    );
+    assert_eq!(store.outbox(), outbox, "the outbox survives reopening");
+    assert!(
+        store.change(last).is_some(),
+        "retained feed records survive reopening"
+    );
+    let t = Tenant::parse("feed-city").unwrap();
+    store
+        .commit(&t, vec![Change::Put(parking(7, 1, 103.8, 1.3))])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_seq(),
+        last + 1,
+        "numbering goes on after reopening"
+    );
+}

@@ -490,3 +490,121 @@ pub async fn run_registrations(store: &dyn RegistrationStore, subs: &dyn Subscri
     );
     assert!(store.csource_subscription(&t, "urn:cs:1").is_some());
 }
+
+/// The change feed and the outbox: every committed change is one numbered record with what
+/// changed; outbox commits number deliveries, move the matcher cursor and trim the feed.
+/// `store` and `feed` are the same backend, fresh.
+pub async fn run_feed(store: &dyn EntityStore, feed: &dyn crate::FeedStore) {
+    use crate::{OutboxBatch, OutboxChange};
+    use harbor_model::{Delivery, Trigger};
+
+    let t = Tenant::parse("feed-city").unwrap();
+    let start = feed.last_seq();
+    let mut a = parking(1, 10, 103.85, 1.29);
+    store
+        .commit(&t, vec![Change::Put(a.clone())])
+        .await
+        .unwrap();
+    a.attrs
+        .get_mut(&expand("availableSpotNumber"))
+        .unwrap()
+        .push(Attribute {
+            dataset_id: Some("urn:ngsi-ld:Dataset:1".into()),
+            ..Attribute::new(AttrValue::Property(json!(3)), time::now())
+        });
+    store
+        .commit(&t, vec![Change::Put(a.clone())])
+        .await
+        .unwrap();
+    store
+        .commit(
+            &t,
+            vec![
+                Change::Delete(a.id.clone()),
+                Change::Delete("urn:ngsi-ld:X:absent".into()),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let recs = feed.changes_after(start, 10);
+    assert_eq!(
+        recs.len(),
+        3,
+        "one record per real change; deleting nothing records nothing"
+    );
+    assert_eq!(feed.last_seq(), start + 3);
+    assert!(
+        recs.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "numbered in commit order"
+    );
+    assert!(recs.iter().all(|r| r.tenant == t && r.id == a.id));
+    assert_eq!(recs[0].entity_event(), Some(Trigger::EntityCreated));
+    assert_eq!(
+        recs[0].changed.len(),
+        2,
+        "a creation changes every attribute"
+    );
+    assert_eq!(recs[1].entity_event(), Some(Trigger::EntityUpdated));
+    assert_eq!(recs[1].changed, vec![expand("availableSpotNumber")]);
+    let before = recs[1].before.as_ref().unwrap();
+    assert_eq!(
+        before.attrs.keys().collect::<Vec<_>>(),
+        vec![&expand("availableSpotNumber")],
+        "an update's before holds only what changed"
+    );
+    assert_eq!(before.attrs[&expand("availableSpotNumber")].len(), 1);
+    assert_eq!(recs[2].entity_event(), Some(Trigger::EntityDeleted));
+    assert_eq!(
+        recs[2].before.as_ref().unwrap().attrs.len(),
+        2,
+        "a deletion keeps the whole entity"
+    );
+    assert!(feed.change(recs[1].seq).is_some());
+    assert_eq!(feed.changes_after(recs[1].seq, 10).len(), 1);
+
+    let delivery = |changes: Vec<u64>| Delivery {
+        id: 0,
+        tenant: t.clone(),
+        subscription: "urn:ngsi-ld:Subscription:s".into(),
+        changes,
+        created_at: time::now(),
+        attempts: 0,
+        not_before: None,
+        last_error: None,
+        dead: false,
+    };
+    let added = feed
+        .commit_outbox(OutboxBatch {
+            changes: vec![
+                OutboxChange::Add(delivery(vec![recs[0].seq])),
+                OutboxChange::Add(delivery(vec![recs[1].seq, recs[2].seq])),
+            ],
+            cursor: Some(recs[2].seq),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 2);
+    assert!(
+        added[0].id > 0 && added[1].id > added[0].id,
+        "deliveries are numbered"
+    );
+    assert_eq!(feed.matcher_cursor(), recs[2].seq);
+    assert_eq!(feed.outbox().len(), 2);
+    let mut dead = (*added[1]).clone();
+    dead.dead = true;
+    dead.attempts = 3;
+    feed.commit_outbox(OutboxBatch {
+        changes: vec![OutboxChange::Delete(added[0].id), OutboxChange::Put(dead)],
+        trim_below: Some(recs[1].seq),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let left = feed.outbox();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].dead && left[0].attempts == 3);
+    assert!(feed.change(recs[0].seq).is_none(), "trimmed below the cut");
+    assert!(feed.change(recs[1].seq).is_some(), "kept from the cut on");
+}

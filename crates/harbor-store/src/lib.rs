@@ -12,7 +12,8 @@ mod query;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Entity, Registration, Subscription, Tenant, Timestamp};
+use harbor_model::subscription::DeliveryStatus;
+use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant, Timestamp};
 
 pub use query::EntityQuery;
 
@@ -167,4 +168,58 @@ pub trait EntityStore: Send + Sync {
     /// Ids of the entities that have something expiring (4.22) at or before `at`: the entity
     /// itself or any attribute instance. Lets expiry be reclaimed without scanning everything.
     fn expiring(&self, tenant: &Tenant, at: Timestamp) -> StoreResult<Vec<String>>;
+}
+
+/// One change to the notification outbox.
+#[derive(Debug, Clone)]
+pub enum OutboxChange {
+    /// A new delivery; the store gives it its id (the one given is ignored).
+    Add(Delivery),
+    /// Replace the delivery with this id (after a failed attempt, a dead-lettering, a replay).
+    Put(Delivery),
+    /// The delivery is settled (delivered, or dropped by an operator).
+    Delete(u64),
+}
+
+/// What one outbox commit does, atomically.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxBatch {
+    pub changes: Vec<OutboxChange>,
+    /// The matcher has handled every feed record up to and including this one.
+    pub cursor: Option<u64>,
+    /// Delivery status members of subscriptions (5.2.14) to record.
+    pub statuses: Vec<(Tenant, String, DeliveryStatus)>,
+    /// Feed records below this sequence number are no longer needed.
+    pub trim_below: Option<u64>,
+}
+
+/// The change feed and the notification outbox (the spine: change feed -> matcher -> outbox
+/// -> delivery). Every `EntityStore::commit` appends one record per changed entity to the
+/// feed in the same transaction.
+#[async_trait]
+pub trait FeedStore: Send + Sync {
+    /// Retained feed records with `seq > after`, oldest first, at most `limit`.
+    fn changes_after(&self, after: u64, limit: usize) -> Vec<Arc<EntityChange>>;
+
+    /// The retained feed record with this sequence number.
+    fn change(&self, seq: u64) -> Option<Arc<EntityChange>>;
+
+    /// Sequence number of the newest feed record (0 when there is none yet).
+    fn last_seq(&self) -> u64;
+
+    /// Resolves once a record with `seq > after` exists.
+    async fn wait_for_changes(&self, after: u64);
+
+    /// Where the matcher stopped: every record up to this one is matched.
+    fn matcher_cursor(&self) -> u64;
+
+    /// Every delivery in the outbox, pending and dead, by id.
+    fn outbox(&self) -> Vec<Arc<Delivery>>;
+
+    /// The delivery with this id.
+    fn delivery(&self, id: u64) -> Option<Arc<Delivery>>;
+
+    /// Applies the batch atomically and durably; returns the deliveries it added, with their
+    /// ids, in the order given.
+    async fn commit_outbox(&self, batch: OutboxBatch) -> StoreResult<Vec<Arc<Delivery>>>;
 }
