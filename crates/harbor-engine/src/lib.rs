@@ -7,6 +7,7 @@ mod entities;
 mod join;
 mod locks;
 mod merge;
+pub mod notify;
 mod purge;
 mod registrations;
 mod subscriptions;
@@ -52,6 +53,7 @@ pub struct Engine {
     registrations: Option<Arc<dyn RegistrationStore>>,
     /// Serialises registration and registration-subscription writes (check-then-commit).
     registration_lock: tokio::sync::Mutex<()>,
+    notifier: Option<Arc<notify::Notifier>>,
     pub limits: Limits,
 }
 
@@ -64,6 +66,7 @@ impl Engine {
             subscription_lock: tokio::sync::Mutex::new(()),
             registrations: None,
             registration_lock: tokio::sync::Mutex::new(()),
+            notifier: None,
             limits,
         }
     }
@@ -73,6 +76,18 @@ impl Engine {
     pub fn with_subscriptions(mut self, store: Arc<dyn SubscriptionStore>) -> Self {
         self.subscriptions = Some(store);
         self
+    }
+
+    /// The engine with a notification pipeline: subscriptions created, updated or deleted
+    /// through it are (re)compiled for matching.
+    pub fn with_notifier(mut self, notifier: Arc<notify::Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The notification pipeline, when there is one.
+    pub fn notifier(&self) -> Option<&Arc<notify::Notifier>> {
+        self.notifier.as_ref()
     }
 
     /// The engine with a registration store (5.9, 5.11); without one, registration

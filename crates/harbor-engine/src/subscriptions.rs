@@ -29,10 +29,25 @@ impl Engine {
                 sub.id
             )));
         }
+        let id = sub.id.clone();
         store
             .commit_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(sub))])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        self.subscription_stored(tenant, &id).await;
+        Ok(())
+    }
+
+    /// Tells the notification pipeline of a created or updated subscription.
+    async fn subscription_stored(&self, tenant: &Tenant, id: &str) {
+        if let (Some(n), Some(sub)) = (
+            &self.notifier,
+            self.subscriptions
+                .as_ref()
+                .and_then(|s| s.subscription(tenant, id)),
+        ) {
+            n.subscription_changed(tenant, sub).await;
+        }
     }
 
     /// 5.8.2: replaces the subscription with what `update` makes of the current one.
@@ -52,7 +67,9 @@ impl Engine {
         store
             .commit_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(next))])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        self.subscription_stored(tenant, id).await;
+        Ok(())
     }
 
     /// 5.8.3. Reading operations on an unknown tenant fail with NonexistentTenant.
@@ -84,7 +101,11 @@ impl Engine {
         store
             .commit_subscriptions(tenant, vec![SubscriptionChange::Delete(id.to_string())])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        if let Some(n) = &self.notifier {
+            n.subscription_removed(tenant, id);
+        }
+        Ok(())
     }
 }
 

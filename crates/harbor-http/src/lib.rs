@@ -1,6 +1,7 @@
 //! The NGSI-LD HTTP binding (clause 6): the axum router, parsing of headers and parameters into
 //! typed requests, content negotiation, and ProblemDetails. The only crate that knows HTTP.
 
+mod admin;
 mod batch;
 mod body;
 mod contexts;
@@ -151,6 +152,12 @@ pub fn router(state: SharedState) -> Router {
         );
     Router::new()
         .nest("/ngsi-ld/v1", api)
+        .route("/admin/v1/notifications", get(admin::overview))
+        .route(
+            "/admin/v1/deadLetters",
+            get(admin::list).delete(admin::drop),
+        )
+        .route("/admin/v1/deadLetters/replay", post(admin::replay))
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
