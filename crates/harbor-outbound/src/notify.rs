@@ -9,6 +9,7 @@
 
 mod endpoint;
 mod http;
+mod mqtt;
 mod registry;
 
 use std::fmt;
@@ -114,17 +115,20 @@ struct Inner {
     cfg: NotifierConfig,
     http: reqwest::Client,
     permits: Registry<Authority, Semaphore>,
+    mqtt: mqtt::Brokers,
 }
 
 impl Notifier {
     pub fn new(mut cfg: NotifierConfig) -> Self {
         cfg.per_endpoint_concurrency = cfg.per_endpoint_concurrency.max(1);
         let http = http::client(&cfg.user_agent);
+        let mqtt = mqtt::Brokers::new(&cfg);
         Notifier {
             inner: Arc::new(Inner {
                 permits: Registry::new(cfg.max_endpoints),
                 cfg,
                 http,
+                mqtt,
             }),
         }
     }
@@ -202,9 +206,7 @@ impl Notifier {
         };
         match &endpoint {
             Endpoint::Http(target) => http::post(&self.inner.http, target, name, msg).await,
-            Endpoint::Mqtt(_) => Err(DeliveryError::Fail(format!(
-                "{name}: MQTT notifications are not supported yet"
-            ))),
+            Endpoint::Mqtt(target) => self.inner.mqtt.publish(target, name, msg).await,
         }
     }
 }

@@ -22,7 +22,6 @@ pub(crate) struct HttpEndpoint {
 
 /// An MQTT broker and topic (clause 7.2: `mqtt[s]://[<username>][:<password>]@<host>[:<port>]/<topic>[/<subtopic>]*`)
 /// with the `notifierInfo` settings of clause 7.2 applied.
-#[allow(dead_code)] // read by the MQTT transport, which comes next
 pub(crate) struct MqttEndpoint {
     pub authority: Authority,
     pub user: Option<String>,
