@@ -1,5 +1,9 @@
-//! The only place the broker opens connections to the outside: remote `@context` fetching now,
-//! notification delivery and federation later. Every call has a timeout and a size limit.
+//! The only place the broker opens connections to the outside: remote `@context` fetching and
+//! notification delivery now, federation later. Every call has a timeout and a size limit.
+
+mod notify;
+
+pub use notify::{DeliveryError, Message, Notifier, NotifierConfig};
 
 use std::collections::HashMap;
 use std::time::Duration;
