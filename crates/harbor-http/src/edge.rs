@@ -12,7 +12,9 @@ pub const TENANT: &str = "NGSILD-Tenant";
 /// Answers a body-carrying request without Content-Length with a bare 411, before anything
 /// else (tenant, media type) is looked at; echoes the request's tenant on the response.
 pub async fn preconditions(req: Request, next: Next) -> Response {
-    let needs_length = matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT);
+    // The operator's endpoints (`/admin`) are not NGSI-LD: a bodiless POST is fine there.
+    let needs_length = matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT)
+        && !req.uri().path().starts_with("/admin/");
     let tenant = req.headers().get(TENANT).cloned();
     let mut resp = if needs_length && !req.headers().contains_key(header::CONTENT_LENGTH) {
         // 6.3.4: "shall result in just a 411 HTTP status code (without any payload body)".

@@ -39,6 +39,23 @@ pub struct ServeArgs {
     /// [default: 1000].
     #[arg(long, env = "INFOHARBOR_EXPIRY_SWEEP_MS")]
     pub expiry_sweep_ms: Option<u64>,
+    /// Attempts to deliver a notification before it is dead-lettered [default: 10].
+    #[arg(long, env = "INFOHARBOR_NOTIFY_MAX_ATTEMPTS")]
+    pub notify_max_attempts: Option<u32>,
+    /// Wait after a first failed notification attempt, doubled after each further one, in
+    /// milliseconds [default: 1000].
+    #[arg(long, env = "INFOHARBOR_NOTIFY_RETRY_MS")]
+    pub notify_retry_ms: Option<u64>,
+    /// Longest wait between two attempts, in milliseconds [default: 300000].
+    #[arg(long, env = "INFOHARBOR_NOTIFY_RETRY_MAX_MS")]
+    pub notify_retry_max_ms: Option<u64>,
+    /// Timeout of one notification attempt when the endpoint names none, in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "INFOHARBOR_NOTIFY_TIMEOUT_MS")]
+    pub notify_timeout_ms: Option<u64>,
+    /// Notifications in flight to one endpoint (host and port) at most [default: 8].
+    #[arg(long, env = "INFOHARBOR_NOTIFY_PER_ENDPOINT")]
+    pub notify_per_endpoint: Option<usize>,
     /// Log filter, e.g. `info` or `harbor_http=debug` [default: info].
     #[arg(long, env = "INFOHARBOR_LOG")]
     pub log: Option<String>,
@@ -60,6 +77,11 @@ struct FileConfig {
     default_page: Option<usize>,
     context_timeout_ms: Option<u64>,
     expiry_sweep_ms: Option<u64>,
+    notify_max_attempts: Option<u32>,
+    notify_retry_ms: Option<u64>,
+    notify_retry_max_ms: Option<u64>,
+    notify_timeout_ms: Option<u64>,
+    notify_per_endpoint: Option<usize>,
     log: Option<String>,
     context_dir: Option<PathBuf>,
 }
@@ -75,6 +97,11 @@ pub struct Config {
     pub default_page: usize,
     pub context_timeout_ms: u64,
     pub expiry_sweep_ms: u64,
+    pub notify_max_attempts: u32,
+    pub notify_retry_ms: u64,
+    pub notify_retry_max_ms: u64,
+    pub notify_timeout_ms: u64,
+    pub notify_per_endpoint: usize,
     pub log: String,
     pub context_dir: Option<PathBuf>,
 }
@@ -115,6 +142,26 @@ impl ServeArgs {
                 .expiry_sweep_ms
                 .or(file.expiry_sweep_ms)
                 .unwrap_or(1000),
+            notify_max_attempts: self
+                .notify_max_attempts
+                .or(file.notify_max_attempts)
+                .unwrap_or(10),
+            notify_retry_ms: self
+                .notify_retry_ms
+                .or(file.notify_retry_ms)
+                .unwrap_or(1000),
+            notify_retry_max_ms: self
+                .notify_retry_max_ms
+                .or(file.notify_retry_max_ms)
+                .unwrap_or(300_000),
+            notify_timeout_ms: self
+                .notify_timeout_ms
+                .or(file.notify_timeout_ms)
+                .unwrap_or(10_000),
+            notify_per_endpoint: self
+                .notify_per_endpoint
+                .or(file.notify_per_endpoint)
+                .unwrap_or(8),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
             context_dir: self.context_dir.or(file.context_dir),
         };
@@ -123,6 +170,18 @@ impl ServeArgs {
         anyhow::ensure!(
             cfg.expiry_sweep_ms > 0,
             "expiry_sweep_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.notify_max_attempts > 0,
+            "notify_max_attempts must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.notify_per_endpoint > 0,
+            "notify_per_endpoint must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.notify_timeout_ms > 0,
+            "notify_timeout_ms must be at least 1"
         );
         anyhow::ensure!(
             cfg.default_page <= cfg.max_page,
@@ -174,6 +233,11 @@ mod tests {
             "default_page",
             "context_timeout_ms",
             "expiry_sweep_ms",
+            "notify_max_attempts",
+            "notify_retry_ms",
+            "notify_retry_max_ms",
+            "notify_timeout_ms",
+            "notify_per_endpoint",
             "log",
         ] {
             assert!(

@@ -6,6 +6,7 @@ mod contexts;
 mod preload;
 mod serve;
 mod sweep;
+mod transport;
 
 use clap::{Parser, Subcommand};
 

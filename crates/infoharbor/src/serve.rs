@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use harbor_engine::notify::{Notifier, NotifyConfig};
 use harbor_engine::{Engine, Limits};
 use harbor_http::{AppState, HttpLimits};
 use harbor_jsonld::registry::ContextRegistry;
@@ -20,18 +21,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
     let store = Arc::new(store);
-    let engine = Arc::new(
-        Engine::new(
-            store.clone(),
-            Limits {
-                max_batch: cfg.max_batch,
-                max_page: cfg.max_page,
-                default_page: cfg.default_page,
-            },
-        )
-        .with_subscriptions(store.clone())
-        .with_registrations(store.clone()),
-    );
+    let engine = Engine::new(
+        store.clone(),
+        Limits {
+            max_batch: cfg.max_batch,
+            max_page: cfg.max_page,
+            default_page: cfg.default_page,
+        },
+    )
+    .with_subscriptions(store.clone())
+    .with_registrations(store.clone());
     let preloaded = match &cfg.context_dir {
         Some(dir) => crate::preload::load(dir)?,
         None => Default::default(),
@@ -45,8 +44,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let base = format!("http://{}", cfg.listen);
     let registry = Arc::new(ContextRegistry::new(&base));
-    crate::contexts::persist(&registry, store)?;
+    crate::contexts::persist(&registry, store.clone())?;
     let resolver = Arc::new(ContextResolver::new(fetcher, registry.clone()));
+    let transport = crate::transport::Outbound(harbor_outbound::Notifier::new(
+        harbor_outbound::NotifierConfig {
+            per_endpoint_concurrency: cfg.notify_per_endpoint,
+            ..Default::default()
+        },
+    ));
+    let notifier = Notifier::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        resolver.clone(),
+        Arc::new(transport),
+        NotifyConfig {
+            max_attempts: cfg.notify_max_attempts,
+            retry_base: Duration::from_millis(cfg.notify_retry_ms),
+            retry_max: Duration::from_millis(cfg.notify_retry_max_ms.max(cfg.notify_retry_ms)),
+            default_timeout: Duration::from_millis(cfg.notify_timeout_ms),
+            ..NotifyConfig::default()
+        },
+    );
+    let engine = Arc::new(engine.with_notifier(notifier.clone()));
+    notifier.start().await;
     let sweeper = tokio::spawn(crate::sweep::expired_forever(
         engine.clone(),
         Duration::from_millis(cfg.expiry_sweep_ms),

@@ -5,15 +5,14 @@
 //!
 //! The run is reproducible: it prints its seed, and `INFOHARBOR_CRASH_SEED=<seed>` replays it.
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+use support::Broker;
 
 /// How many times the broker is killed with SIGKILL while writers are busy.
 const KILLS: usize = 6;
@@ -21,8 +20,6 @@ const KILLS: usize = 6;
 const WRITERS: usize = 6;
 /// The named tenant used by half of the writers.
 const TENANT: &str = "sg-ura";
-/// Longest wait for `/health` after a start.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for the first acknowledged create of a round.
 const FIRST_ACK_TIMEOUT: Duration = Duration::from_secs(15);
 /// Once a round has its first acknowledgement, the kill comes within this many milliseconds.
@@ -343,112 +340,6 @@ fn same_point(got: &Value, sent: &Value) -> bool {
         }
         _ => false,
     }
-}
-
-/// A running broker process; killed with SIGKILL when dropped, so a failing test leaves none.
-struct Broker {
-    child: Child,
-    base: String,
-    stderr_path: PathBuf,
-}
-
-impl Broker {
-    /// Starts the binary on a free loopback port and waits for `/health`.
-    async fn start(data_dir: &Path, log_dir: &Path, n: usize) -> Broker {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let stderr_path = log_dir.join(format!("broker-{n}.stderr"));
-        let stderr = File::create(&stderr_path).expect("create broker stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_infoharbor"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(&listen)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("INFOHARBOR_LISTEN")
-            .env_remove("INFOHARBOR_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn the infoharbor binary");
-        let mut broker = Broker {
-            child,
-            base: format!("http://{listen}"),
-            stderr_path,
-        };
-        broker.wait_healthy(n).await;
-        broker
-    }
-
-    async fn wait_healthy(&mut self, n: usize) {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("build HTTP client");
-        let url = format!("{}/health", self.base);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.exited() {
-                self.fail(&format!(
-                    "start {n}: broker exited before it was healthy ({status})"
-                ));
-            }
-            if let Ok(response) = client.get(&url).send().await {
-                if response.status() == reqwest::StatusCode::OK {
-                    return;
-                }
-            }
-            if started.elapsed() > HEALTH_TIMEOUT {
-                self.fail(&format!(
-                    "start {n}: GET {url} did not answer 200 within {HEALTH_TIMEOUT:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The exit status if the process has ended.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// SIGKILL, then reap the process.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn stderr(&self) -> String {
-        let text = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines.len().saturating_sub(200);
-        lines[tail..].join("\n")
-    }
-
-    fn fail(&mut self, what: &str) -> ! {
-        self.kill9();
-        panic!(
-            "{what}\n--- broker stderr ({}) ---\n{}\n--- end of broker stderr ---",
-            self.stderr_path.display(),
-            self.stderr()
-        );
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free loopback port")
 }
 
 fn seed() -> u64 {

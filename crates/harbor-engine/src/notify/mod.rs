@@ -680,6 +680,13 @@ impl Notifier {
         self.feed.outbox().iter().filter(|d| !d.dead).count()
     }
 
+    /// Feed records the matcher has not handled yet.
+    pub fn unmatched(&self) -> u64 {
+        self.feed
+            .last_seq()
+            .saturating_sub(self.feed.matcher_cursor())
+    }
+
     /// Puts dead-lettered deliveries back in their queues (fresh attempts); returns how many.
     pub async fn replay(
         &self,
