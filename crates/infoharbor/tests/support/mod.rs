@@ -84,7 +84,7 @@ impl Broker {
     }
 
     /// The exit status if the process has ended.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
