@@ -76,69 +76,80 @@ impl Engine {
         roots: &[Arc<Entity>],
         spec: &JoinSpec,
     ) -> NgsiResult<Vec<Joined>> {
-        let mut budget = MAX_JOINED;
-        roots
-            .iter()
-            .map(|e| {
-                let mut path = spec.contained_by.clone();
-                path.push(e.id.clone());
-                let level = Level {
-                    left: spec.level,
-                    pick: spec.pick.clone(),
-                    omit: spec.omit.clone(),
-                    attrs: spec.attrs.as_deref(),
-                };
-                self.follow(tenant, e.clone(), level, &mut path, &mut budget)
-            })
-            .collect()
+        join_with(roots, spec, &|id| self.current(tenant, id))
     }
+}
 
-    fn follow(
-        &self,
-        tenant: &Tenant,
-        entity: Arc<Entity>,
-        level: Level<'_>,
-        path: &mut Vec<String>,
-        budget: &mut usize,
-    ) -> NgsiResult<Joined> {
-        let mut links = Vec::new();
-        if level.left > 0 {
-            for (name, instances) in &entity.attrs {
-                if !level.keeps(name) {
+/// Looks an Entity up by id (as the reader may see it now).
+pub type Lookup<'a> = dyn Fn(&str) -> NgsiResult<Option<Arc<Entity>>> + 'a;
+
+/// Follows the Relationships of `roots` as `spec` asks (4.5.23), finding targets with `lookup`.
+pub fn join_with(
+    roots: &[Arc<Entity>],
+    spec: &JoinSpec,
+    lookup: &Lookup<'_>,
+) -> NgsiResult<Vec<Joined>> {
+    let mut budget = MAX_JOINED;
+    roots
+        .iter()
+        .map(|e| {
+            let mut path = spec.contained_by.clone();
+            path.push(e.id.clone());
+            let level = Level {
+                left: spec.level,
+                pick: spec.pick.clone(),
+                omit: spec.omit.clone(),
+                attrs: spec.attrs.as_deref(),
+            };
+            follow(lookup, e.clone(), level, &mut path, &mut budget)
+        })
+        .collect()
+}
+
+fn follow(
+    lookup: &Lookup<'_>,
+    entity: Arc<Entity>,
+    level: Level<'_>,
+    path: &mut Vec<String>,
+    budget: &mut usize,
+) -> NgsiResult<Joined> {
+    let mut links = Vec::new();
+    if level.left > 0 {
+        for (name, instances) in &entity.attrs {
+            if !level.keeps(name) {
+                continue;
+            }
+            for object in instances.iter().flat_map(|a| targets(&a.value)) {
+                if path.contains(&object) || *budget == 0 {
                     continue;
                 }
-                for object in instances.iter().flat_map(|a| targets(&a.value)) {
-                    if path.contains(&object) || *budget == 0 {
-                        continue;
-                    }
-                    let Some(target) = self.current(tenant, &object)? else {
-                        continue;
-                    };
-                    *budget -= 1;
-                    let next = Level {
-                        left: level.left - 1,
-                        pick: level.pick.as_ref().and_then(|p| p.linked(name)),
-                        omit: level.omit.as_ref().and_then(|o| o.linked(name)),
-                        attrs: None,
-                    };
-                    path.push(object.clone());
-                    let target = self.follow(tenant, target, next, path, budget)?;
-                    path.pop();
-                    links.push(Link {
-                        attr: name.clone(),
-                        object,
-                        target,
-                    });
-                }
+                let Some(target) = lookup(&object)? else {
+                    continue;
+                };
+                *budget -= 1;
+                let next = Level {
+                    left: level.left - 1,
+                    pick: level.pick.as_ref().and_then(|p| p.linked(name)),
+                    omit: level.omit.as_ref().and_then(|o| o.linked(name)),
+                    attrs: None,
+                };
+                path.push(object.clone());
+                let target = follow(lookup, target, next, path, budget)?;
+                path.pop();
+                links.push(Link {
+                    attr: name.clone(),
+                    object,
+                    target,
+                });
             }
         }
-        Ok(Joined {
-            entity,
-            pick: level.pick,
-            omit: level.omit,
-            links,
-        })
     }
+    Ok(Joined {
+        entity,
+        pick: level.pick,
+        omit: level.omit,
+        links,
+    })
 }
 
 struct Level<'a> {

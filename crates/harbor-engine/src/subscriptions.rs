@@ -79,15 +79,39 @@ impl Engine {
         id: &str,
     ) -> NgsiResult<Arc<Subscription>> {
         self.check_tenant(tenant)?;
-        self.subscription_store()?
+        let sub = self
+            .subscription_store()?
             .subscription(tenant, id)
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| not_found(id))?;
+        Ok(self.with_live_status(tenant, sub))
+    }
+
+    /// The subscription with the delivery status the pipeline has now, which the store
+    /// catches up with a few milliseconds later.
+    fn with_live_status(&self, tenant: &Tenant, sub: Arc<Subscription>) -> Arc<Subscription> {
+        match self
+            .notifier
+            .as_ref()
+            .and_then(|n| n.live_status(tenant, &sub.id))
+        {
+            Some(st) if st != sub.notification.status => {
+                let mut s = (*sub).clone();
+                s.notification.status = st;
+                Arc::new(s)
+            }
+            _ => sub,
+        }
     }
 
     /// 5.8.4: every subscription of the tenant, sorted by id (the caller pages).
     pub fn query_subscriptions(&self, tenant: &Tenant) -> NgsiResult<Vec<Arc<Subscription>>> {
         self.check_tenant(tenant)?;
-        Ok(self.subscription_store()?.subscriptions(tenant))
+        Ok(self
+            .subscription_store()?
+            .subscriptions(tenant)
+            .into_iter()
+            .map(|s| self.with_live_status(tenant, s))
+            .collect())
     }
 
     /// 5.8.5.

@@ -7,7 +7,9 @@ use std::borrow::Cow;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use harbor_engine::Joined;
-use harbor_jsonld::render::{render_entity, render_geojson_feature, Format, RenderOptions};
+use harbor_jsonld::render::{
+    attach_linked, render_entity, render_geojson_feature, Format, RenderOptions,
+};
 use harbor_model::Entity;
 use harbor_query::Projection;
 use serde_json::Value;
@@ -85,64 +87,10 @@ fn inline(j: &Joined, ld: &Ld, media: Media, view: &View, root: bool) -> Option<
             continue;
         };
         if let Some(member) = members.get_mut(&ld.ctx.compact_iri(&link.attr)) {
-            attach(member, &link.object, target, key_values);
+            attach_linked(member, &link.object, target, key_values);
         }
     }
     Some(v)
-}
-
-/// Puts a linked Entity into the rendered Relationship that targets it: an `entity` member
-/// (an `entityList` entry for a ListRelationship) or, in keyValues, in place of the id.
-fn attach(member: &mut Value, object: &str, target: Value, key_values: bool) {
-    let is_object = |v: &Value| v.as_str() == Some(object);
-    if key_values {
-        match member {
-            v if is_object(v) => *v = target,
-            Value::Array(items) => {
-                if let Some(slot) = items.iter_mut().find(|v| is_object(v)) {
-                    *slot = target;
-                }
-            }
-            Value::Object(m) => {
-                if let Some(Value::Object(ds)) = m.get_mut("dataset") {
-                    for v in ds.values_mut() {
-                        if is_object(v) {
-                            *v = target.clone();
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        return;
-    }
-    match member {
-        Value::Array(instances) => {
-            for inst in instances {
-                attach(inst, object, target.clone(), false);
-            }
-        }
-        Value::Object(m) => {
-            if m.get("object").is_some_and(is_object) {
-                m.insert("entity".into(), target);
-            } else if m
-                .get("objectList")
-                .and_then(Value::as_array)
-                .is_some_and(|l| {
-                    l.iter()
-                        .any(|x| is_object(x) || x.get("object").is_some_and(is_object))
-                })
-            {
-                let list = m
-                    .entry("entityList")
-                    .or_insert_with(|| Value::Array(vec![]));
-                if let Value::Array(l) = list {
-                    l.push(target);
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 fn render(

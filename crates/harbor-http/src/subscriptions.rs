@@ -51,6 +51,10 @@ fn implicit_context(s: &SharedState, tenant: &Tenant, b: &JsonBody) -> ApiResult
     }
     match b.value.get("@context") {
         Some(Value::String(url)) => Ok(Some(url.clone())),
+        // `["url"]` is the same `@context` as `"url"`: notifications name the URL itself.
+        Some(Value::Array(list)) if list.len() == 1 && list[0].is_string() => {
+            Ok(list[0].as_str().map(str::to_string))
+        }
         Some(c @ (Value::Array(_) | Value::Object(_))) => {
             Ok(Some(s.registry.add_implicit(tenant, c)?.url.clone()))
         }

@@ -356,6 +356,60 @@ fn bare_ok(value: &AttrValue) -> bool {
     }
 }
 
+/// Puts a linked Entity into the rendered Relationship that targets it: an `entity` member
+/// (an `entityList` entry for a ListRelationship) or, in keyValues, in place of the id.
+pub fn attach_linked(member: &mut Value, object: &str, target: Value, key_values: bool) {
+    let is_object = |v: &Value| v.as_str() == Some(object);
+    if key_values {
+        match member {
+            v if is_object(v) => *v = target,
+            Value::Array(items) => {
+                if let Some(slot) = items.iter_mut().find(|v| is_object(v)) {
+                    *slot = target;
+                }
+            }
+            Value::Object(m) => {
+                if let Some(Value::Object(ds)) = m.get_mut("dataset") {
+                    for v in ds.values_mut() {
+                        if is_object(v) {
+                            *v = target.clone();
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        return;
+    }
+    match member {
+        Value::Array(instances) => {
+            for inst in instances {
+                attach_linked(inst, object, target.clone(), false);
+            }
+        }
+        Value::Object(m) => {
+            if m.get("object").is_some_and(is_object) {
+                m.insert("entity".into(), target);
+            } else if m
+                .get("objectList")
+                .and_then(Value::as_array)
+                .is_some_and(|l| {
+                    l.iter()
+                        .any(|x| is_object(x) || x.get("object").is_some_and(is_object))
+                })
+            {
+                let list = m
+                    .entry("entityList")
+                    .or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(l) = list {
+                    l.push(target);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The `lang` parameter: language ranges with quality values (RFC 4647 / 9110 syntax).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LangPrefs {

@@ -435,6 +435,26 @@ fn notification(ctx: &Context, v: &Value) -> NgsiResult<NotificationParams> {
             "notification.attributes cannot be combined with notification.pick or notification.omit (4.21)",
         ));
     }
+    let join = match opt_str(o, "join")? {
+        None => None,
+        Some(j) if ["flat", "inline", "@none"].contains(&j.as_str()) => Some(j),
+        Some(j) => {
+            return Err(bad(format!(
+                "member \"notification.join\" must be flat, inline or @none, got \"{j}\""
+            )))
+        }
+    };
+    let join_level = match opt(o, "joinLevel") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=10) => Some(n as u32),
+            _ => {
+                return Err(bad(format!(
+                    "member \"notification.joinLevel\" must be an integer from 1 to 10, got {v}"
+                )))
+            }
+        },
+    };
     let Some(e) = opt(o, "endpoint") else {
         return Err(bad("member \"notification.endpoint\" is missing (5.2.14)"));
     };
@@ -445,6 +465,8 @@ fn notification(ctx: &Context, v: &Value) -> NgsiResult<NotificationParams> {
         show_changes,
         pick,
         omit,
+        join,
+        join_level,
         endpoint: endpoint(e)?,
         status: DeliveryStatus::default(),
     })
@@ -636,6 +658,12 @@ fn render_notification(n: &NotificationParams, ctx: &Context) -> Value {
     }
     if let Some(p) = &n.omit {
         o.insert("omit".into(), json!(p));
+    }
+    if let Some(j) = &n.join {
+        o.insert("join".into(), json!(j));
+    }
+    if let Some(l) = n.join_level {
+        o.insert("joinLevel".into(), json!(l));
     }
     let e = &n.endpoint;
     let mut ep = Map::new();

@@ -66,25 +66,41 @@ impl EntityChange {
         self.after.as_deref().or(self.before.as_ref())
     }
 
-    /// The attribute-level events of this change: `(trigger, attribute)`.
-    pub fn attribute_events(&self) -> impl Iterator<Item = (Trigger, &str)> + '_ {
-        self.changed.iter().filter_map(move |name| {
-            let was = self
-                .before
-                .as_ref()
-                .is_some_and(|b| b.attrs.contains_key(name));
-            let is = self
-                .after
-                .as_ref()
-                .is_some_and(|a| a.attrs.contains_key(name));
-            let t = match (was, is) {
-                (false, true) => Trigger::AttributeCreated,
-                (true, true) => Trigger::AttributeUpdated,
-                (true, false) => Trigger::AttributeDeleted,
-                (false, false) => return None,
+    /// The attribute-level events of this change, per instance (`datasetId`): an instance
+    /// added is `attributeCreated`, one removed `attributeDeleted`, one changed
+    /// `attributeUpdated`. An attribute may give several.
+    pub fn attribute_events(&self) -> Vec<(Trigger, &str)> {
+        let mut out = Vec::new();
+        for name in &self.changed {
+            let was = self.before.as_ref().and_then(|b| b.attrs.get(name));
+            let is = self.after.as_ref().and_then(|a| a.attrs.get(name));
+            let mut push = |t: Trigger| {
+                if !out.contains(&(t, name.as_str())) {
+                    out.push((t, name.as_str()));
+                }
             };
-            Some((t, name.as_str()))
-        })
+            match (was, is) {
+                (None, Some(_)) => push(Trigger::AttributeCreated),
+                (Some(_), None) => push(Trigger::AttributeDeleted),
+                (Some(old), Some(new)) => {
+                    for n in new {
+                        match old.iter().find(|o| o.dataset_id == n.dataset_id) {
+                            None => push(Trigger::AttributeCreated),
+                            Some(o) if o != n => push(Trigger::AttributeUpdated),
+                            Some(_) => {}
+                        }
+                    }
+                    if old
+                        .iter()
+                        .any(|o| !new.iter().any(|n| n.dataset_id == o.dataset_id))
+                    {
+                        push(Trigger::AttributeDeleted);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        out
     }
 
     /// The entity-level event of this change, if any.

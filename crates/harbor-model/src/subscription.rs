@@ -112,6 +112,12 @@ pub struct NotificationParams {
     pub pick: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omit: Option<Vec<String>>,
+    /// `join` (4.5.23): `flat`, `inline` or `@none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
+    /// `joinLevel`: hops of Relationships followed (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_level: Option<u32>,
     pub endpoint: Endpoint,
     #[serde(default)]
     pub status: DeliveryStatus,

@@ -307,6 +307,8 @@ pub fn subscription(id: &str) -> harbor_model::Subscription {
             show_changes: false,
             pick: None,
             omit: None,
+            join: None,
+            join_level: None,
             endpoint: Endpoint {
                 uri: "http://localhost:9999/notify".into(),
                 accept: "application/json".into(),

@@ -78,8 +78,13 @@ impl Compiled {
                     .map_err(|e| format!("type: {}", e.detail))?,
             });
         }
+        // Clients often write `q` as they would in a URL (`name=="Eiffel%20Tower"`): it is
+        // matched as the query parameter would be, percent-decoded.
         let q = match &sub.q {
-            Some(text) => Some(parse_q(text, &expand).map_err(|e| format!("q: {}", e.detail))?),
+            Some(text) => {
+                let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+                Some(parse_q(&decoded, &expand).map_err(|e| format!("q: {}", e.detail))?)
+            }
             None => None,
         };
         let scope = match &sub.scope_q {
@@ -123,7 +128,12 @@ impl Compiled {
     /// Whether the subscription is notified of this change at `now` (5.8.6): it is active,
     /// selects the entity, one of its triggers fired (on a watched attribute when it watches
     /// some), and the entity matches its `q`, `geoQ` and `scopeQ`.
-    pub fn matches(&self, change: &EntityChange, now: Timestamp) -> bool {
+    pub fn matches(
+        &self,
+        change: &EntityChange,
+        now: Timestamp,
+        resolve: &harbor_query::LinkResolver<'_>,
+    ) -> bool {
         if self.sub.status(now) != SubscriptionStatus::Active || self.sub.time_interval.is_some() {
             return false;
         }
@@ -136,7 +146,9 @@ impl Compiled {
         if !self.fired(change) {
             return false;
         }
-        self.q.as_ref().is_none_or(|q| q.matches(subject))
+        self.q
+            .as_ref()
+            .is_none_or(|q| q.matches_linked(subject, resolve))
             && self.geo.as_ref().is_none_or(|g| g.matches(subject))
             && self
                 .scope
@@ -151,6 +163,11 @@ impl Compiled {
             && self.q.as_ref().is_none_or(|q| q.matches(e))
             && self.geo.as_ref().is_none_or(|g| g.matches(e))
             && self.scope.as_ref().is_none_or(|s| s.matches(&e.scopes))
+    }
+
+    /// Whether the subscription is notified when attributes are deleted.
+    pub fn notified_of_attribute_deletion(&self) -> bool {
+        self.triggers.contains(&Trigger::AttributeDeleted)
     }
 
     /// The attributes of this change the subscription is told about: the watched ones, or
@@ -184,6 +201,7 @@ impl Compiled {
         }
         change
             .attribute_events()
+            .into_iter()
             .any(|(t, a)| self.triggers.contains(&t) && self.watches(a))
     }
 
@@ -247,7 +265,11 @@ impl TenantIndex {
     }
 
     /// The subscriptions notified of this change, each once.
-    pub fn matching(&self, change: &EntityChange) -> Vec<Arc<Compiled>> {
+    pub fn matching(
+        &self,
+        change: &EntityChange,
+        resolve: &harbor_query::LinkResolver<'_>,
+    ) -> Vec<Arc<Compiled>> {
         let now = time::now();
         let mut out: Vec<Arc<Compiled>> = Vec::new();
         let mut types: Vec<&String> = Vec::new();
@@ -267,7 +289,7 @@ impl TenantIndex {
             .flatten()
             .chain(self.everywhere.iter());
         for c in candidates {
-            if !out.iter().any(|o| Arc::ptr_eq(o, c)) && c.matches(change, now) {
+            if !out.iter().any(|o| Arc::ptr_eq(o, c)) && c.matches(change, now, resolve) {
                 out.push(c.clone());
             }
         }

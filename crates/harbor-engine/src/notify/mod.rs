@@ -301,7 +301,14 @@ impl Notifier {
             let Some(ti) = index.get(&c.tenant) else {
                 continue;
             };
-            for m in ti.matching(c) {
+            let resolve = |id: &str| {
+                self.entities
+                    .get(&c.tenant, id)
+                    .ok()
+                    .flatten()
+                    .map(|e| (*e).clone())
+            };
+            for m in ti.matching(c, &resolve) {
                 let key = (c.tenant.clone(), m.sub.id.clone());
                 if let Some(secs) = m.sub.throttling.filter(|s| *s > 0.0) {
                     let fresh = !open.contains_key(&key);
@@ -491,7 +498,15 @@ impl Notifier {
         changes: &[Arc<EntityChange>],
         now: Timestamp,
     ) -> Outgoing {
-        let r = render::notification(compiled, sub, changes, now);
+        let lookup = |id: &str| -> harbor_model::NgsiResult<Option<Arc<harbor_model::Entity>>> {
+            Ok(self
+                .entities
+                .get(tenant, id)
+                .ok()
+                .flatten()
+                .and_then(|e| crate::entities::visible(e, now)))
+        };
+        let r = render::notification(compiled, sub, changes, now, &lookup);
         let endpoint = &sub.notification.endpoint;
         let mut headers = Vec::new();
         if let Some(url) = r.link {
@@ -678,6 +693,15 @@ impl Notifier {
     /// Deliveries in the outbox that are not dead: owed and not yet confirmed.
     pub fn pending(&self) -> usize {
         self.feed.outbox().iter().filter(|d| !d.dead).count()
+    }
+
+    /// The delivery status as it is now (ahead of what is stored by a few milliseconds).
+    pub fn live_status(&self, tenant: &Tenant, id: &str) -> Option<DeliveryStatus> {
+        self.statuses
+            .lock()
+            .expect("status lock")
+            .get(&(tenant.clone(), id.to_string()))
+            .cloned()
     }
 
     /// Feed records the matcher has not handled yet.

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use harbor_jsonld::render::{render_entity, render_geojson_feature, render_instance};
+use harbor_jsonld::render::{
+    attach_linked, render_entity, render_geojson_feature, render_instance,
+};
 use harbor_jsonld::render::{Format, RenderOptions};
 use harbor_jsonld::CORE_CONTEXT_URL;
 use harbor_model::subscription::NotificationFormat;
@@ -14,6 +16,10 @@ use harbor_query::{parse_projection, ProjectionKind};
 use serde_json::{Map, Value};
 
 use super::compile::Compiled;
+use crate::join::{join_with, JoinSpec, Joined, Lookup};
+
+/// The GeoProperty that becomes the geometry of GeoJSON notifications.
+const LOCATION: &str = harbor_model::names::LOCATION;
 
 /// The NGSI-LD Null (4.5.0): what a deleted attribute is notified as.
 const NULL: &str = "urn:ngsi-ld:null";
@@ -32,12 +38,13 @@ pub fn notification(
     sub: &Subscription,
     changes: &[Arc<EntityChange>],
     now: Timestamp,
+    lookup: &Lookup<'_>,
 ) -> Rendered {
     let accept = sub.notification.endpoint.accept.as_str();
     let geo = accept == "application/geo+json";
     let data: Vec<Value> = changes
         .iter()
-        .filter_map(|c| entity_value(compiled, sub, c, geo))
+        .flat_map(|c| entity_values(compiled, sub, c, geo, lookup))
         .collect();
     let context_url = sub
         .jsonld_context
@@ -60,6 +67,12 @@ pub fn notification(
         n.insert("data".into(), Value::Array(data));
     }
     let (content_type, link) = if accept == "application/ld+json" {
+        // JSON-LD: the notification and every entity in it carry the `@context` (5.3.1).
+        if let Some(Value::Array(list)) = n.get_mut("data") {
+            for e in list.iter_mut().filter_map(Value::as_object_mut) {
+                e.insert("@context".into(), Value::String(context_url.clone()));
+            }
+        }
         n.insert("@context".into(), Value::String(context_url));
         ("application/ld+json".to_string(), None)
     } else {
@@ -118,7 +131,10 @@ fn null_instance(before: &Attribute) -> Attribute {
 type Deleted = Vec<(String, Option<String>)>;
 
 /// The entity as the notification shows it: the new state plus the deleted instances of
-/// watched attributes as NGSI-LD Null; for a deleted entity, only those.
+/// watched attributes as NGSI-LD Null (5.8.6); an attribute deleted whole shows as one Null
+/// instance. A deleted entity shows its attributes (as Null) only when the subscription
+/// asked for `showChanges` or is notified of `attributeDeleted`; else just id, type and
+/// `deletedAt`.
 fn shown_entity(compiled: &Compiled, c: &EntityChange) -> Option<(Entity, Deleted)> {
     let mut deleted = Deleted::new();
     let mut e = match (&c.after, &c.before) {
@@ -133,7 +149,11 @@ fn shown_entity(compiled: &Compiled, c: &EntityChange) -> Option<(Entity, Delete
         return Some((e, deleted));
     };
     let names: Vec<&String> = if c.after.is_none() {
-        before.attrs.keys().collect()
+        if compiled.sub.notification.show_changes || compiled.notified_of_attribute_deletion() {
+            before.attrs.keys().collect()
+        } else {
+            Vec::new()
+        }
     } else {
         c.changed.iter().collect()
     };
@@ -141,33 +161,143 @@ fn shown_entity(compiled: &Compiled, c: &EntityChange) -> Option<(Entity, Delete
         if !compiled.watches(name) {
             continue;
         }
-        let Some(old) = before.attrs.get(name) else {
+        let Some(old) = before.attrs.get(name).filter(|l| !l.is_empty()) else {
             continue;
         };
-        for inst in old {
-            let still = e
-                .attrs
-                .get(name)
-                .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
-            if !still {
-                e.attrs
-                    .entry(name.clone())
-                    .or_default()
-                    .push(null_instance(inst));
-                deleted.push((name.clone(), inst.dataset_id.clone()));
+        match e.attrs.get_mut(name) {
+            None => {
+                // Deleted whole: one Null instance.
+                let first = old
+                    .iter()
+                    .find(|a| a.dataset_id.is_none())
+                    .unwrap_or(&old[0]);
+                let mut null = null_instance(first);
+                null.dataset_id = None;
+                e.attrs.insert(name.clone(), vec![null]);
+                deleted.push((name.clone(), None));
+            }
+            Some(now) => {
+                for inst in old {
+                    if !now.iter().any(|a| a.dataset_id == inst.dataset_id) {
+                        now.push(null_instance(inst));
+                        deleted.push((name.clone(), inst.dataset_id.clone()));
+                    }
+                }
             }
         }
     }
     Some((e, deleted))
 }
 
-fn entity_value(
+/// The entity of one change as the notification shows it, followed (with `join=flat`) by
+/// the Entities its Relationships lead to; with `join=inline` those sit inside it (4.5.23).
+fn entity_values(
     compiled: &Compiled,
     sub: &Subscription,
     c: &EntityChange,
     geo: bool,
+    lookup: &Lookup<'_>,
+) -> Vec<Value> {
+    let Some((e, deleted)) = shown_entity(compiled, c) else {
+        return Vec::new();
+    };
+    let n = &sub.notification;
+    let join = n
+        .join
+        .as_deref()
+        .filter(|j| *j != "@none" && c.after.is_some());
+    let Some(kind) = join else {
+        return entity_value(compiled, sub, c, e, &deleted, geo)
+            .into_iter()
+            .collect();
+    };
+    let spec = JoinSpec {
+        level: n.join_level.unwrap_or(1) as usize,
+        attrs: n.attributes.clone(),
+        ..Default::default()
+    };
+    let root = Arc::new(e);
+    let Ok(mut joined) = join_with(std::slice::from_ref(&root), &spec, lookup) else {
+        return entity_value(compiled, sub, c, (*root).clone(), &deleted, geo)
+            .into_iter()
+            .collect();
+    };
+    let Some(tree) = joined.pop() else {
+        return Vec::new();
+    };
+    let Some(mut v) = entity_value(compiled, sub, c, (*root).clone(), &deleted, geo) else {
+        return Vec::new();
+    };
+    let linked = |j: &Joined| linked_value(compiled, sub, &j.entity, geo);
+    if kind == "inline" {
+        inline_links(compiled, sub, &tree, &mut v, geo);
+        vec![v]
+    } else {
+        let mut out = vec![v];
+        out.extend(
+            Joined::flatten([&tree])
+                .into_iter()
+                .skip(1)
+                .filter_map(linked),
+        );
+        out
+    }
+}
+
+/// A linked Entity rendered like the notified ones, whole.
+fn linked_value(compiled: &Compiled, sub: &Subscription, e: &Entity, geo: bool) -> Option<Value> {
+    let opts = render_options(sub, None);
+    let ctx = &compiled.render_ctx;
+    Some(if geo {
+        render_geojson_feature(e, ctx, &opts, LOCATION)
+    } else {
+        render_entity(e, ctx, &opts)
+    })
+}
+
+/// Puts every linked Entity of `tree` inside the Relationship of `v` that targets it.
+fn inline_links(compiled: &Compiled, sub: &Subscription, tree: &Joined, v: &mut Value, geo: bool) {
+    let key_values = sub.notification.format.is_key_values();
+    for link in &tree.links {
+        let Some(mut target) = linked_value(compiled, sub, &link.target.entity, geo) else {
+            continue;
+        };
+        inline_links(compiled, sub, &link.target, &mut target, geo);
+        let members = if geo {
+            v.get_mut("properties").and_then(Value::as_object_mut)
+        } else {
+            v.as_object_mut()
+        };
+        if let Some(member) =
+            members.and_then(|m| m.get_mut(&compiled.render_ctx.compact_iri(&link.attr)))
+        {
+            attach_linked(member, &link.object, target, key_values);
+        }
+    }
+}
+
+fn render_options<'a>(sub: &'a Subscription, attrs: Option<&'a [String]>) -> RenderOptions<'a> {
+    let n = &sub.notification;
+    RenderOptions {
+        format: match n.format {
+            NotificationFormat::Normalized => Format::Normalized,
+            NotificationFormat::Concise => Format::Concise,
+            NotificationFormat::KeyValues | NotificationFormat::Simplified => Format::KeyValues,
+        },
+        sys_attrs: n.sys_attrs,
+        lang: sub.lang.as_deref(),
+        attrs,
+    }
+}
+
+fn entity_value(
+    compiled: &Compiled,
+    sub: &Subscription,
+    c: &EntityChange,
+    mut e: Entity,
+    deleted: &Deleted,
+    geo: bool,
 ) -> Option<Value> {
-    let (mut e, deleted) = shown_entity(compiled, c)?;
     if let Some(keep) = &sub.dataset_id {
         let keep: Vec<Option<String>> = keep
             .iter()
@@ -179,20 +309,11 @@ fn entity_value(
         e.attrs.retain(|_, l| !l.is_empty());
     }
     let n = &sub.notification;
-    let format = match n.format {
-        NotificationFormat::Normalized => Format::Normalized,
-        NotificationFormat::Concise => Format::Concise,
-        NotificationFormat::KeyValues | NotificationFormat::Simplified => Format::KeyValues,
-    };
-    let opts = RenderOptions {
-        format,
-        sys_attrs: n.sys_attrs,
-        lang: sub.lang.as_deref(),
-        attrs: n.attributes.as_deref(),
-    };
+    let opts = render_options(sub, n.attributes.as_deref());
+    let format = opts.format;
     let ctx = &compiled.render_ctx;
     let mut v = if geo {
-        render_geojson_feature(&e, ctx, &opts, "https://uri.etsi.org/ngsi-ld/location")
+        render_geojson_feature(&e, ctx, &opts, LOCATION)
     } else {
         render_entity(&e, ctx, &opts)
     };
@@ -208,7 +329,7 @@ fn entity_value(
         obj.insert("deletedAt".into(), Value::String(time::format(&c.at)));
     }
     if format != Format::KeyValues {
-        for (name, dataset) in &deleted {
+        for (name, dataset) in deleted {
             if n.sys_attrs {
                 for inst in instances_mut(obj, &ctx.compact_iri(name)) {
                     if inst.get("datasetId").and_then(Value::as_str) == dataset.as_deref()

@@ -15,7 +15,11 @@ const DRAIN_BYTES: usize = 64 * 1024;
 const QUOTE_BYTES: usize = 300;
 
 pub(super) fn client(user_agent: &str) -> reqwest::Client {
-    let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    // Header names go out as the subscription wrote them (`receiverInfo` keys, `Link`):
+    // receivers that look headers up case-sensitively find them.
+    let builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .http1_title_case_headers();
     let builder = match HeaderValue::from_str(user_agent) {
         Ok(agent) => builder.user_agent(agent),
         Err(_) => {
