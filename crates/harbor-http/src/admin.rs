@@ -47,14 +47,15 @@ fn ids(raw: Option<&str>) -> ApiResult<Option<Vec<u64>>> {
         .map(Some)
 }
 
-/// GET /admin/v1/notifications — changes not yet matched, deliveries pending and
-/// dead-lettered.
+/// GET /admin/v1/notifications — change-feed records retained, changes not yet matched,
+/// deliveries pending and dead-lettered.
 pub async fn overview(State(s): State<SharedState>, headers: HeaderMap) -> ApiResult<Response> {
     let n = notifier(&s)?;
     let t = tenant(&headers)?;
     Ok(reply::plain(
         StatusCode::OK,
         json!({
+            "retainedChanges": n.retained(),
             "unmatched": n.unmatched(),
             "pending": n.pending(),
             "deadLetters": n.dead_letters(t.as_ref()).len(),

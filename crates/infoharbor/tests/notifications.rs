@@ -398,3 +398,31 @@ async fn endpoint_that_never_answers_does_not_slow_the_others() {
     );
     assert!(dead.received().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_feed_keeps_only_what_is_owed() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&work.path().join("data"), work.path(), 0).await;
+    let base = broker.base.clone();
+    let c = client();
+    // No subscription: nothing is owed, so the feed must not keep these changes.
+    create_entities(&c, &base, "trim", 30).await;
+    let mut last = Value::Null;
+    let trimmed = {
+        let started = Instant::now();
+        loop {
+            last = admin(&c, &base).await;
+            if last["retainedChanges"] == 0 {
+                break true;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert!(
+        trimmed,
+        "the change feed still retains records nobody needs: {last}"
+    );
+}

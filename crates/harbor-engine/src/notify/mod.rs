@@ -548,7 +548,33 @@ impl Notifier {
 
     async fn settle_loop(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Settle>) {
         let mut last_trim = std::time::Instant::now();
-        while let Some(first) = rx.recv().await {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            let first = tokio::select! {
+                s = rx.recv() => match s {
+                    Some(s) => Some(s),
+                    None => return,
+                },
+                _ = tick.tick() => None,
+            };
+            let Some(first) = first else {
+                // Quiet time: drop the feed records nobody needs any more, so that the feed
+                // does not grow with changes no subscription matched.
+                if self
+                    .oldest_retained()
+                    .is_some_and(|o| o < self.trim_point())
+                {
+                    let batch = OutboxBatch {
+                        trim_below: Some(self.trim_point()),
+                        ..Default::default()
+                    };
+                    if let Err(e) = self.feed.commit_outbox(batch).await {
+                        tracing::error!(error = %e, "trimming the change feed failed");
+                    }
+                    last_trim = std::time::Instant::now();
+                }
+                continue;
+            };
             let mut batch = OutboxBatch::default();
             let mut statuses: HashMap<SubKey, DeliveryStatus> = HashMap::new();
             let mut next = Some(first);
@@ -581,6 +607,11 @@ impl Notifier {
                 tracing::error!(error = %e, "settling notifications failed");
             }
         }
+    }
+
+    /// The sequence number of the oldest feed record still retained.
+    fn oldest_retained(&self) -> Option<u64> {
+        self.feed.changes_after(0, 1).first().map(|c| c.seq)
     }
 
     /// The oldest feed record still needed: by the matcher, or by a delivery in the outbox.
@@ -702,6 +733,14 @@ impl Notifier {
             .expect("status lock")
             .get(&(tenant.clone(), id.to_string()))
             .cloned()
+    }
+
+    /// Feed records still kept (for the matcher, or for deliveries owed).
+    pub fn retained(&self) -> u64 {
+        match self.oldest_retained() {
+            Some(oldest) => self.feed.last_seq() + 1 - oldest,
+            None => 0,
+        }
     }
 
     /// Feed records the matcher has not handled yet.
