@@ -14,7 +14,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use clap::Parser;
 
-use load::Req;
 use report::Row;
 use scenarios::{plan, Sizes, NAMES};
 
@@ -166,25 +165,15 @@ async fn run_scenario(
         _ => None,
     };
     // The ceiling answers with the scenario's success status and mean body size.
-    let status = p.expect_status[0];
-    let c = ceiling::start(m.mean_body, status).await?;
-    let ceiling_base = format!("http://{}", c.addr);
-    let make = p.make.clone();
-    let strip: Arc<dyn Fn(usize) -> Req + Send + Sync> = Arc::new(move |i| {
-        let mut r = make(i);
-        r.check = None;
-        r
-    });
-    let ceil = load::run(
+    let ceil = ceiling::measure(
         &client,
-        &ceiling_base,
         p.requests,
         concurrency,
-        Arc::new([status]),
-        strip,
+        p.expect_status[0],
+        m.mean_body,
+        p.make.clone(),
     )
-    .await;
-    drop(c);
+    .await?;
     Ok(Some(Row::new(
         name,
         m,
