@@ -44,9 +44,9 @@ impl NotifyPlan {
 /// the entity notifications due stay within 2M (a few tens of seconds of delivery).
 pub fn plans(sizes: Sizes) -> Vec<NotifyPlan> {
     let runs: &[(usize, usize)] = if sizes.quick {
-        &[(1, 10_000), (10, 5_000), (100, 1_000)]
+        &[(1, 20_000), (10, 10_000), (100, 5_000)]
     } else {
-        &[(1, 100_000), (100, 10_000), (1_000, 2_000)]
+        &[(1, 150_000), (100, 20_000), (1_000, 2_000)]
     };
     runs.iter()
         .map(|&(subscriptions, updates)| NotifyPlan {
@@ -150,16 +150,19 @@ async fn sub_run(
         move || tally.delivered() >= due && tally.completeness(|_| s as u64).missing == 0
     };
     let drained = wait_until(complete, || tally.delivered(), QUIET).await;
+    // What arrived when the wait ended; later arrivals do not count.
+    let completeness = tally.completeness(|_| s as u64);
+    let last = tally.last_arrival().map(Instant::from_std);
+    let (delivered, notifications) = (tally.delivered(), tally.notifications());
+    // Delivered is not yet settled: the broker removes deliveries from its outbox afterwards.
+    let pending_after = settle(&client, base, QUIET).await;
+    let settled_seconds = (pending_after == Some(0)).then(|| acked_at.elapsed().as_secs_f64());
     let cpu_after = pid.and_then(procstat::cpu_seconds);
     let per_update = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if acked > 0 => Some((b - a) * 1000.0 / acked as f64),
         _ => None,
     };
-    // What arrived when the wait ended; later arrivals do not count.
-    let completeness = tally.completeness(|_| s as u64);
-    let last = tally.last_arrival().map(Instant::from_std);
     let since_start = last.map(|t| t.duration_since(started).as_secs_f64());
-    let (delivered, notifications) = (tally.delivered(), tally.notifications());
     let notified = Notified {
         subscriptions: s,
         entities: plan.entities,
@@ -180,7 +183,8 @@ async fn sub_run(
         drain_seconds: last.map(|t| t.saturating_duration_since(acked_at).as_secs_f64()),
         drained,
         cpu_ms_per_update: per_update(cpu_before, cpu_after),
-        pending_after: pending(&client, base).await,
+        settled_seconds,
+        pending_after,
     };
 
     unsubscribe(&client, &api, &prefix, s, concurrency).await?;
@@ -287,7 +291,22 @@ async fn wait_until(
     }
 }
 
-/// Deliveries the broker still owes, from Infoharbor's `/admin/v1/notifications`; `None` from
+/// Waits until the broker holds no pending delivery, or until their number has not moved for
+/// `quiet`; the number at the end, `None` from a broker that does not tell.
+async fn settle(client: &reqwest::Client, base: &str, quiet: Duration) -> Option<u64> {
+    let mut seen = pending(client, base).await?;
+    let mut moved = Instant::now();
+    while seen > 0 && moved.elapsed() < quiet {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = pending(client, base).await?;
+        if now != seen {
+            (seen, moved) = (now, Instant::now());
+        }
+    }
+    Some(seen)
+}
+
+/// Deliveries the broker still holds (sent or not, not yet confirmed as settled), from Infoharbor's `/admin/v1/notifications`; `None` from
 /// a broker without it.
 async fn pending(client: &reqwest::Client, base: &str) -> Option<u64> {
     let r = client

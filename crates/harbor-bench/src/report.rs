@@ -49,9 +49,13 @@ pub struct Notified {
     pub drain_seconds: Option<f64>,
     /// False when delivery stopped making progress before everything due arrived.
     pub drained: bool,
-    /// Broker CPU from the first update until delivery ended, per acknowledged update.
+    /// Broker CPU from the first update until the broker settled (or the waits ended), per
+    /// acknowledged update.
     pub cpu_ms_per_update: Option<f64>,
-    /// Deliveries the broker still held once the wait ended (Infoharbor's admin API).
+    /// From the last acknowledged update until the broker held no pending delivery
+    /// (Infoharbor's admin API); None when it still held some, or does not tell.
+    pub settled_seconds: Option<f64>,
+    /// Deliveries the broker still held when the waits ended (Infoharbor's admin API).
     pub pending_after: Option<u64>,
 }
 
@@ -154,6 +158,11 @@ fn notified_line(n: &Notified) -> String {
     if !n.drained {
         s.push_str(" (gave up: no progress for 10 s)");
     }
+    match (n.settled_seconds, n.pending_after) {
+        (Some(t), _) => s.push_str(&format!(", outbox empty after {t:.2} s")),
+        (None, Some(p)) => s.push_str(&format!(", {p} deliveries still pending")),
+        (None, None) => {}
+    }
     if n.foreign + n.rejected > 0 {
         s.push_str(&format!(
             "; {} entities notified without a value of this run, {} bodies refused",
@@ -197,11 +206,11 @@ pub fn table(rep: &Report) -> String {
         .filter_map(|r| Some((r.scenario.as_str(), r.notify.as_ref()?)))
         .collect();
     if !notified.is_empty() {
-        s.push_str("\n| scenario | due | delivered | delivered % | missing | duplicates | notifications | notifications/s | entities/s | drain s | CPU ms/update | pending after |\n");
-        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("\n| scenario | due | delivered | delivered % | missing | duplicates | notifications | notifications/s | entities/s | drain s | settled s | CPU ms/update | pending after |\n");
+        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (name, n) in notified {
             s.push_str(&format!(
-                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 name,
                 n.due,
                 n.delivered,
@@ -212,6 +221,7 @@ pub fn table(rep: &Report) -> String {
                 opt(n.notifications_per_second, 0),
                 opt(n.delivered_per_second, 0),
                 opt(n.drain_seconds, 2),
+                opt(n.settled_seconds, 2),
                 opt(n.cpu_ms_per_update, 3),
                 n.pending_after.map_or("-".into(), |p| p.to_string()),
             ));
@@ -281,12 +291,15 @@ mod tests {
             drain_seconds: Some(0.5),
             drained: false,
             cpu_ms_per_update: None,
+            settled_seconds: None,
             pending_after: Some(12),
         };
         let rep = report(Some(n));
         let t = table(&rep);
         assert!(
-            t.contains("| x | 10000 | 9990 | 99.9 | 12 | 2 | 400 | 200 | 4995 | 0.50 | - | 12 |"),
+            t.contains(
+                "| x | 10000 | 9990 | 99.9 | 12 | 2 | 400 | 200 | 4995 | 0.50 | - | - | 12 |"
+            ),
             "{t}"
         );
         let l = line(&rep.rows[0]);
