@@ -140,11 +140,17 @@ struct Notification {
 #[derive(Deserialize)]
 struct NotifiedEntity {
     #[serde(rename = "availableSpotNumber")]
-    spots: Option<serde_json::Value>,
+    spots: Option<Property>,
 }
 
-/// The value of [`ATTRIBUTE`] in each entity of a notification body (normalized or concise
-/// form), `None` for an entity without a whole number there.
+/// Only `value` is read: a number costs no allocation, and other members are skipped.
+#[derive(Deserialize)]
+struct Property {
+    value: Option<serde_json::Value>,
+}
+
+/// The value of [`ATTRIBUTE`] in each entity of a notification body (normalized, as the
+/// subscriptions ask), `None` for an entity without a whole number there.
 pub fn update_values(body: &[u8]) -> Result<Vec<Option<u64>>, String> {
     let n: Notification =
         serde_json::from_slice(body).map_err(|e| format!("not a notification: {e}"))?;
@@ -153,10 +159,7 @@ pub fn update_values(body: &[u8]) -> Result<Vec<Option<u64>>, String> {
     }
     Ok(n.data
         .iter()
-        .map(|e| {
-            let v = e.spots.as_ref()?;
-            v.get("value").unwrap_or(v).as_u64()
-        })
+        .map(|e| e.spots.as_ref()?.value.as_ref()?.as_u64())
         .collect())
 }
 
@@ -240,11 +243,17 @@ mod tests {
                            {"id":"urn:b","type":"T","availableSpotNumber":{"type":"Property","value":1000008,"observedAt":"2026-11-28T08:00:00Z"}}]}"#,
                 Ok(vec![Some(1_000_007), Some(1_000_008)]),
             ),
-            // Concise form, an entity without the attribute, a value that is not a count.
+            // An entity without the attribute, a value that is not a count, no value.
             (
-                r#"{"type":"Notification","data":[{"id":"urn:a","availableSpotNumber":5},{"id":"urn:b"},
-                   {"id":"urn:c","availableSpotNumber":{"type":"Property","value":"many"}}]}"#,
-                Ok(vec![Some(5), None, None]),
+                r#"{"type":"Notification","data":[{"id":"urn:b"},
+                   {"id":"urn:c","availableSpotNumber":{"type":"Property","value":"many"}},
+                   {"id":"urn:d","availableSpotNumber":{"type":"Property","object":"urn:x"}}]}"#,
+                Ok(vec![None, None, None]),
+            ),
+            // Not normalized: the sink does not guess.
+            (
+                r#"{"type":"Notification","data":[{"id":"urn:a","availableSpotNumber":5}]}"#,
+                Err("not a notification"),
             ),
             (r#"{"type":"Notification","data":[]}"#, Ok(vec![])),
             (
