@@ -291,8 +291,8 @@ async fn wait_until(
     }
 }
 
-/// Waits until the broker holds no pending delivery, or until their number has not moved for
-/// `quiet`; the number at the end, `None` from a broker that does not tell.
+/// Waits until the broker owes nothing more, or until what it owes has not moved for `quiet`;
+/// what it owes at the end, `None` from a broker that does not tell.
 async fn settle(client: &reqwest::Client, base: &str, quiet: Duration) -> Option<u64> {
     let mut seen = pending(client, base).await?;
     let mut moved = Instant::now();
@@ -306,8 +306,8 @@ async fn settle(client: &reqwest::Client, base: &str, quiet: Duration) -> Option
     Some(seen)
 }
 
-/// Deliveries the broker still holds (sent or not, not yet confirmed as settled), from Infoharbor's `/admin/v1/notifications`; `None` from
-/// a broker without it.
+/// What the broker still owes, from Infoharbor's `/admin/v1/notifications`: changes not yet
+/// matched plus deliveries not yet settled (sent or not). `None` from a broker without it.
 async fn pending(client: &reqwest::Client, base: &str) -> Option<u64> {
     let r = client
         .get(format!("{base}/admin/v1/notifications"))
@@ -318,7 +318,7 @@ async fn pending(client: &reqwest::Client, base: &str) -> Option<u64> {
         return None;
     }
     let v: serde_json::Value = r.json().await.ok()?;
-    v["pending"].as_u64()
+    Some(v["pending"].as_u64()? + v["unmatched"].as_u64().unwrap_or(0))
 }
 
 #[cfg(test)]

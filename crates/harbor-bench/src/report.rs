@@ -52,10 +52,11 @@ pub struct Notified {
     /// Broker CPU from the first update until the broker settled (or the waits ended), per
     /// acknowledged update.
     pub cpu_ms_per_update: Option<f64>,
-    /// From the last acknowledged update until the broker held no pending delivery
-    /// (Infoharbor's admin API); None when it still held some, or does not tell.
+    /// From the last acknowledged update until the broker owed nothing more: no change left
+    /// to match, no delivery left in its outbox (Infoharbor's admin API); None when it still
+    /// owed some, or does not tell.
     pub settled_seconds: Option<f64>,
-    /// Deliveries the broker still held when the waits ended (Infoharbor's admin API).
+    /// Changes not yet matched plus deliveries not yet settled when the waits ended.
     pub pending_after: Option<u64>,
 }
 
@@ -160,7 +161,7 @@ fn notified_line(n: &Notified) -> String {
     }
     match (n.settled_seconds, n.pending_after) {
         (Some(t), _) => s.push_str(&format!(", outbox empty after {t:.2} s")),
-        (None, Some(p)) => s.push_str(&format!(", {p} deliveries still pending")),
+        (None, Some(p)) => s.push_str(&format!(", {p} changes or deliveries still pending")),
         (None, None) => {}
     }
     if n.foreign + n.rejected > 0 {
