@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -12,6 +13,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+
+use crate::load::{self, Measured, Req};
 
 /// A running ceiling server; stops when dropped.
 pub struct Ceiling {
@@ -57,6 +60,34 @@ pub async fn start(size: usize, status: u16) -> std::io::Result<Ceiling> {
         }
     });
     Ok(Ceiling { addr, task })
+}
+
+/// The ceiling of a scenario: its requests (unchecked), with the same client and concurrency,
+/// against a server answering `status` with a body of the scenario's mean response size.
+pub async fn measure(
+    client: &reqwest::Client,
+    requests: usize,
+    concurrency: usize,
+    status: u16,
+    mean_body: usize,
+    make: Arc<dyn Fn(usize) -> Req + Send + Sync>,
+) -> std::io::Result<Measured> {
+    let c = start(mean_body, status).await?;
+    let strip: Arc<dyn Fn(usize) -> Req + Send + Sync> = Arc::new(move |i| {
+        let mut r = make(i);
+        r.check = None;
+        r
+    });
+    let base = format!("http://{}", c.addr);
+    Ok(load::run(
+        client,
+        &base,
+        requests,
+        concurrency,
+        Arc::new([status]),
+        strip,
+    )
+    .await)
 }
 
 /// A JSON document of exactly `size` bytes (at least `[]`).

@@ -5,16 +5,17 @@
 mod broker;
 mod ceiling;
 mod load;
+mod notify;
 mod procstat;
 mod report;
 mod scenarios;
+mod sink;
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
 
-use load::Req;
 use report::Row;
 use scenarios::{plan, Sizes, NAMES};
 
@@ -27,6 +28,10 @@ use scenarios::{plan, Sizes, NAMES};
 ///   query-geo     near;maxDistance==300 m around a seeded point over 100k points (10k --quick)
 ///   update        PATCH /entities/{id}/attrs/availableSpotNumber over 1,000 entities
 ///   batch-upsert  POST /entityOperations/upsert, 1,000 entities per request (entities/s)
+///   notify        PATCH /entities/{id}/attrs over 1,000 entities while 1, 100 and 1,000
+///                 subscriptions (1, 10, 100 --quick) match every update, notifying a sink in
+///                 this process: updates/s, notifications/s, entities delivered/s, delivered
+///                 vs due (updates acknowledged × subscriptions), time to drain
 ///   resident      seeds 1M entities (100k --quick): RSS with them resident; then, on a broker
 ///                 this tool started, kill -9 and restart, timing until a query counts them all
 ///   all           every scenario above, in this order (resident last)
@@ -90,14 +95,19 @@ async fn main() -> anyhow::Result<()> {
             .as_secs()
     );
     let mut rows = Vec::new();
-    for name in names.into_iter().filter(|n| *n != "resident") {
-        let Some(row) = run_scenario(name, &base, pid, &run_id, &args).await? else {
-            continue;
-        };
+    let mut record = |row: Row| {
         if !args.json {
             eprintln!("{}", report::line(&row));
         }
         rows.push(row);
+    };
+    for name in names.into_iter().filter(|n| *n != "resident") {
+        if name == "notify" {
+            let sizes = Sizes { quick: args.quick };
+            notify::run(&base, pid, &run_id, sizes, args.concurrency, &mut record).await?;
+        } else if let Some(row) = run_scenario(name, &base, pid, &run_id, &args).await? {
+            record(row);
+        }
     }
     let resident = if want_resident {
         let r = resident(&base, pid, spawned.as_mut(), &run_id, args.quick).await?;
@@ -166,25 +176,15 @@ async fn run_scenario(
         _ => None,
     };
     // The ceiling answers with the scenario's success status and mean body size.
-    let status = p.expect_status[0];
-    let c = ceiling::start(m.mean_body, status).await?;
-    let ceiling_base = format!("http://{}", c.addr);
-    let make = p.make.clone();
-    let strip: Arc<dyn Fn(usize) -> Req + Send + Sync> = Arc::new(move |i| {
-        let mut r = make(i);
-        r.check = None;
-        r
-    });
-    let ceil = load::run(
+    let ceil = ceiling::measure(
         &client,
-        &ceiling_base,
         p.requests,
         concurrency,
-        Arc::new([status]),
-        strip,
+        p.expect_status[0],
+        m.mean_body,
+        p.make.clone(),
     )
-    .await;
-    drop(c);
+    .await?;
     Ok(Some(Row::new(
         name,
         m,

@@ -15,6 +15,49 @@ pub struct Row {
     pub entities_per_second: Option<f64>,
     pub cpu_ms_per_request: Option<f64>,
     pub rss_mib: Option<f64>,
+    /// What the `notify` scenario measured besides its updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notified>,
+}
+
+/// Delivery figures of one `notify` sub-run. Rates run from the first update to the last
+/// notification received.
+#[derive(Debug, Serialize)]
+pub struct Notified {
+    pub subscriptions: usize,
+    /// Entities seeded (and updated).
+    pub entities: usize,
+    /// Acknowledged updates × subscriptions: entity notifications owed.
+    pub due: u64,
+    /// Entity notifications received for this run's updates (duplicates included).
+    pub delivered: u64,
+    pub delivered_percent: f64,
+    /// Owed per update and not received, summed over the updates sent (an update that was not
+    /// acknowledged counts as owed here).
+    pub missing: u64,
+    /// Received per update beyond what was owed, summed over the updates.
+    pub duplicates: u64,
+    /// Notified entities without a value of this run's updates (e.g. a seeded state).
+    pub foreign: u64,
+    /// Bodies the sink refused as not a notification.
+    pub rejected: u64,
+    /// Notifications received (one may carry several entities).
+    pub notifications: u64,
+    pub notifications_per_second: Option<f64>,
+    pub delivered_per_second: Option<f64>,
+    /// From the last acknowledged update to the last notification received.
+    pub drain_seconds: Option<f64>,
+    /// False when delivery stopped making progress before everything due arrived.
+    pub drained: bool,
+    /// Broker CPU from the first update until the broker settled (or the waits ended), per
+    /// acknowledged update.
+    pub cpu_ms_per_update: Option<f64>,
+    /// From the last acknowledged update until the broker owed nothing more: no change left
+    /// to match, no delivery left in its outbox (Infoharbor's admin API); None when it still
+    /// owed some, or does not tell.
+    pub settled_seconds: Option<f64>,
+    /// Changes not yet matched plus deliveries not yet settled when the waits ended.
+    pub pending_after: Option<u64>,
 }
 
 impl Row {
@@ -40,6 +83,7 @@ impl Row {
             ratio,
             cpu_ms_per_request: cpu,
             rss_mib: rss.map(|(r, _)| r),
+            notify: None,
         }
     }
 }
@@ -84,19 +128,49 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 /// One progress line.
 pub fn line(r: &Row) -> String {
     format!(
-        "{}: {:.0} req/s ({} requests, {} errors), ceiling {:.0} req/s, ratio {:.2}{}",
+        "{}: {:.0} req/s ({} requests, {} errors), ceiling {:.0} req/s, ratio {:.2}{}{}",
         r.scenario,
         r.broker.per_second,
         r.broker.requests,
         r.broker.errors,
         r.ceiling.per_second,
         r.ratio,
+        r.notify.as_ref().map(notified_line).unwrap_or_default(),
         r.broker
             .error_samples
             .first()
             .map(|e| format!("; first error: {e}"))
             .unwrap_or_default()
     )
+}
+
+fn notified_line(n: &Notified) -> String {
+    let mut s = format!(
+        "; delivered {}/{} ({:.1} %, {} missing, {} duplicates) in {} notifications, {} entities/s, drained {} s after the last update",
+        n.delivered,
+        n.due,
+        n.delivered_percent,
+        n.missing,
+        n.duplicates,
+        n.notifications,
+        opt(n.delivered_per_second, 0),
+        opt(n.drain_seconds, 2),
+    );
+    if !n.drained {
+        s.push_str(" (gave up: no progress for 10 s)");
+    }
+    match (n.settled_seconds, n.pending_after) {
+        (Some(t), _) => s.push_str(&format!(", outbox empty after {t:.2} s")),
+        (None, Some(p)) => s.push_str(&format!(", {p} changes or deliveries still pending")),
+        (None, None) => {}
+    }
+    if n.foreign + n.rejected > 0 {
+        s.push_str(&format!(
+            "; {} entities notified without a value of this run, {} bodies refused",
+            n.foreign, n.rejected
+        ));
+    }
+    s
 }
 
 /// The results table (markdown, so it pastes into docs/performance.md).
@@ -127,10 +201,112 @@ pub fn table(rep: &Report) -> String {
             opt(r.rss_mib, 1)
         ));
     }
+    let notified: Vec<(&str, &Notified)> = rep
+        .rows
+        .iter()
+        .filter_map(|r| Some((r.scenario.as_str(), r.notify.as_ref()?)))
+        .collect();
+    if !notified.is_empty() {
+        s.push_str("\n| scenario | due | delivered | delivered % | missing | duplicates | notifications | notifications/s | entities/s | drain s | settled s | CPU ms/update | pending after |\n");
+        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (name, n) in notified {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                name,
+                n.due,
+                n.delivered,
+                n.delivered_percent,
+                n.missing,
+                n.duplicates,
+                n.notifications,
+                opt(n.notifications_per_second, 0),
+                opt(n.delivered_per_second, 0),
+                opt(n.drain_seconds, 2),
+                opt(n.settled_seconds, 2),
+                opt(n.cpu_ms_per_update, 3),
+                n.pending_after.map_or("-".into(), |p| p.to_string()),
+            ));
+        }
+    }
     if let Some(r) = &rep.resident {
         s.push('\n');
         s.push_str(&resident_line(r));
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(per_second: f64) -> Measured {
+        Measured {
+            requests: 1000,
+            errors: 0,
+            error_samples: Vec::new(),
+            seconds: 1000.0 / per_second,
+            per_second,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            max_ms: 3.0,
+            mean_body: 0,
+        }
+    }
+
+    fn report(notify: Option<Notified>) -> Report {
+        let mut row = Row::new("x", measured(500.0), measured(2000.0), 0, None, None);
+        row.notify = notify;
+        Report {
+            broker: "b".into(),
+            quick: true,
+            concurrency: 8,
+            idle_rss_mib: None,
+            peak_rss_mib: None,
+            rows: vec![row],
+            resident: None,
+        }
+    }
+
+    #[test]
+    fn delivery_figures_only_for_notify_rows() {
+        let plain = report(None);
+        assert!(!table(&plain).contains("delivered %"));
+        assert!(serde_json::to_value(&plain).unwrap()["rows"][0]
+            .get("notify")
+            .is_none());
+
+        let n = Notified {
+            subscriptions: 10,
+            entities: 1000,
+            due: 10_000,
+            delivered: 9_990,
+            delivered_percent: 99.9,
+            missing: 12,
+            duplicates: 2,
+            foreign: 0,
+            rejected: 0,
+            notifications: 400,
+            notifications_per_second: Some(200.0),
+            delivered_per_second: Some(4995.0),
+            drain_seconds: Some(0.5),
+            drained: false,
+            cpu_ms_per_update: None,
+            settled_seconds: None,
+            pending_after: Some(12),
+        };
+        let rep = report(Some(n));
+        let t = table(&rep);
+        assert!(
+            t.contains(
+                "| x | 10000 | 9990 | 99.9 | 12 | 2 | 400 | 200 | 4995 | 0.50 | - | - | 12 |"
+            ),
+            "{t}"
+        );
+        let l = line(&rep.rows[0]);
+        assert!(l.contains("delivered 9990/10000 (99.9 %"), "{l}");
+        assert!(l.contains("gave up"), "{l}");
+        let j = serde_json::to_value(&rep).unwrap();
+        assert_eq!(j["rows"][0]["notify"]["due"], 10_000);
+    }
 }

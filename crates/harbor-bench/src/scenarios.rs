@@ -40,6 +40,10 @@ pub const NAMES: &[(&str, &str)] = &[
         "POST /entityOperations/upsert with 1,000 entities per request; entities/s",
     ),
     (
+        "notify",
+        "PATCH /entities/{id}/attrs with 1, 100, 1,000 matching subscriptions (1, 10, 100 with --quick); updates/s, notifications/s, delivered/due",
+    ),
+    (
         "resident",
         "1M entities resident (100k with --quick): RSS, and restart until all are counted",
     ),
