@@ -83,6 +83,9 @@ enum Work {
     Entities {
         tenant: Tenant,
         changes: Vec<Change>,
+        /// The JSON of each `Put`, encoded on the caller's task so that the single commit
+        /// thread does not spend its time serializing.
+        encoded: Vec<Option<Vec<u8>>>,
     },
     Contexts(Vec<ContextChange>),
     Subscriptions {
@@ -138,9 +141,22 @@ impl Committer {
     }
 
     pub async fn submit(&self, tenant: Tenant, changes: Vec<Change>) -> StoreResult<()> {
-        self.send(Work::Entities { tenant, changes })
-            .await
-            .map(drop)
+        let mut encoded = Vec::with_capacity(changes.len());
+        for c in &changes {
+            encoded.push(match c {
+                Change::Put(e) => Some(serde_json::to_vec(e).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot encode an entity: {e}"))
+                })?),
+                Change::Delete(_) => None,
+            });
+        }
+        self.send(Work::Entities {
+            tenant,
+            changes,
+            encoded,
+        })
+        .await
+        .map(drop)
     }
 
     pub async fn submit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
@@ -218,6 +234,8 @@ struct Prepared {
     /// Per request of the group (entity work only): the new states to apply.
     puts: Vec<Vec<(String, Option<Arc<Entity>>)>>,
     feed: Vec<Arc<EntityChange>>,
+    /// The JSON of each feed record, in `feed` order.
+    feed_bytes: Vec<Vec<u8>>,
     added: Vec<Vec<Arc<Delivery>>>,
 }
 
@@ -309,13 +327,18 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
     let mut out = Prepared {
         puts: Vec::new(),
         feed: Vec::new(),
+        feed_bytes: Vec::new(),
         added: Vec::new(),
     };
     for r in group.iter_mut() {
         match &mut r.work {
-            Work::Entities { tenant, changes } => {
+            Work::Entities {
+                tenant,
+                changes,
+                encoded,
+            } => {
                 let mut puts = Vec::with_capacity(changes.len());
-                for c in std::mem::take(changes) {
+                for (c, bytes) in std::mem::take(changes).into_iter().zip(encoded.iter()) {
                     let (id, next) = match c {
                         Change::Put(e) => (e.id.clone(), Some(Arc::new(e))),
                         Change::Delete(id) => (id, None),
@@ -327,14 +350,17 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                     };
                     if before.is_some() || next.is_some() {
                         counters.feed_seq += 1;
-                        out.feed.push(Arc::new(feed_record(
+                        let record = feed_record(
                             counters.feed_seq,
                             tenant,
                             &id,
                             now,
                             before.as_deref(),
                             next.clone(),
-                        )));
+                        );
+                        out.feed_bytes
+                            .push(encode_record(&record, bytes.as_deref()));
+                        out.feed.push(Arc::new(record));
                     }
                     pending.insert(key, next.clone());
                     puts.push((id, next));
@@ -354,6 +380,24 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
             }
             _ => {}
         }
+    }
+    out
+}
+
+/// The JSON of a feed record, reusing the already encoded entity for `after`.
+fn encode_record(record: &EntityChange, after: Option<&[u8]>) -> Vec<u8> {
+    let bare = EntityChange {
+        after: None,
+        before: record.before.clone(),
+        changed: record.changed.clone(),
+        ..record.clone()
+    };
+    let mut out = serde_json::to_vec(&bare).unwrap_or_default();
+    if let (Some(after), Some(b'}')) = (after, out.last()) {
+        out.pop();
+        out.extend_from_slice(b",\"after\":");
+        out.extend_from_slice(after);
+        out.push(b'}');
     }
     out
 }
@@ -418,8 +462,7 @@ fn write_group(
         let mut outbox = txn.open_table(OUTBOX).map_err(|e| fail(&e))?;
         let mut statuses = txn.open_table(SUB_STATUS).map_err(|e| fail(&e))?;
         let mut meta = txn.open_table(META).map_err(|e| fail(&e))?;
-        for f in &prepared.feed {
-            let bytes = serde_json::to_vec(f.as_ref()).map_err(|e| fail(&e))?;
+        for (f, bytes) in prepared.feed.iter().zip(&prepared.feed_bytes) {
             feed.insert(f.seq, bytes.as_slice()).map_err(|e| fail(&e))?;
         }
         meta.insert("feed_seq", counters.feed_seq)
@@ -438,7 +481,9 @@ fn write_group(
         let mut puts = prepared.puts.iter();
         for r in group {
             let (tenant, changes) = match &r.work {
-                Work::Entities { tenant, .. } => (tenant, puts.next()),
+                Work::Entities {
+                    tenant, encoded, ..
+                } => (tenant, puts.next().map(|p| p.iter().zip(encoded))),
                 Work::Subscriptions {
                     kind,
                     tenant,
@@ -503,15 +548,20 @@ fn write_group(
                 }
             };
             tenants.insert(tenant.as_str(), ()).map_err(|e| fail(&e))?;
-            for (id, next) in changes.into_iter().flatten() {
-                match next {
-                    Some(e) => {
+            for ((id, next), bytes) in changes.into_iter().flatten() {
+                match (next, bytes) {
+                    (Some(_), Some(bytes)) => {
+                        entities
+                            .insert(key(tenant, id).as_str(), bytes.as_slice())
+                            .map_err(|e| fail(&e))?;
+                    }
+                    (Some(e), None) => {
                         let bytes = serde_json::to_vec(e.as_ref()).map_err(|e| fail(&e))?;
                         entities
                             .insert(key(tenant, id).as_str(), bytes.as_slice())
                             .map_err(|e| fail(&e))?;
                     }
-                    None => {
+                    (None, _) => {
                         entities
                             .remove(key(tenant, id).as_str())
                             .map_err(|e| fail(&e))?;

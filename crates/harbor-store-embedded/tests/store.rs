@@ -146,10 +146,16 @@ async fn registration_conformance_and_reopening() {
 async fn feed_conformance_and_reopening() {
     use harbor_store::FeedStore;
     let dir = temp_dir("feed");
-    let (last, cursor, outbox) = {
+    let (last, cursor, outbox, retained) = {
         let store = EmbeddedStore::open(&dir).unwrap();
         harbor_store::conformance::run_feed(&store, &store).await;
-        (store.last_seq(), store.matcher_cursor(), store.outbox())
+        let retained = store.changes_after(0, 100);
+        (
+            store.last_seq(),
+            store.matcher_cursor(),
+            store.outbox(),
+            retained,
+        )
     };
     let store = EmbeddedStore::open(&dir).unwrap();
     assert_eq!(store.last_seq(), last, "feed numbering survives reopening");
@@ -159,9 +165,12 @@ async fn feed_conformance_and_reopening() {
         "the matcher cursor survives reopening"
     );
     assert_eq!(store.outbox(), outbox, "the outbox survives reopening");
-    assert!(
-        store.change(last).is_some(),
-        "retained feed records survive reopening"
+    let reread = store.changes_after(0, 100);
+    assert!(!reread.is_empty());
+    assert_eq!(
+        reread.iter().map(|c| (**c).clone()).collect::<Vec<_>>(),
+        retained.iter().map(|c| (**c).clone()).collect::<Vec<_>>(),
+        "retained feed records read back as written (before, after, changed)"
     );
     let t = Tenant::parse("feed-city").unwrap();
     store
