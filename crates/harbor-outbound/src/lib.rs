@@ -1,6 +1,7 @@
 //! The only place the broker opens connections to the outside: remote `@context` fetching and
 //! notification delivery now, federation later. Every call has a timeout and a size limit.
 
+pub mod admin;
 mod notify;
 
 pub use notify::{DeliveryError, Message, Notifier, NotifierConfig};

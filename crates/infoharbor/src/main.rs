@@ -3,6 +3,7 @@
 
 mod config;
 mod contexts;
+mod dead_letters;
 mod preload;
 mod serve;
 mod sweep;
@@ -27,6 +28,9 @@ struct Cli {
 enum Command {
     /// Runs the NGSI-LD API on the embedded durable store.
     Serve(config::ServeArgs),
+    /// Notifications that could not be delivered (dead letters) of a running broker: list
+    /// them, send them again, or drop them.
+    DeadLetters(dead_letters::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,9 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(serve::run(cfg))
         }
+        Command::DeadLetters(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(dead_letters::run(args)),
     }
 }

@@ -111,6 +111,21 @@ async fn settled(c: &reqwest::Client, base: &str, limit: Duration) -> Value {
     }
 }
 
+/// Runs the `infoharbor` command line against the broker; its standard output.
+fn cli(base: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infoharbor"))
+        .args(args)
+        .args(["--url", base])
+        .output()
+        .expect("run infoharbor");
+    assert!(
+        out.status.success(),
+        "infoharbor {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn state_set(r: &Receiver) -> HashSet<(String, Value)> {
     r.states("occupancy").into_iter().collect()
 }
@@ -166,14 +181,9 @@ async fn receiver_outage_leaves_nothing_unaccounted() {
         due.insert((id, json!(v)));
     }
     let overview = settled(&c, &base, Duration::from_secs(20)).await;
-    let dead: Vec<Value> = c
-        .get(format!("{base}/admin/v1/deadLetters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The operator's view: `infoharbor dead-letters list`.
+    let listed = cli(&base, &["dead-letters", "list", "--output", "json"]);
+    let dead: Vec<Value> = serde_json::from_str(&listed).expect("dead letters as JSON");
     assert_eq!(
         overview["deadLetters"].as_u64().unwrap() as usize,
         dead.len()
@@ -201,17 +211,10 @@ async fn receiver_outage_leaves_nothing_unaccounted() {
         due.len()
     );
 
-    // Replaying the dead letters delivers the rest: everything due has arrived.
-    let replayed: Value = c
-        .post(format!("{base}/admin/v1/deadLetters/replay"))
-        .body("")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(replayed["replayed"].as_u64().unwrap() as usize, dead.len());
+    // Replaying the dead letters (`infoharbor dead-letters replay`) delivers the rest:
+    // everything due has arrived.
+    let replayed = cli(&base, &["dead-letters", "replay"]);
+    assert_eq!(replayed.trim(), format!("replayed {}", dead.len()));
     let overview = settled(&c, &base, Duration::from_secs(20)).await;
     assert_eq!(overview["deadLetters"], 0, "{overview}");
     let delivered = state_set(&receiver);
