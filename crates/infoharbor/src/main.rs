@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the NGSI-LD API on the embedded durable store.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Notifications that could not be delivered (dead letters) of a running broker: list
     /// them, send them again, or drop them.
     DeadLetters(dead_letters::Args),
