@@ -205,42 +205,77 @@ impl Compiled {
             .any(|(t, a)| self.triggers.contains(&t) && self.watches(a))
     }
 
-    /// The types this subscription selects, when its selection is a plain union of types
-    /// (the index key); `None` when it must be checked against every change.
-    fn index_types(&self) -> Option<Vec<String>> {
-        if self.selectors.is_empty() {
-            return None;
+    /// Where the index files this subscription: under the entity types it selects when its
+    /// selection is a plain union of types; else under its watched attributes when only
+    /// attribute-level triggers (or `entityUpdated`) can fire it; else under the entity ids
+    /// it names exactly; else nowhere in particular (checked against every change).
+    fn index_keys(&self) -> Vec<Key> {
+        if !self.selectors.is_empty() {
+            let types: Option<Vec<String>> = self
+                .selectors
+                .iter()
+                .map(|s| s.types.simple_types())
+                .collect::<Option<Vec<_>>>()
+                .map(|v| v.concat());
+            if let Some(types) = types {
+                return types.into_iter().map(Key::Type).collect();
+            }
         }
-        let mut out = Vec::new();
-        for s in &self.selectors {
-            out.extend(s.types.simple_types()?);
+        let attribute_level = self.triggers.iter().all(|t| {
+            matches!(
+                t,
+                Trigger::AttributeCreated
+                    | Trigger::AttributeUpdated
+                    | Trigger::AttributeDeleted
+                    | Trigger::EntityUpdated
+            )
+        });
+        if let (Some(watched), true) = (&self.watched, attribute_level) {
+            return watched.iter().cloned().map(Key::Attr).collect();
         }
-        Some(out)
+        if !self.selectors.is_empty()
+            && self
+                .selectors
+                .iter()
+                .all(|s| s.id.is_some() && s.pattern.is_none())
+        {
+            return self
+                .selectors
+                .iter()
+                .filter_map(|s| s.id.clone())
+                .map(Key::Id)
+                .collect();
+        }
+        vec![Key::Everywhere]
     }
 }
 
-/// A tenant's compiled subscriptions, indexed by the entity types they select.
+/// An index key of a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Type(String),
+    Attr(String),
+    Id(String),
+    Everywhere,
+}
+
+/// A tenant's compiled subscriptions, indexed so that a change meets only the subscriptions
+/// that can match it: by the entity types they select, else by the attributes they watch,
+/// else by the entity ids they name.
 #[derive(Default)]
 pub struct TenantIndex {
     by_id: HashMap<String, Arc<Compiled>>,
-    by_type: HashMap<String, Vec<Arc<Compiled>>>,
-    /// Subscriptions without a plain type selection: checked against every change.
-    everywhere: Vec<Arc<Compiled>>,
+    by_key: HashMap<Key, Vec<Arc<Compiled>>>,
 }
 
 impl TenantIndex {
     pub fn insert(&mut self, c: Arc<Compiled>) {
         self.remove(&c.sub.id);
-        match c.index_types() {
-            Some(types) => {
-                let mut seen = HashSet::new();
-                for t in types {
-                    if seen.insert(t.clone()) {
-                        self.by_type.entry(t).or_default().push(c.clone());
-                    }
-                }
-            }
-            None => self.everywhere.push(c.clone()),
+        let mut keys = c.index_keys();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            self.by_key.entry(k).or_default().push(c.clone());
         }
         self.by_id.insert(c.sub.id.clone(), c);
     }
@@ -249,8 +284,7 @@ impl TenantIndex {
         if self.by_id.remove(id).is_none() {
             return;
         }
-        self.everywhere.retain(|c| c.sub.id != id);
-        self.by_type.retain(|_, list| {
+        self.by_key.retain(|_, list| {
             list.retain(|c| c.sub.id != id);
             !list.is_empty()
         });
@@ -264,6 +298,31 @@ impl TenantIndex {
         self.by_id.values()
     }
 
+    /// The subscriptions the index offers for this change: a superset of those it matches.
+    fn candidates(&self, change: &EntityChange) -> Vec<&Arc<Compiled>> {
+        let mut keys: Vec<Key> = vec![Key::Everywhere, Key::Id(change.id.clone())];
+        for e in [change.after.as_deref(), change.before.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            keys.extend(e.types.iter().cloned().map(Key::Type));
+        }
+        keys.extend(change.changed.iter().cloned().map(Key::Attr));
+        if change.after.is_none() {
+            if let Some(b) = &change.before {
+                keys.extend(b.attrs.keys().cloned().map(Key::Attr));
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let mut seen = HashSet::new();
+        keys.iter()
+            .filter_map(|k| self.by_key.get(k))
+            .flatten()
+            .filter(|c| seen.insert(Arc::as_ptr(c)))
+            .collect()
+    }
+
     /// The subscriptions notified of this change, each once.
     pub fn matching(
         &self,
@@ -271,28 +330,143 @@ impl TenantIndex {
         resolve: &harbor_query::LinkResolver<'_>,
     ) -> Vec<Arc<Compiled>> {
         let now = time::now();
-        let mut out: Vec<Arc<Compiled>> = Vec::new();
-        let mut types: Vec<&String> = Vec::new();
-        for e in [change.after.as_deref(), change.before.as_ref()]
+        self.candidates(change)
             .into_iter()
-            .flatten()
-        {
-            for t in &e.types {
-                if !types.contains(&t) {
-                    types.push(t);
-                }
-            }
+            .filter(|c| c.matches(change, now, resolve))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harbor_model::{AttrValue, Attribute, Entity};
+    use harbor_store::conformance::{parking, subscription};
+    use serde_json::json;
+
+    const NS: &str = "https://smartdatamodels.org/";
+
+    fn compiled(sub: Subscription) -> Arc<Compiled> {
+        Arc::new(Compiled::new(Arc::new(sub), Context::core(), Context::core()).unwrap())
+    }
+
+    /// A subscription to entities of `ty` (no q, default triggers, watching nothing).
+    fn of_type(id: &str, ty: &str) -> Subscription {
+        let mut s = subscription(id);
+        s.entities[0].type_expr = format!("{NS}{ty}");
+        s.q = None;
+        s.watched_attributes = None;
+        s
+    }
+
+    /// The parking entity's spots changed from 10 to `free`.
+    fn spots_changed(free: i64) -> EntityChange {
+        let before = parking(1, 10, 103.85, 1.29);
+        let mut after = before.clone();
+        let now = time::now();
+        after.attrs.insert(
+            format!("{NS}availableSpotNumber"),
+            vec![Attribute::new(AttrValue::Property(json!(free)), now)],
+        );
+        EntityChange {
+            seq: 1,
+            tenant: harbor_model::Tenant::default_tenant(),
+            id: before.id.clone(),
+            at: now,
+            after: Some(Arc::new(after)),
+            before: Some(Entity {
+                attrs: before
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| k.ends_with("availableSpotNumber"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                ..before.clone()
+            }),
+            changed: vec![format!("{NS}availableSpotNumber")],
         }
-        let candidates = types
-            .into_iter()
-            .filter_map(|t| self.by_type.get(t))
-            .flatten()
-            .chain(self.everywhere.iter());
-        for c in candidates {
-            if !out.iter().any(|o| Arc::ptr_eq(o, c)) && c.matches(change, now, resolve) {
-                out.push(c.clone());
-            }
+    }
+
+    #[test]
+    fn a_change_meets_only_subscriptions_that_can_match_it() {
+        let mut index = TenantIndex::default();
+        for i in 0..1000 {
+            index.insert(compiled(of_type(&format!("urn:s:bus-{i}"), "Bus")));
         }
-        out
+        index.insert(compiled(of_type("urn:s:parking", "OffStreetParking")));
+        index.insert(compiled(watching("urn:s:temp", "temperature")));
+        let mut watching_spots = watching("urn:s:spots", "availableSpotNumber");
+        watching_spots.notification_trigger = vec!["attributeUpdated".into()];
+        index.insert(compiled(watching_spots));
+
+        let change = spots_changed(3);
+        let ids: Vec<&str> = index
+            .candidates(&change)
+            .iter()
+            .map(|c| c.sub.id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(ids.contains(&"urn:s:parking") && ids.contains(&"urn:s:spots"));
+        let resolve = |_: &str| None;
+        let matched: Vec<String> = index
+            .matching(&change, &resolve)
+            .iter()
+            .map(|c| c.sub.id.clone())
+            .collect();
+        assert_eq!(matched.len(), 2, "{matched:?}");
+    }
+
+    /// A subscription without entity selection, watching one attribute.
+    fn watching(id: &str, attr: &str) -> Subscription {
+        let mut s = of_type(id, "X");
+        s.entities.clear();
+        s.watched_attributes = Some(vec![format!("{NS}{attr}")]);
+        s
+    }
+
+    #[test]
+    fn subscriptions_without_a_key_see_every_change_and_removal_forgets() {
+        let mut index = TenantIndex::default();
+        let mut everything = of_type("urn:s:all", "X");
+        everything.entities.clear();
+        // entityCreated fires without touching a watched attribute: no attribute key.
+        everything.watched_attributes = Some(vec![format!("{NS}temperature")]);
+        everything.notification_trigger = vec!["entityCreated".into()];
+        index.insert(compiled(everything));
+        assert_eq!(index.candidates(&spots_changed(1)).len(), 1);
+        index.remove("urn:s:all");
+        assert!(index.candidates(&spots_changed(1)).is_empty());
+        assert!(index.get("urn:s:all").is_none());
+    }
+
+    #[test]
+    fn q_and_triggers_decide_among_candidates() {
+        let mut index = TenantIndex::default();
+        let mut low = of_type("urn:s:low", "OffStreetParking");
+        low.q = Some("availableSpotNumber<5".into());
+        low.context = json!({"availableSpotNumber": format!("{NS}availableSpotNumber")});
+        let low = Compiled::new(
+            Arc::new(low),
+            Context::compile(&[json!({"availableSpotNumber": format!("{NS}availableSpotNumber")})])
+                .map(Arc::new)
+                .unwrap(),
+            Context::core(),
+        )
+        .unwrap();
+        index.insert(Arc::new(low));
+        let mut deleted_only = of_type("urn:s:deleted", "OffStreetParking");
+        deleted_only.notification_trigger = vec!["attributeDeleted".into()];
+        index.insert(compiled(deleted_only));
+        let resolve = |_: &str| None;
+        let ids = |c: EntityChange| -> Vec<String> {
+            index
+                .matching(&c, &resolve)
+                .iter()
+                .map(|m| m.sub.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(spots_changed(3)), vec!["urn:s:low".to_string()]);
+        assert!(ids(spots_changed(7)).is_empty(), "q excludes 7 spots");
     }
 }
