@@ -423,3 +423,98 @@ async fn change_feed_keeps_only_what_is_owed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Subscribes at the local mosquitto (127.0.0.1:1883, started by `.ci/run`) and returns the
+/// payloads published on `topic`.
+async fn mqtt_listen(topic: &str) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let id = format!("infoharbor-test-{}", std::process::id());
+    let (client, mut events) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", 1883), 10);
+    client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("mosquitto on 127.0.0.1:1883 refused the test: {e}"),
+            Err(_) => panic!("mosquitto on 127.0.0.1:1883 did not confirm a subscription in 5 s"),
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let _client = client;
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                if tx.send(p.payload.to_vec()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_subscription_delivers_through_mosquitto() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&work.path().join("data"), work.path(), 0).await;
+    let base = broker.base.clone();
+    let c = client();
+    let topic = format!("infoharbor/test/{}/parking", std::process::id());
+    let mut messages = mqtt_listen(&topic).await;
+    let r = c
+        .post(format!("{base}/ngsi-ld/v1/subscriptions"))
+        .header("NGSILD-Tenant", "sg-lta")
+        .json(&json!({
+            "type": "Subscription",
+            "entities": [{"type": TYPE}],
+            "notification": {
+                "format": "keyValues",
+                "endpoint": {
+                    "uri": format!("mqtt://127.0.0.1:1883/{topic}"),
+                    "accept": "application/json",
+                    "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}]
+                }
+            }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // An entity of the same type in the default tenant: not this subscription's business.
+    create_entities(&c, &base, "mqtt", 1).await;
+    let r = c
+        .post(format!("{base}/ngsi-ld/v1/entities"))
+        .header("NGSILD-Tenant", "sg-lta")
+        .json(&json!({
+            "id": "urn:ngsi-ld:OffStreetParking:SG-Bugis", "type": TYPE,
+            "availableSpotNumber": {"type": "Property", "value": 40}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let payload = tokio::time::timeout(Duration::from_secs(10), messages.recv())
+        .await
+        .expect("no MQTT notification within 10 s")
+        .expect("subscriber stopped");
+    let msg: Value = serde_json::from_slice(&payload).expect("MQTT payload is JSON");
+    // 7.2: metadata (the would-be HTTP headers) and body (the notification).
+    assert_eq!(msg["metadata"]["NGSILD-Tenant"], "sg-lta", "{msg}");
+    assert_eq!(msg["metadata"]["Content-Type"], "application/json", "{msg}");
+    let body = &msg["body"];
+    assert_eq!(body["type"], "Notification", "{msg}");
+    assert_eq!(
+        body["data"][0]["id"],
+        "urn:ngsi-ld:OffStreetParking:SG-Bugis"
+    );
+    assert_eq!(body["data"][0]["availableSpotNumber"], 40);
+    // The other tenant's entity never reaches this subscription.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), messages.recv())
+            .await
+            .is_err(),
+        "a second notification arrived"
+    );
+}
