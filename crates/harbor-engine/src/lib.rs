@@ -4,6 +4,7 @@
 mod batch;
 mod discovery;
 mod entities;
+pub mod forward;
 mod join;
 mod locks;
 mod merge;
@@ -54,6 +55,7 @@ pub struct Engine {
     /// Serialises registration and registration-subscription writes (check-then-commit).
     registration_lock: tokio::sync::Mutex<()>,
     notifier: Option<Arc<notify::Notifier>>,
+    sources: Option<Arc<dyn forward::ContextSourceClient>>,
     pub limits: Limits,
 }
 
@@ -67,6 +69,7 @@ impl Engine {
             registrations: None,
             registration_lock: tokio::sync::Mutex::new(()),
             notifier: None,
+            sources: None,
             limits,
         }
     }

@@ -141,7 +141,22 @@ pub async fn retrieve(
         ),
         None => None,
     };
-    let e = s.engine.retrieve_entity(&tenant, &id)?;
+    let e = match s.engine.retrieve_entity(&tenant, &id) {
+        Ok(e) => e,
+        // Not here: the context sources registered for it may have it (4.3.6).
+        Err(err) if err.kind == harbor_model::ErrorKind::ResourceNotFound => {
+            let link = negotiate::link_context(&headers)?;
+            match s
+                .engine
+                .retrieve_remote(&tenant, &id, link.as_deref(), &ld.ctx)
+                .await?
+            {
+                Some(remote) => std::sync::Arc::new(remote),
+                None => return Err(err.into()),
+            }
+        }
+        Err(err) => return Err(err.into()),
+    };
     if types.is_some_and(|t| !t.matches(&e.types)) {
         return Err(NgsiError::not_found(format!(
             "entity {id} exists but has none of the types asked for"

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod notify;
+pub mod sources;
 
 pub use notify::{DeliveryError, Message, Notifier, NotifierConfig};
 

@@ -66,7 +66,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             ..NotifyConfig::default()
         },
     );
-    let engine = Arc::new(engine.with_notifier(notifier.clone()));
+    let engine = Arc::new(
+        engine
+            .with_notifier(notifier.clone())
+            .with_context_sources(Arc::new(crate::transport::Sources(Default::default()))),
+    );
     notifier.start().await;
     let sweeper = tokio::spawn(crate::sweep::expired_forever(
         engine.clone(),

@@ -1,6 +1,8 @@
-//! Connects the engine's notification pipeline to `harbor-outbound`'s HTTP and MQTT clients.
+//! Connects the engine's notification pipeline and its distributed operations to
+//! `harbor-outbound`'s HTTP and MQTT clients.
 
 use async_trait::async_trait;
+use harbor_engine::forward::{ContextSourceClient, Forward};
 use harbor_engine::notify::{Outgoing, SendError, Transport};
 use harbor_outbound::{DeliveryError, Message, Notifier};
 
@@ -21,5 +23,19 @@ impl Transport for Outbound {
             DeliveryError::Retry(r) => SendError::Retry(r),
             DeliveryError::Fail(r) => SendError::Fail(r),
         })
+    }
+}
+
+pub struct Sources(pub harbor_outbound::sources::SourceClient);
+
+#[async_trait]
+impl ContextSourceClient for Sources {
+    async fn get(&self, f: &Forward) -> Result<Option<serde_json::Value>, String> {
+        let url = format!("{}/ngsi-ld/v1{}", f.endpoint, f.path);
+        let mut headers = f.headers.clone();
+        if let Some(t) = &f.tenant {
+            headers.push(("NGSILD-Tenant".to_string(), t.clone()));
+        }
+        self.0.get_json(&url, &headers, f.timeout).await
     }
 }
