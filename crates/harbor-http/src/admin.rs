@@ -93,6 +93,13 @@ pub async fn list(
     Ok(reply::plain(StatusCode::OK, Value::Array(items)))
 }
 
+/// What an operator does with dead letters.
+#[derive(Clone, Copy)]
+enum Act {
+    Replay,
+    Drop,
+}
+
 /// POST /admin/v1/deadLetters/replay[?id=...] — sends dead letters again, from a fresh
 /// attempt count.
 pub async fn replay(
@@ -100,14 +107,7 @@ pub async fn replay(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let n = notifier(&s)?;
-    let t = tenant(&headers)?;
-    let ids = ids(raw.as_deref())?;
-    let count = n
-        .replay(t.as_ref(), ids.as_deref())
-        .await
-        .map_err(NgsiError::internal)?;
-    Ok(reply::plain(StatusCode::OK, json!({ "replayed": count })))
+    act(&s, raw.as_deref(), &headers, Act::Replay).await
 }
 
 /// DELETE /admin/v1/deadLetters[?id=...] — drops dead letters for good.
@@ -116,12 +116,22 @@ pub async fn drop(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let n = notifier(&s)?;
-    let t = tenant(&headers)?;
-    let ids = ids(raw.as_deref())?;
-    let count = n
-        .drop_dead(t.as_ref(), ids.as_deref())
-        .await
-        .map_err(NgsiError::internal)?;
-    Ok(reply::plain(StatusCode::OK, json!({ "dropped": count })))
+    act(&s, raw.as_deref(), &headers, Act::Drop).await
+}
+
+async fn act(
+    s: &SharedState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    act: Act,
+) -> ApiResult<Response> {
+    let n = notifier(s)?;
+    let t = tenant(headers)?;
+    let ids = ids(raw)?;
+    let (done, key) = match act {
+        Act::Replay => (n.replay(t.as_ref(), ids.as_deref()).await, "replayed"),
+        Act::Drop => (n.drop_dead(t.as_ref(), ids.as_deref()).await, "dropped"),
+    };
+    let count = done.map_err(NgsiError::internal)?;
+    Ok(reply::plain(StatusCode::OK, json!({ key: count })))
 }

@@ -750,6 +750,26 @@ impl Notifier {
             .saturating_sub(self.feed.matcher_cursor())
     }
 
+    /// The dead letters an operator picked: of `tenant` (all when `None`), with these ids
+    /// (all when `None`).
+    fn picked(&self, tenant: Option<&Tenant>, ids: Option<&[u64]>) -> Vec<Arc<Delivery>> {
+        self.dead_letters(tenant)
+            .into_iter()
+            .filter(|d| ids.is_none_or(|ids| ids.contains(&d.id)))
+            .collect()
+    }
+
+    async fn commit_changes(&self, changes: Vec<OutboxChange>) -> Result<(), String> {
+        self.feed
+            .commit_outbox(OutboxBatch {
+                changes,
+                ..Default::default()
+            })
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Puts dead-lettered deliveries back in their queues (fresh attempts); returns how many.
     pub async fn replay(
         &self,
@@ -757,9 +777,8 @@ impl Notifier {
         ids: Option<&[u64]>,
     ) -> Result<usize, String> {
         let picked: Vec<Delivery> = self
-            .dead_letters(tenant)
+            .picked(tenant, ids)
             .into_iter()
-            .filter(|d| ids.is_none_or(|ids| ids.contains(&d.id)))
             .map(|d| Delivery {
                 attempts: 0,
                 not_before: None,
@@ -768,13 +787,8 @@ impl Notifier {
             })
             .collect();
         let n = picked.len();
-        self.feed
-            .commit_outbox(OutboxBatch {
-                changes: picked.iter().cloned().map(OutboxChange::Put).collect(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        self.commit_changes(picked.iter().cloned().map(OutboxChange::Put).collect())
+            .await?;
         for d in picked {
             self.enqueue(Arc::new(d));
         }
@@ -787,20 +801,10 @@ impl Notifier {
         tenant: Option<&Tenant>,
         ids: Option<&[u64]>,
     ) -> Result<usize, String> {
-        let picked: Vec<u64> = self
-            .dead_letters(tenant)
-            .into_iter()
-            .filter(|d| ids.is_none_or(|ids| ids.contains(&d.id)))
-            .map(|d| d.id)
-            .collect();
+        let picked = self.picked(tenant, ids);
         let n = picked.len();
-        self.feed
-            .commit_outbox(OutboxBatch {
-                changes: picked.into_iter().map(OutboxChange::Delete).collect(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        self.commit_changes(picked.iter().map(|d| OutboxChange::Delete(d.id)).collect())
+            .await?;
         Ok(n)
     }
 }
