@@ -462,7 +462,15 @@ impl Notifier {
                         d.not_before = None;
                         tracing::warn!(subscription = %key.1, delivery = d.id, error = %reason, "notification dead-lettered");
                     } else {
-                        let backoff = self.backoff(d.attempts);
+                        // `endpoint.cooldown` (5.2.15): at least this long after a failure.
+                        let cooldown = sub
+                            .notification
+                            .endpoint
+                            .cooldown
+                            .filter(|c| c.is_finite() && *c > 0.0)
+                            .map(|ms| Duration::from_millis(ms.min(86_400_000.0) as u64))
+                            .unwrap_or_default();
+                        let backoff = self.backoff(d.attempts).max(cooldown);
                         d.not_before =
                             Some(done + chrono::Duration::milliseconds(backoff.as_millis() as i64));
                         retry.push(Arc::new(d.clone()));
