@@ -38,10 +38,15 @@ impl Engine {
             .filter(|r| !expired(r, now))
             .collect();
         self.check_conflicts(tenant, &reg, &existing)?;
+        let stored = reg.clone();
         store
             .commit_registrations(tenant, vec![RegistrationChange::Put(Box::new(reg))])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        if let Some(n) = &self.notifier {
+            n.registration_changed(tenant, None, Some(&stored));
+        }
+        Ok(())
     }
 
     /// The conflicts of 4.3.6.3 and 5.9.2.4: a redirect registration cannot cover an entity
@@ -120,10 +125,15 @@ impl Engine {
         let current =
             live(store.registration(tenant, id)).ok_or_else(|| registration_not_found(id))?;
         let next = update(&current)?;
+        let stored = next.clone();
         store
             .commit_registrations(tenant, vec![RegistrationChange::Put(Box::new(next))])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        if let Some(n) = &self.notifier {
+            n.registration_changed(tenant, Some(&current), Some(&stored));
+        }
+        Ok(())
     }
 
     /// 5.10.1.
@@ -154,13 +164,17 @@ impl Engine {
         let store = self.registration_store()?;
         self.check_tenant(tenant)?;
         let _guard = self.registration_lock.lock().await;
-        if live(store.registration(tenant, id)).is_none() {
+        let Some(current) = live(store.registration(tenant, id)) else {
             return Err(registration_not_found(id));
-        }
+        };
         store
             .commit_registrations(tenant, vec![RegistrationChange::Delete(id.to_string())])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        if let Some(n) = &self.notifier {
+            n.registration_changed(tenant, Some(&current), None);
+        }
+        Ok(())
     }
 
     /// 5.11.2: stores a new subscription to registrations; its id must not be taken.
@@ -181,10 +195,29 @@ impl Engine {
                 sub.id
             )));
         }
+        let id = sub.id.clone();
         store
             .commit_csource_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(sub))])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        self.csource_subscription_stored(tenant, &id).await;
+        Ok(())
+    }
+
+    /// Tells the notification pipeline of a created or updated subscription to registrations.
+    async fn csource_subscription_stored(&self, tenant: &Tenant, id: &str) {
+        let (Some(n), Some(store)) = (&self.notifier, &self.registrations) else {
+            return;
+        };
+        if let Some(sub) = store.csource_subscription(tenant, id) {
+            let now = harbor_model::time::now();
+            let regs = store
+                .registrations(tenant)
+                .into_iter()
+                .filter(|r| !expired(r, now))
+                .collect();
+            n.csource_subscription_changed(tenant, sub, regs).await;
+        }
     }
 
     /// 5.11.3: replaces the subscription with what `update` makes of the current one.
@@ -204,7 +237,9 @@ impl Engine {
         store
             .commit_csource_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(next))])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        self.csource_subscription_stored(tenant, id).await;
+        Ok(())
     }
 
     /// 5.11.4.
@@ -214,9 +249,31 @@ impl Engine {
         id: &str,
     ) -> NgsiResult<Arc<Subscription>> {
         self.check_tenant(tenant)?;
-        self.registration_store()?
+        let sub = self
+            .registration_store()?
             .csource_subscription(tenant, id)
-            .ok_or_else(|| subscription_not_found(id))
+            .ok_or_else(|| subscription_not_found(id))?;
+        Ok(self.csource_with_live_status(tenant, sub))
+    }
+
+    /// The subscription with the delivery status its notifications have had.
+    fn csource_with_live_status(
+        &self,
+        tenant: &Tenant,
+        sub: Arc<Subscription>,
+    ) -> Arc<Subscription> {
+        match self
+            .notifier
+            .as_ref()
+            .and_then(|n| n.csource_live_status(tenant, &sub.id))
+        {
+            Some(st) => {
+                let mut s = (*sub).clone();
+                s.notification.status = st;
+                Arc::new(s)
+            }
+            None => sub,
+        }
     }
 
     /// 5.11.5: every subscription to registrations of the tenant, sorted by id.
@@ -225,7 +282,12 @@ impl Engine {
         tenant: &Tenant,
     ) -> NgsiResult<Vec<Arc<Subscription>>> {
         self.check_tenant(tenant)?;
-        Ok(self.registration_store()?.csource_subscriptions(tenant))
+        Ok(self
+            .registration_store()?
+            .csource_subscriptions(tenant)
+            .into_iter()
+            .map(|s| self.csource_with_live_status(tenant, s))
+            .collect())
     }
 
     /// 5.11.6.
@@ -239,7 +301,11 @@ impl Engine {
         store
             .commit_csource_subscriptions(tenant, vec![SubscriptionChange::Delete(id.to_string())])
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        if let Some(n) = &self.notifier {
+            n.csource_subscription_removed(tenant, id);
+        }
+        Ok(())
     }
 }
 

@@ -66,6 +66,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             ..NotifyConfig::default()
         },
     );
+    let notifier = notifier.with_registrations(store.clone());
     let engine = Arc::new(
         engine
             .with_notifier(notifier.clone())

@@ -518,3 +518,102 @@ async fn mqtt_subscription_delivers_through_mosquitto() {
         "a second notification arrived"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_subscriptions_hear_of_matching_registrations() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&work.path().join("data"), work.path(), 0).await;
+    let base = broker.base.clone();
+    let c = client();
+    let receiver = Receiver::new(Mode::Healthy).await;
+    let registration = |name: &str| {
+        json!({
+            "id": "urn:ngsi-ld:ContextSourceRegistration:sg-parking",
+            "type": "ContextSourceRegistration",
+            "name": name,
+            "information": [
+                {"entities": [{"type": TYPE}], "propertyNames": ["availableSpotNumber"]},
+                {"entities": [{"type": "Bus"}]}
+            ],
+            "endpoint": "http://parking.example.sg"
+        })
+    };
+    let r = c
+        .post(format!("{base}/ngsi-ld/v1/csourceRegistrations"))
+        .json(&registration("car parks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .post(format!("{base}/ngsi-ld/v1/csourceSubscriptions"))
+        .json(&json!({
+            "id": "urn:ngsi-ld:Subscription:csr",
+            "type": "Subscription",
+            "entities": [{"type": TYPE}],
+            "notification": {"endpoint": {"uri": receiver.uri(), "accept": "application/json"}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let reasons = |n: usize| {
+        let r = &receiver;
+        async move {
+            assert!(
+                eventually(Duration::from_secs(10), || r.received().len() >= n).await,
+                "expected {n} notifications, got {:?}",
+                r.received()
+                    .iter()
+                    .map(|x| x.body.clone())
+                    .collect::<Vec<_>>()
+            );
+            r.received()
+                .iter()
+                .map(|x| x.body["triggerReason"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Initially: the matching registration, with only the information element selected.
+    assert_eq!(reasons(1).await, ["newlyMatching"]);
+    let first = &receiver.received()[0].body;
+    assert_eq!(first["type"], "ContextSourceNotification");
+    assert_eq!(first["subscriptionId"], "urn:ngsi-ld:Subscription:csr");
+    let info = first["data"][0]["information"].as_array().unwrap();
+    assert_eq!(info.len(), 1, "only the car-park information: {first}");
+    assert_eq!(info[0]["entities"][0]["type"], TYPE);
+
+    let r = c
+        .patch(format!(
+            "{base}/ngsi-ld/v1/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:sg-parking"
+        ))
+        .json(&json!({"name": "car parks of Singapore"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(reasons(2).await, ["newlyMatching", "updated"]);
+    let r = c
+        .delete(format!(
+            "{base}/ngsi-ld/v1/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:sg-parking"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        reasons(3).await,
+        ["newlyMatching", "updated", "noLongerMatching"]
+    );
+    let sub: Value = c
+        .get(format!(
+            "{base}/ngsi-ld/v1/csourceSubscriptions/urn:ngsi-ld:Subscription:csr"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sub["notification"]["timesSent"], 3, "{sub}");
+}

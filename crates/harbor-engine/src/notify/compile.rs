@@ -21,6 +21,21 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// Whether a registered entity (type, id or idPattern) falls under this selector.
+    fn selects_registered(&self, e: &harbor_model::registration::RegisteredEntity) -> bool {
+        if !self.types.matches(std::slice::from_ref(&e.entity_type)) {
+            return false;
+        }
+        match (&self.id, &e.id, &e.id_pattern) {
+            (Some(mine), Some(theirs), _) => mine == theirs,
+            (Some(mine), None, Some(p)) => Regex::new(p).is_ok_and(|re| re.is_match(mine)),
+            _ => match (&self.pattern, &e.id) {
+                (Some(p), Some(theirs)) => p.is_match(theirs),
+                _ => true,
+            },
+        }
+    }
+
     fn matches(&self, e: &harbor_model::Entity) -> bool {
         self.id.as_ref().is_none_or(|id| id == &e.id)
             && self.pattern.as_ref().is_none_or(|p| p.is_match(&e.id))
@@ -163,6 +178,51 @@ impl Compiled {
             && self.q.as_ref().is_none_or(|q| q.matches(e))
             && self.geo.as_ref().is_none_or(|g| g.matches(e))
             && self.scope.as_ref().is_none_or(|s| s.matches(&e.scopes))
+    }
+
+    /// For a subscription to registrations (5.11.7): the elements of the registration's
+    /// `information` the subscription selects (by `entities` and `watchedAttributes`), when
+    /// the registration matches it at all (its `location` within the `geoQ`, too).
+    pub fn selected_info(
+        &self,
+        reg: &harbor_model::Registration,
+    ) -> Option<Vec<harbor_model::registration::RegistrationInfo>> {
+        if let Some(g) = &self.geo {
+            let inside = reg
+                .location
+                .as_ref()
+                .and_then(|l| harbor_query::geojson_to_geometry(l).ok())
+                .is_some_and(|geom| g.matches_geometry(&geom));
+            if !inside {
+                return None;
+            }
+        }
+        let picked: Vec<_> = reg
+            .information
+            .iter()
+            .filter(|info| {
+                let entities_ok = self.selectors.is_empty()
+                    || match &info.entities {
+                        None => true,
+                        Some(list) => list
+                            .iter()
+                            .any(|e| self.selectors.iter().any(|s| s.selects_registered(e))),
+                    };
+                let names: Vec<&String> = info
+                    .property_names
+                    .iter()
+                    .chain(info.relationship_names.iter())
+                    .flatten()
+                    .collect();
+                let attrs_ok = match &self.watched {
+                    None => true,
+                    Some(w) => names.is_empty() || names.iter().any(|n| w.contains(*n)),
+                };
+                entities_ok && attrs_ok
+            })
+            .cloned()
+            .collect();
+        (!picked.is_empty()).then_some(picked)
     }
 
     /// Whether the subscription is notified when attributes are deleted.

@@ -17,6 +17,7 @@
 //!   Deliveries waiting in one queue are sent together (one notification, several entities).
 
 mod compile;
+mod csource;
 mod render;
 
 use std::collections::{HashMap, VecDeque};
@@ -126,6 +127,12 @@ pub struct Notifier {
     last_notified: Mutex<HashMap<SubKey, Timestamp>>,
     /// Live delivery status per subscription (persisted by the settler).
     statuses: Mutex<HashMap<SubKey, DeliveryStatus>>,
+    /// Subscriptions to registrations, compiled (5.11.7).
+    csource: RwLock<csource::CsourceIndex>,
+    /// Their delivery status (kept in memory).
+    csource_statuses: Mutex<HashMap<SubKey, DeliveryStatus>>,
+    /// The registrations, for periodic notifications of subscriptions to them.
+    registrations: std::sync::OnceLock<Arc<dyn harbor_store::RegistrationStore>>,
     settle_tx: tokio::sync::mpsc::UnboundedSender<Settle>,
     settle_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Settle>>>,
 }
@@ -152,6 +159,9 @@ impl Notifier {
             queues: Mutex::new(HashMap::new()),
             last_notified: Mutex::new(HashMap::new()),
             statuses: Mutex::new(HashMap::new()),
+            csource: RwLock::new(HashMap::new()),
+            csource_statuses: Mutex::new(HashMap::new()),
+            registrations: std::sync::OnceLock::new(),
             settle_tx,
             settle_rx: Mutex::new(Some(settle_rx)),
         })
@@ -172,6 +182,16 @@ impl Notifier {
         st.clone()
     }
 
+    /// Gives the pipeline the registrations, for the notifications of subscriptions to them
+    /// (5.11.7). Call before `start`.
+    pub fn with_registrations(
+        self: Arc<Self>,
+        store: Arc<dyn harbor_store::RegistrationStore>,
+    ) -> Arc<Self> {
+        let _ = self.registrations.set(store);
+        self
+    }
+
     /// Compiles every stored subscription, queues the outbox left by the last run, and
     /// starts the matcher, the settler and the periodic notifications. Call once, inside
     /// the runtime.
@@ -179,6 +199,21 @@ impl Notifier {
         for tenant in self.entities.tenants() {
             for sub in self.subs.subscriptions(&tenant) {
                 self.subscription_changed(&tenant, sub).await;
+            }
+        }
+        if let Some(regs) = self.registrations.get() {
+            for tenant in self.entities.tenants() {
+                for sub in regs.csource_subscriptions(&tenant) {
+                    // Compiled only: the initial notification was sent when it was created.
+                    if let Ok(c) = self.compile(sub.clone()).await {
+                        self.csource
+                            .write()
+                            .expect("csource lock")
+                            .entry(tenant.clone())
+                            .or_default()
+                            .insert(sub.id.clone(), Arc::new(c));
+                    }
+                }
             }
         }
         for d in self.feed.outbox() {
@@ -515,9 +550,22 @@ impl Notifier {
                 .and_then(|e| crate::entities::visible(e, now)))
         };
         let r = render::notification(compiled, sub, changes, now, &lookup);
+        self.message(tenant, sub, r.body, &r.content_type, r.link)
+    }
+
+    /// A rendered notification addressed as `sub`'s endpoint asks: `Link` (for plain JSON),
+    /// the tenant, `receiverInfo` headers, `notifierInfo`, the attempt's timeout.
+    fn message(
+        &self,
+        tenant: &Tenant,
+        sub: &Subscription,
+        body: Vec<u8>,
+        content_type: &str,
+        link: Option<String>,
+    ) -> Outgoing {
         let endpoint = &sub.notification.endpoint;
         let mut headers = Vec::new();
-        if let Some(url) = r.link {
+        if let Some(url) = link {
             headers.push((
                 "Link".to_string(),
                 format!(
@@ -539,8 +587,8 @@ impl Notifier {
             .min(self.cfg.max_timeout);
         Outgoing {
             uri: endpoint.uri.clone(),
-            body: r.body,
-            content_type: r.content_type,
+            body,
+            content_type: content_type.to_string(),
             headers,
             notifier_info: endpoint
                 .notifier_info
@@ -638,8 +686,10 @@ impl Notifier {
     async fn periodic_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut last: HashMap<SubKey, Timestamp> = HashMap::new();
+        let mut last_csource: HashMap<SubKey, Timestamp> = HashMap::new();
         loop {
             tick.tick().await;
+            self.csource_periodic(&mut last_csource);
             let now = time::now();
             let due: Vec<(Tenant, Arc<Compiled>)> = {
                 let index = self.index.read().expect("index lock");
