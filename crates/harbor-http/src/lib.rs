@@ -9,6 +9,7 @@ mod discovery;
 mod edge;
 mod entities;
 mod error;
+mod identity;
 mod negotiate;
 mod params;
 mod purge;
@@ -27,6 +28,7 @@ use harbor_jsonld::registry::ContextRegistry;
 use harbor_jsonld::resolve::ContextResolver;
 
 pub use error::ApiError;
+pub use identity::SourceIdentity;
 
 /// Limits of the HTTP edge.
 #[derive(Debug, Clone)]
@@ -49,6 +51,8 @@ pub struct AppState {
     pub resolver: Arc<ContextResolver>,
     pub registry: Arc<ContextRegistry>,
     pub limits: HttpLimits,
+    /// Who this broker is as a context source (`/info/sourceIdentity`).
+    pub identity: SourceIdentity,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -144,6 +148,7 @@ pub fn router(state: SharedState) -> Router {
                 .patch(registrations::update_subscription)
                 .delete(registrations::delete_subscription),
         )
+        .route("/info/sourceIdentity", get(identity::source_identity))
         .route("/jsonldContexts", post(contexts::add).get(contexts::list))
         .route("/jsonldContexts/", post(contexts::add).get(contexts::list))
         .route(

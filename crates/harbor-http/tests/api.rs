@@ -58,6 +58,7 @@ fn app(name: &str) -> axum::Router {
         limits: HttpLimits {
             max_body: 64 * 1024,
         },
+        identity: harbor_http::SourceIdentity::new("urn:ngsi-ld:ContextSource:test".into()),
     }))
 }
 

@@ -4,6 +4,7 @@
 mod config;
 mod contexts;
 mod dead_letters;
+mod identity;
 mod preload;
 mod serve;
 mod sweep;

@@ -84,6 +84,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         limits: HttpLimits {
             max_body: cfg.max_body_bytes,
         },
+        identity: harbor_http::SourceIdentity::new(crate::identity::load_or_create(&cfg.data_dir)?),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -350,3 +350,35 @@ async fn hosting_a_context_needs_an_at_context_member() {
         }
     }
 }
+
+#[tokio::test]
+async fn source_identity_names_the_broker_and_each_tenant() {
+    let app = app("source-identity");
+    let uri = "/ngsi-ld/v1/info/sourceIdentity";
+    let (status, default, _) = call(&app, "GET", uri, None, vec![], &[]).await;
+    assert_eq!(status, StatusCode::OK, "{default}");
+    assert_eq!(default["type"], "ContextSourceIdentity");
+    assert!(default["id"].as_str().unwrap().starts_with("urn:"));
+    assert!(default["contextSourceUptime"]
+        .as_str()
+        .unwrap()
+        .starts_with("PT"));
+    assert!(default["contextSourceTimeAt"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let alias = |t: &'static str| {
+        let app = app.clone();
+        async move {
+            let (status, v, headers) =
+                call(&app, "GET", uri, None, vec![], &[("NGSILD-Tenant", t)]).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers["NGSILD-Tenant"], t, "the tenant is echoed");
+            v["contextSourceAlias"].as_str().unwrap().to_string()
+        }
+    };
+    let a = alias("city-a").await;
+    assert_ne!(a, default["contextSourceAlias"].as_str().unwrap());
+    assert_ne!(a, alias("city-b").await);
+    assert_eq!(a, alias("city-a").await, "an alias is stable");
+}
