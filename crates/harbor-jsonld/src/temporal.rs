@@ -1,0 +1,379 @@
+//! Temporal entities (4.5.7 – 4.5.9, 5.6.11, 5.7.3): reading a temporal entity payload, whose
+//! attributes are arrays of instances that may share a `datasetId`, and rendering the
+//! temporal representations — normalized (every instance with its `instanceId`) and
+//! simplified (`temporalValues`: `[value, time]` pairs per `datasetId`). One instance renders
+//! through the same code as the current state (`render.rs`).
+
+use harbor_model::temporal::NGSI_LD_NULL;
+use harbor_model::{
+    AttrValue, Attribute, NgsiError, NgsiResult, TemporalEntity, TemporalInstance, TimeProperty,
+    Timestamp,
+};
+use serde_json::{Map, Value};
+
+use crate::attribute::{AttrInput, Payload};
+use crate::context::Context;
+use crate::expand::parse_entity;
+use crate::render::{given_stamp, render_instance, stamp, Format, LangPrefs, RenderOptions};
+
+/// A temporal entity payload (5.6.11, 5.6.12).
+#[derive(Debug, Clone)]
+pub struct TemporalInput {
+    pub id: Option<String>,
+    /// Expanded types; empty when the payload had none.
+    pub types: Vec<String>,
+    pub scopes: Option<Vec<String>>,
+    /// Instances in payload order, by expanded attribute name.
+    pub attrs: Vec<(String, Attribute)>,
+}
+
+/// Whether an instance's payload is an NGSI-LD Null: it records a deletion.
+pub fn is_deletion(a: &Attribute) -> bool {
+    a.value.payload().as_str() == Some(NGSI_LD_NULL)
+}
+
+/// Reads a temporal entity payload. Every instance needs an `observedAt`: it is the time
+/// the history is ordered and queried by. `require_id_type`: creating needs both.
+pub fn parse_temporal_entity(
+    ctx: &Context,
+    body: &Value,
+    require_id_type: bool,
+    now: Timestamp,
+) -> NgsiResult<TemporalInput> {
+    let input = parse_entity(ctx, body, require_id_type, Payload::Temporal, now)?;
+    let mut attrs = Vec::with_capacity(input.attrs.len());
+    for (name, a) in input.attrs {
+        let AttrInput::Put(p) = a else {
+            return Err(NgsiError::bad_request(format!(
+                "attribute \"{}\": an NGSI-LD Null instance needs its type and \"observedAt\"",
+                ctx.compact_iri(&name)
+            )));
+        };
+        if p.attr.observed_at.is_none() {
+            return Err(NgsiError::bad_request(format!(
+                "attribute \"{}\": every temporal instance needs an \"observedAt\"",
+                ctx.compact_iri(&name)
+            )));
+        }
+        attrs.push((name, p.attr));
+    }
+    Ok(TemporalInput {
+        id: input.id,
+        types: input.types,
+        scopes: input.scopes,
+        attrs,
+    })
+}
+
+/// How to render a temporal entity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TemporalRenderOptions<'a> {
+    /// `options=temporalValues` (or `simplified` / `keyValues`): the simplified representation.
+    pub temporal_values: bool,
+    pub sys_attrs: bool,
+    pub lang: Option<&'a str>,
+    /// The time paired with each value in the simplified representation.
+    pub time_property: TimeProperty,
+}
+
+/// A temporal entity in the requested representation; attributes with no instance are left out.
+pub fn render_temporal_entity(
+    e: &TemporalEntity,
+    ctx: &Context,
+    opts: &TemporalRenderOptions,
+) -> Value {
+    let h = &e.header;
+    let mut out = Map::new();
+    out.insert("id".into(), Value::String(h.id.clone()));
+    let types: Vec<Value> = h
+        .types
+        .iter()
+        .map(|t| Value::String(ctx.compact_iri(t)))
+        .collect();
+    out.insert(
+        "type".into(),
+        match types.len() {
+            1 => types[0].clone(),
+            _ => Value::Array(types),
+        },
+    );
+    match h.scopes.as_slice() {
+        [] => {}
+        [one] => {
+            out.insert("scope".into(), Value::String(one.clone()));
+        }
+        many => {
+            out.insert(
+                "scope".into(),
+                many.iter().cloned().map(Value::String).collect(),
+            );
+        }
+    }
+    if opts.sys_attrs {
+        out.insert("createdAt".into(), stamp(&h.created_at));
+        out.insert("modifiedAt".into(), stamp(&h.modified_at));
+    }
+    for (name, list) in &e.attrs {
+        if list.is_empty() {
+            continue;
+        }
+        let v = if opts.temporal_values {
+            temporal_values(list, opts)
+        } else {
+            Value::Array(list.iter().map(|i| instance(i, ctx, opts)).collect())
+        };
+        out.insert(ctx.compact_iri(name), v);
+    }
+    Value::Object(out)
+}
+
+/// One recorded instance, normalized, with its `instanceId` (and `deletedAt` once deleted).
+fn instance(i: &TemporalInstance, ctx: &Context, opts: &TemporalRenderOptions) -> Value {
+    let ro = RenderOptions {
+        format: Format::Normalized,
+        sys_attrs: opts.sys_attrs,
+        lang: opts.lang,
+        attrs: None,
+    };
+    let mut v = render_instance(&i.attr, ctx, &ro);
+    if let Value::Object(o) = &mut v {
+        o.insert("instanceId".into(), Value::String(i.instance_id.clone()));
+        if let Some(t) = &i.deleted_at {
+            o.insert("deletedAt".into(), stamp(t));
+        }
+    }
+    v
+}
+
+/// The simplified representation of one attribute (4.5.9): per `datasetId`, the kind and its
+/// `[value, time]` pairs; one object for a single dataset, else an array.
+fn temporal_values(list: &[TemporalInstance], opts: &TemporalRenderOptions) -> Value {
+    let lang = opts.lang.map(LangPrefs::parse);
+    let mut groups: Vec<(Option<String>, Map<String, Value>, Vec<Value>)> = Vec::new();
+    for i in list {
+        let ds = i.attr.dataset_id.clone();
+        let pos = match groups.iter().position(|g| g.0 == ds) {
+            Some(p) => p,
+            None => {
+                let mut head = Map::new();
+                head.insert(
+                    "type".into(),
+                    Value::String(i.attr.value.type_name().into()),
+                );
+                if let Some(d) = &ds {
+                    head.insert("datasetId".into(), Value::String(d.clone()));
+                }
+                groups.push((ds, head, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let mut payload = i.attr.value.payload().clone();
+        if let (AttrValue::LanguageProperty(map), Some(l)) = (&i.attr.value, &lang) {
+            if let Some((_, text)) = l.pick(map) {
+                payload = text;
+                groups[pos]
+                    .1
+                    .insert("type".into(), Value::String("Property".into()));
+            }
+        }
+        let time = match opts.time_property {
+            TimeProperty::ObservedAt => i.attr.observed_at.as_ref().map(given_stamp),
+            p => i.time(p).as_ref().map(stamp),
+        };
+        groups[pos]
+            .2
+            .push(Value::Array(vec![payload, time.unwrap_or(Value::Null)]));
+    }
+    let mut out: Vec<Value> = groups
+        .into_iter()
+        .map(|(_, mut head, pairs)| {
+            let member = plural_member(&head);
+            head.insert(member.into(), Value::Array(pairs));
+            Value::Object(head)
+        })
+        .collect();
+    match out.len() {
+        1 => out.swap_remove(0),
+        _ => Value::Array(out),
+    }
+}
+
+/// The member holding the pairs of a kind (4.5.9): `values`, `objects`, `languageMaps`, ...
+fn plural_member(head: &Map<String, Value>) -> &'static str {
+    match head.get("type").and_then(Value::as_str) {
+        Some("Relationship") => "objects",
+        Some("LanguageProperty") => "languageMaps",
+        Some("JsonProperty") => "jsons",
+        Some("VocabProperty") => "vocabs",
+        Some("ListProperty") => "valueLists",
+        Some("ListRelationship") => "objectLists",
+        _ => "values",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use harbor_model::{time, TemporalHeader};
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        time::parse(s).unwrap()
+    }
+
+    #[test]
+    fn reads_temporal_payloads() {
+        let ctx = Context::core();
+        let now = time::now();
+        let ok = json!({
+            "id": "urn:ngsi-ld:Vehicle:1", "type": "Vehicle",
+            "speed": [
+                {"type": "Property", "value": 1, "observedAt": "2020-08-01T12:03:00Z"},
+                {"type": "Property", "value": 2, "observedAt": "2020-08-01T12:05:00Z"},
+                {"type": "Property", "value": "urn:ngsi-ld:null", "observedAt": "2020-08-01T12:07:00Z"},
+            ],
+            "owner": {"type": "Relationship", "object": "urn:ngsi-ld:null", "observedAt": "2020-08-01T12:07:00Z"},
+        });
+        let t = parse_temporal_entity(&ctx, &ok, true, now).unwrap();
+        assert_eq!(
+            t.attrs.len(),
+            4,
+            "instances sharing the default dataset are all kept"
+        );
+        let deletions: Vec<bool> = t.attrs.iter().map(|(_, a)| is_deletion(a)).collect();
+        assert_eq!(deletions, [false, false, true, true]);
+        let cases = [
+            (
+                json!({"type": "Vehicle", "speed": [{"value": 1, "observedAt": "2020-08-01T12:03:00Z"}]}),
+                "no \"id\"",
+            ),
+            (
+                json!({"id": "urn:a:b", "type": "V", "speed": [{"type": "Property", "value": 1}]}),
+                "needs an \"observedAt\"",
+            ),
+            (
+                json!({"id": "urn:a:b", "type": "V", "speed": [{"type": "Property", "value": 1, "observedAt": "yesterday"}]}),
+                "observedAt",
+            ),
+            (
+                json!({"id": "urn:a:b", "type": "V", "speed": "urn:ngsi-ld:null"}),
+                "NGSI-LD Null",
+            ),
+            (
+                json!({"id": "urn:a:b", "type": "V", "expiresAt": "urn:ngsi-ld:null"}),
+                "expiresAt",
+            ),
+            (json!([]), "JSON object"),
+        ];
+        for (body, want) in cases {
+            let err = parse_temporal_entity(&ctx, &body, true, now).unwrap_err();
+            assert!(err.detail.contains(want), "{body}: {}", err.detail);
+        }
+    }
+
+    fn entity() -> TemporalEntity {
+        let inst = |n: &str, v: Value, t: &str, ds: Option<&str>| {
+            let mut a = Attribute::new(AttrValue::Property(v), at("2024-01-01T00:00:00Z"));
+            a.observed_at = Some(at(t));
+            a.dataset_id = ds.map(str::to_string);
+            TemporalInstance {
+                instance_id: format!("urn:ngsi-ld:AttributeInstance:{n}"),
+                attr: a,
+                deleted_at: None,
+            }
+        };
+        let mut gone = TemporalInstance::deleted(
+            "urn:ngsi-ld:AttributeInstance:d".into(),
+            &inst("x", json!(0), "2020-01-01T00:00:00Z", None).attr,
+            at("2024-02-01T00:00:00Z"),
+        );
+        gone.attr.created_at = at("2024-01-01T00:00:00Z");
+        let mut attrs = BTreeMap::new();
+        attrs.insert(
+            "https://uri.etsi.org/ngsi-ld/default-context/speed".to_string(),
+            vec![
+                inst("a", json!(120), "2020-08-01T12:03:00Z", None),
+                inst("b", json!(80), "2020-08-01T12:05:00Z", Some("urn:ds:1")),
+            ],
+        );
+        attrs.insert(
+            "https://uri.etsi.org/ngsi-ld/default-context/fuel".to_string(),
+            vec![gone],
+        );
+        TemporalEntity {
+            header: TemporalHeader {
+                id: "urn:ngsi-ld:Vehicle:1".into(),
+                types: vec!["https://uri.etsi.org/ngsi-ld/default-context/Vehicle".into()],
+                scopes: vec![],
+                created_at: at("2024-01-01T00:00:00Z"),
+                modified_at: at("2024-01-01T00:00:00Z"),
+            },
+            attrs,
+        }
+    }
+
+    #[test]
+    fn renders_the_temporal_representations() {
+        let ctx = Context::core();
+        let cases = [
+            (
+                TemporalRenderOptions::default(),
+                json!({
+                    "id": "urn:ngsi-ld:Vehicle:1", "type": "Vehicle",
+                    "speed": [
+                        {"type": "Property", "value": 120, "observedAt": "2020-08-01T12:03:00Z",
+                         "instanceId": "urn:ngsi-ld:AttributeInstance:a"},
+                        {"type": "Property", "value": 80, "observedAt": "2020-08-01T12:05:00Z",
+                         "datasetId": "urn:ds:1", "instanceId": "urn:ngsi-ld:AttributeInstance:b"},
+                    ],
+                    "fuel": [
+                        {"type": "Property", "value": "urn:ngsi-ld:null",
+                         "instanceId": "urn:ngsi-ld:AttributeInstance:d",
+                         "deletedAt": "2024-02-01T00:00:00.000Z"},
+                    ],
+                }),
+            ),
+            (
+                TemporalRenderOptions {
+                    temporal_values: true,
+                    ..Default::default()
+                },
+                json!({
+                    "id": "urn:ngsi-ld:Vehicle:1", "type": "Vehicle",
+                    "speed": [
+                        {"type": "Property", "values": [[120, "2020-08-01T12:03:00Z"]]},
+                        {"type": "Property", "datasetId": "urn:ds:1",
+                         "values": [[80, "2020-08-01T12:05:00Z"]]},
+                    ],
+                    "fuel": {"type": "Property", "values": [["urn:ngsi-ld:null", null]]},
+                }),
+            ),
+            (
+                TemporalRenderOptions {
+                    temporal_values: true,
+                    time_property: TimeProperty::DeletedAt,
+                    ..Default::default()
+                },
+                json!({
+                    "id": "urn:ngsi-ld:Vehicle:1", "type": "Vehicle",
+                    "speed": [
+                        {"type": "Property", "values": [[120, null]]},
+                        {"type": "Property", "datasetId": "urn:ds:1", "values": [[80, null]]},
+                    ],
+                    "fuel": {"type": "Property",
+                             "values": [["urn:ngsi-ld:null", "2024-02-01T00:00:00.000Z"]]},
+                }),
+            ),
+        ];
+        for (opts, want) in cases {
+            assert_eq!(
+                render_temporal_entity(&entity(), &ctx, &opts),
+                want,
+                "{opts:?}"
+            );
+        }
+    }
+}
