@@ -16,6 +16,7 @@ mod query;
 mod registrations;
 mod reply;
 mod subscriptions;
+mod temporal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -143,6 +144,32 @@ pub fn router(state: SharedState) -> Router {
             get(registrations::retrieve_subscription)
                 .patch(registrations::update_subscription)
                 .delete(registrations::delete_subscription),
+        )
+        .route(
+            "/temporal/entities",
+            post(temporal::create).get(temporal::query_get),
+        )
+        .route(
+            "/temporal/entities/",
+            post(temporal::create).get(temporal::query_get),
+        )
+        .route(
+            "/temporal/entities/{id}",
+            get(temporal::retrieve).delete(temporal::delete),
+        )
+        .route("/temporal/entities/{id}/attrs", post(temporal::add_attrs))
+        .route("/temporal/entities/{id}/attrs/", post(temporal::add_attrs))
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}",
+            axum::routing::delete(temporal::delete_attr),
+        )
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}/{instance}",
+            axum::routing::patch(temporal::modify_instance).delete(temporal::delete_instance),
+        )
+        .route(
+            "/temporal/entityOperations/query",
+            post(temporal::query_post),
         )
         .route("/jsonldContexts", post(contexts::add).get(contexts::list))
         .route("/jsonldContexts/", post(contexts::add).get(contexts::list))

@@ -44,9 +44,11 @@ fn app(name: &str) -> axum::Router {
                 max_batch: 100,
                 max_page: 100,
                 default_page: 20,
+                max_temporal_instances: 1000,
             },
         )
         .with_subscriptions(store.clone())
+        .with_temporal(store.clone())
         .with_registrations(store),
     );
     let registry = Arc::new(ContextRegistry::new("http://127.0.0.1:1026"));

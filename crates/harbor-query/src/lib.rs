@@ -1,5 +1,6 @@
 //! Parsers and evaluators for the NGSI-LD selection languages (ETSI GS CIM 009 V1.9.1):
-//! `q` (4.9), `scopeQ` (4.19), geo-queries (4.10) and entity type expressions (4.17).
+//! `q` (4.9), `scopeQ` (4.19), geo-queries (4.10), temporal queries (4.11) and entity type
+//! expressions (4.17).
 //!
 //! Every parser takes already percent-decoded text and returns a typed query or a
 //! [`QueryError`] whose `detail` names the problem and its 1-based character position.
@@ -39,6 +40,7 @@ mod q_parse;
 mod q_value;
 mod scope;
 mod spherical;
+mod temporal;
 mod type_expr;
 
 #[cfg(test)]
@@ -52,6 +54,7 @@ pub use projection::{parse_projection, ProjTerm, Projection, ProjectionKind};
 pub use q_eval::LinkResolver;
 pub use q_parse::{parse_q, Q};
 pub use scope::{parse_scope_q, ScopeQ};
+pub use temporal::{parse_temporal_query, TemporalParams, TemporalQuery, TimeRel};
 pub use type_expr::{parse_type_expr, TypeExpr};
 
 /// Longest accepted query text, in bytes.
