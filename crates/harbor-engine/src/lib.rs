@@ -22,7 +22,7 @@ pub use discovery::{AttributeInfo, TypeInfo};
 pub use entities::{NotUpdated, UpdateResult};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 pub use purge::{PurgeAction, PurgeFilter};
-pub use temporal::InstanceSelection;
+pub use temporal::{InstanceSelection, TemporalRange};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use harbor_jsonld::temporal::{is_deletion, TemporalInput};
 use harbor_model::temporal::instance_id;
 use harbor_model::{
     time, Entity, NgsiError, NgsiResult, TemporalEntity, TemporalHeader, TemporalInstance, Tenant,
-    TimeProperty,
+    TimeProperty, Timestamp,
 };
 use harbor_query::TemporalQuery;
 use harbor_store::{EntityQuery, InstanceRange, TemporalChange, TemporalStore};
@@ -35,6 +35,19 @@ pub struct InstanceSelection {
     pub datasets: Option<Vec<Option<String>>>,
     /// Most instances returned per attribute (the newest when `lastN` is given).
     pub max_instances: usize,
+}
+
+/// The time range a response was cut to when an attribute had more instances than allowed
+/// (6.3.10): instances are taken oldest first (newest first with `lastN`) up to the limit,
+/// and every attribute is cut at the same instant, so the page covers one range of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemporalRange {
+    /// Where the range starts in the order of pagination (the later end with `lastN`).
+    pub start: Timestamp,
+    /// Where the page stops.
+    pub end: Timestamp,
+    /// `lastN` when given.
+    pub size: Option<usize>,
 }
 
 fn new_instance(attr: harbor_model::Attribute) -> TemporalInstance {
@@ -75,14 +88,44 @@ impl Engine {
             .map_err(store_err)
     }
 
-    fn put_instances(id: &str, input: TemporalInput, changes: &mut Vec<TemporalChange>) {
+    /// The changes that add the payload's instances. An instance with the `observedAt` and
+    /// `datasetId` of a stored one replaces it: sending the same observation again corrects
+    /// it rather than recording it twice.
+    fn put_instances(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        input: TemporalInput,
+        changes: &mut Vec<TemporalChange>,
+    ) -> NgsiResult<()> {
+        let store = self.temporal()?;
         for (attr, a) in input.attrs {
+            if let Some(at) = a.observed_at {
+                let range = InstanceRange {
+                    from: Some(at),
+                    to: Some(at + chrono::Duration::microseconds(1)),
+                    newest_first: false,
+                };
+                store
+                    .visit_instances(tenant, id, &attr, range, &mut |old| {
+                        if old.attr.observed_at == Some(at) && old.attr.dataset_id == a.dataset_id {
+                            changes.push(TemporalChange::DeleteInstance {
+                                entity: id.to_string(),
+                                attr: attr.clone(),
+                                instance_id: old.instance_id,
+                            });
+                        }
+                        true
+                    })
+                    .map_err(store_err)?;
+            }
             changes.push(TemporalChange::PutInstance {
                 entity: id.to_string(),
                 attr,
-                instance: new_instance(a),
+                instance: Box::new(new_instance(a)),
             });
         }
+        Ok(())
     }
 
     /// 5.6.11 Create or Update Temporal Representation of an Entity: true when created.
@@ -125,7 +168,7 @@ impl Engine {
             }
         };
         let mut changes = vec![TemporalChange::PutHeader(header)];
-        Self::put_instances(&id, input, &mut changes);
+        self.put_instances(tenant, &id, input, &mut changes)?;
         self.commit_temporal(tenant, changes).await?;
         Ok(created)
     }
@@ -146,7 +189,7 @@ impl Engine {
         let mut header = self.temporal_header(tenant, id)?;
         header.modified_at = time::now();
         let mut changes = vec![TemporalChange::PutHeader(header)];
-        Self::put_instances(id, input, &mut changes);
+        self.put_instances(tenant, id, input, &mut changes)?;
         self.commit_temporal(tenant, changes).await
     }
 
@@ -270,7 +313,7 @@ impl Engine {
             TemporalChange::PutInstance {
                 entity: id.to_string(),
                 attr: attr.to_string(),
-                instance: new,
+                instance: Box::new(new),
             },
         ];
         self.commit_temporal(tenant, changes).await
@@ -300,7 +343,7 @@ impl Engine {
         tenant: &Tenant,
         header: TemporalHeader,
         sel: &InstanceSelection,
-    ) -> NgsiResult<TemporalEntity> {
+    ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
         let store = self.temporal()?;
         let q = &sel.query;
         let names = store
@@ -311,9 +354,13 @@ impl Engine {
             TimeProperty::ObservedAt => q.bounds(),
             _ => (None, None),
         };
-        let cap = q
-            .last_n
-            .map_or(sel.max_instances, |n| n.min(sel.max_instances));
+        let max = sel.max_instances.max(1);
+        let cap = q.last_n.map_or(max, |n| n.min(max));
+        let backwards = q.last_n.is_some();
+        let when = |i: &TemporalInstance| i.time(q.time_property).unwrap_or(i.index_time());
+        // Where the page stops: the earliest cut among the attributes cut short (the latest
+        // going backwards).
+        let mut cut: Option<Timestamp> = None;
         let range = InstanceRange {
             from,
             to,
@@ -336,9 +383,22 @@ impl Engine {
                     if q.selects(t) && in_dataset && (!deleted_only || t.is_some()) {
                         list.push(i);
                     }
-                    list.len() < cap
+                    // One more than allowed tells whether the attribute was cut short.
+                    list.len() <= cap
                 })
                 .map_err(store_err)?;
+            // Only a cut below the request's own lastN is a partial answer.
+            let max_cut = list.len() > max && list.len() > cap;
+            list.truncate(cap);
+            if max_cut {
+                if let Some(last) = list.last().map(when) {
+                    cut = Some(match (cut, backwards) {
+                        (None, _) => last,
+                        (Some(c), false) => c.min(last),
+                        (Some(c), true) => c.max(last),
+                    });
+                }
+            }
             if range.newest_first {
                 list.reverse();
             }
@@ -346,7 +406,32 @@ impl Engine {
                 attrs.insert(name, list);
             }
         }
-        Ok(TemporalEntity { header, attrs })
+        let Some(cut) = cut else {
+            return Ok((TemporalEntity { header, attrs }, None));
+        };
+        for list in attrs.values_mut() {
+            list.retain(|i| {
+                if backwards {
+                    when(i) >= cut
+                } else {
+                    when(i) <= cut
+                }
+            });
+        }
+        attrs.retain(|_, l| !l.is_empty());
+        let times = attrs.values().flatten().map(when);
+        let (lower, upper) = q.bounds();
+        let start = if backwards {
+            upper.or_else(|| times.max())
+        } else {
+            lower.or_else(|| times.min())
+        };
+        let range = TemporalRange {
+            start: start.unwrap_or(cut),
+            end: cut,
+            size: q.last_n,
+        };
+        Ok((TemporalEntity { header, attrs }, Some(range)))
     }
 
     /// 5.7.3 Retrieve Temporal Evolution of an Entity.
@@ -355,7 +440,7 @@ impl Engine {
         tenant: &Tenant,
         id: &str,
         sel: &InstanceSelection,
-    ) -> NgsiResult<TemporalEntity> {
+    ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
         self.check_tenant(tenant)?;
         let header = self.temporal_header(tenant, id)?;
         self.load_temporal(tenant, header, sel)
@@ -394,7 +479,9 @@ impl Engine {
     }
 
     /// 5.7.4 Query Temporal Evolution of Entities: one page of the matching temporal
-    /// entities (by id) and how many match in all.
+    /// entities (by id), how many match in all, and the first time range a page was cut to.
+    /// With a `timerel`, `attrs` or `datasetId`, an entity with no instance selected does
+    /// not match.
     pub fn query_temporal_entities(
         &self,
         tenant: &Tenant,
@@ -402,7 +489,7 @@ impl Engine {
         sel: &InstanceSelection,
         offset: usize,
         limit: usize,
-    ) -> NgsiResult<(Vec<TemporalEntity>, usize)> {
+    ) -> NgsiResult<(Vec<TemporalEntity>, usize, Option<TemporalRange>)> {
         self.check_tenant(tenant)?;
         let store = self.temporal()?;
         let needs_state = q.q.is_some() || q.geo.is_some();
@@ -434,13 +521,32 @@ impl Engine {
                 matching.push(h);
             }
         }
-        let total = matching.len();
-        let page = matching
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|h| self.load_temporal(tenant, h, sel))
-            .collect::<NgsiResult<Vec<_>>>()?;
-        Ok((page, total))
+        let mut loaded = Vec::new();
+        let mut total = 0;
+        let mut first_range = None;
+        for h in matching {
+            let narrowed =
+                sel.query.timerel.is_some() || sel.datasets.is_some() || sel.attrs.is_some();
+            if !narrowed {
+                total += 1;
+                if total > offset && loaded.len() < limit {
+                    let (e, r) = self.load_temporal(tenant, h, sel)?;
+                    first_range = first_range.or(r);
+                    loaded.push(e);
+                }
+                continue;
+            }
+            // Whether the entity has instances in the interval needs them read.
+            let (e, r) = self.load_temporal(tenant, h, sel)?;
+            if e.attrs.is_empty() {
+                continue;
+            }
+            total += 1;
+            if total > offset && loaded.len() < limit {
+                first_range = first_range.or(r);
+                loaded.push(e);
+            }
+        }
+        Ok((loaded, total, first_range))
     }
 }

@@ -164,6 +164,10 @@ pub fn router(state: SharedState) -> Router {
             axum::routing::delete(temporal::delete_attr),
         )
         .route(
+            "/temporal/entities/{id}/attrs/{attr}/",
+            axum::routing::delete(temporal::delete_attr),
+        )
+        .route(
             "/temporal/entities/{id}/attrs/{attr}/{instance}",
             axum::routing::patch(temporal::modify_instance).delete(temporal::delete_instance),
         )

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use harbor_engine::InstanceSelection;
+use harbor_engine::{InstanceSelection, TemporalRange};
 use harbor_jsonld::expand::{is_uri, parse_attribute_fragment};
 use harbor_jsonld::temporal::{
     parse_temporal_entity, render_temporal_entity, TemporalRenderOptions,
@@ -200,6 +200,15 @@ pub async fn delete_attr(
     Ok(reply::no_content())
 }
 
+/// `/attrs//{instanceId}` names no attribute resource, so it has no method to offer.
+fn no_attribute() -> crate::error::ApiError {
+    NgsiError::new(
+        harbor_model::ErrorKind::MethodNotAllowed,
+        "the path names no attribute: /temporal/entities/{id}/attrs/{attrId}/{instanceId}",
+    )
+    .into()
+}
+
 fn check_instance_id(instance: &str) -> ApiResult<()> {
     if is_uri(instance) {
         Ok(())
@@ -216,6 +225,9 @@ pub async fn modify_instance(
     body: Body,
 ) -> ApiResult<Response> {
     check_id(&id)?;
+    if attr.is_empty() {
+        return Err(no_attribute());
+    }
     check_attr_name(&attr)?;
     check_instance_id(&instance)?;
     let tenant = negotiate::tenant(&headers)?;
@@ -269,7 +281,15 @@ pub async fn retrieve(
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let r = request(&s, &p, &ld)?;
-    let e = s.engine.retrieve_temporal_entity(&tenant, &id, &r.sel)?;
+    let (e, range) = s.engine.retrieve_temporal_entity(&tenant, &id, &r.sel)?;
+    if let Some(attrs) = &r.sel.attrs {
+        if !attrs.iter().any(|a| e.attrs.contains_key(a)) && r.sel.query.timerel.is_none() {
+            return Err(NgsiError::not_found(format!(
+                "temporal entity {id} has none of the attributes asked for (attrs)"
+            ))
+            .into());
+        }
+    }
     if let Some(t) = p.get("type") {
         let sel = harbor_query::parse_type_expr(t, &|n: &str| ld.ctx.expand_term(n))
             .map_err(|e| NgsiError::bad_request(format!("parameter \"type\": {}", e.detail)))?;
@@ -285,7 +305,26 @@ pub async fn retrieve(
             "temporal entity {id} has no member left after pick / omit"
         ))
     })?;
-    Ok(reply::json(StatusCode::OK, media, &ld, v, HeaderMap::new()))
+    let (status, h) = partial(range);
+    Ok(reply::json(status, media, &ld, v, h))
+}
+
+/// 206 with a `Content-Range` in time when the instances were cut short (6.3.10).
+fn partial(range: Option<TemporalRange>) -> (StatusCode, HeaderMap) {
+    let mut h = HeaderMap::new();
+    let Some(r) = range else {
+        return (StatusCode::OK, h);
+    };
+    let size = r.size.map_or("*".to_string(), |n| n.to_string());
+    let value = format!(
+        "date-time {}-{}/{size}",
+        time::format(&r.start),
+        time::format(&r.end)
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    (StatusCode::PARTIAL_CONTENT, h)
 }
 
 /// GET /temporal/entities — 5.7.4.
@@ -400,12 +439,12 @@ fn run_query(
         offset,
         count,
     } = query::page(p, limits.default_page, limits.max_page)?;
-    let (mut entities, total) = if descending {
-        let (all, total) = s
-            .engine
-            .query_temporal_entities(tenant, &q, &r.sel, 0, usize::MAX)?;
+    let (mut entities, total, range) = if descending {
+        let (all, total, range) =
+            s.engine
+                .query_temporal_entities(tenant, &q, &r.sel, 0, usize::MAX)?;
         let page: Vec<_> = all.into_iter().rev().skip(offset).take(limit).collect();
-        (page, total)
+        (page, total, range)
     } else {
         s.engine
             .query_temporal_entities(tenant, &q, &r.sel, offset, limit)?
@@ -414,7 +453,7 @@ fn run_query(
         .drain(..)
         .filter_map(|e| render(&e, ld, &r))
         .collect();
-    Ok(reply::page(
+    let mut resp = reply::page(
         path,
         p,
         media,
@@ -426,5 +465,9 @@ fn run_query(
             offset,
             count,
         },
-    ))
+    );
+    let (status, h) = partial(range);
+    *resp.status_mut() = status;
+    resp.headers_mut().extend(h);
+    Ok(resp)
 }

@@ -118,7 +118,7 @@ pub fn render_temporal_entity(
             continue;
         }
         let v = if opts.temporal_values {
-            temporal_values(list, opts)
+            temporal_values(list, ctx, opts)
         } else {
             Value::Array(list.iter().map(|i| instance(i, ctx, opts)).collect())
         };
@@ -145,11 +145,19 @@ fn instance(i: &TemporalInstance, ctx: &Context, opts: &TemporalRenderOptions) -
     v
 }
 
+/// The instances of one datasetId in the simplified representation.
+type Group = (Option<String>, Map<String, Value>, Vec<Value>);
+
 /// The simplified representation of one attribute (4.5.9): per `datasetId`, the kind and its
 /// `[value, time]` pairs; one object for a single dataset, else an array.
-fn temporal_values(list: &[TemporalInstance], opts: &TemporalRenderOptions) -> Value {
+fn temporal_values(
+    list: &[TemporalInstance],
+    ctx: &Context,
+    opts: &TemporalRenderOptions,
+) -> Value {
     let lang = opts.lang.map(LangPrefs::parse);
-    let mut groups: Vec<(Option<String>, Map<String, Value>, Vec<Value>)> = Vec::new();
+    // Per datasetId, in order of first appearance: its head (type, datasetId) and its pairs.
+    let mut groups: Vec<Group> = Vec::new();
     for i in list {
         let ds = i.attr.dataset_id.clone();
         let pos = match groups.iter().position(|g| g.0 == ds) {
@@ -167,7 +175,7 @@ fn temporal_values(list: &[TemporalInstance], opts: &TemporalRenderOptions) -> V
                 groups.len() - 1
             }
         };
-        let mut payload = i.attr.value.payload().clone();
+        let mut payload = simplified_payload(&i.attr.value, ctx);
         if let (AttrValue::LanguageProperty(map), Some(l)) = (&i.attr.value, &lang) {
             if let Some((_, text)) = l.pick(map) {
                 payload = text;
@@ -195,6 +203,34 @@ fn temporal_values(list: &[TemporalInstance], opts: &TemporalRenderOptions) -> V
     match out.len() {
         1 => out.swap_remove(0),
         _ => Value::Array(out),
+    }
+}
+
+/// The value of one pair (4.5.9): the payload, wrapped in its member for the kinds whose
+/// payload is an object (`{"json": ...}`, `{"languageMap": ...}`, `{"vocab": ...}`), as in
+/// the simplified representation of the current state. A deletion stays the NGSI-LD Null.
+fn simplified_payload(v: &AttrValue, ctx: &Context) -> Value {
+    let wrap = |k: &str, inner: Value| {
+        let mut m = Map::new();
+        m.insert(k.into(), inner);
+        Value::Object(m)
+    };
+    let payload = v.payload();
+    if payload.as_str() == Some(NGSI_LD_NULL) {
+        return payload.clone();
+    }
+    let compact = |x: &Value| match x {
+        Value::String(s) => Value::String(ctx.compact_iri(s)),
+        other => other.clone(),
+    };
+    match v {
+        AttrValue::JsonProperty(j) => wrap("json", j.clone()),
+        AttrValue::LanguageProperty(m) => wrap("languageMap", m.clone()),
+        AttrValue::VocabProperty(Value::Array(items)) => {
+            wrap("vocab", Value::Array(items.iter().map(compact).collect()))
+        }
+        AttrValue::VocabProperty(x) => wrap("vocab", compact(x)),
+        _ => payload.clone(),
     }
 }
 

@@ -412,7 +412,7 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                                 TemporalChange::PutInstance {
                                     entity: id.clone(),
                                     attr,
-                                    instance,
+                                    instance: Box::new(instance),
                                 }
                             }));
                         }

@@ -64,6 +64,15 @@ fn header_key(tenant: &Tenant, id: &str) -> String {
 
 type Fail = Box<dyn std::error::Error>;
 
+/// One row of the instance table as a range yields it.
+type Row<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 /// Writes one tenant's temporal changes into an open write transaction's tables.
 pub fn write(
     tenant: &Tenant,
@@ -175,11 +184,7 @@ pub fn visit(
     let rows = table
         .range(lo.as_slice()..hi.as_slice())
         .map_err(|e| unavailable(&e))?;
-    let mut step = |row: Result<
-        (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-        redb::StorageError,
-    >|
-     -> StoreResult<bool> {
+    let mut step = |row: Row| -> StoreResult<bool> {
         let (_, v) = row.map_err(|e| unavailable(&e))?;
         let i: TemporalInstance =
             serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;

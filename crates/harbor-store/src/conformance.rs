@@ -711,7 +711,7 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
     let put = |i: TemporalInstance| TemporalChange::PutInstance {
         entity: id.clone(),
         attr: speed.clone(),
-        instance: i,
+        instance: Box::new(i),
     };
     let header = harbor_model::TemporalHeader {
         id: id.clone(),

@@ -232,11 +232,11 @@ pub trait FeedStore: Send + Sync {
 pub enum TemporalChange {
     /// Create or replace the header of a temporal entity.
     PutHeader(TemporalHeader),
-    /// Add an instance, or replace the one with the same `instance_id` (wherever it sorted).
+    /// Add an instance whose `instance_id` is new (to replace one, delete it first).
     PutInstance {
         entity: String,
         attr: String,
-        instance: TemporalInstance,
+        instance: Box<TemporalInstance>,
     },
     /// Remove one instance (no error when absent).
     DeleteInstance {
