@@ -307,7 +307,7 @@ pub struct Aggregator {
     range: TimeRange,
     origin: Option<DateTime<Utc>>,
     hasher: RandomState,
-    current: Option<(i128, Accumulator)>,
+    current: Option<OpenPeriod>,
     first_at: Option<DateTime<Utc>>,
     last_at: Option<DateTime<Utc>>,
     done: Vec<PeriodValues>,
@@ -356,18 +356,28 @@ impl Aggregator {
         self.first_at.get_or_insert(at);
         self.last_at = Some(at);
         let origin = *self.origin.get_or_insert(at);
-        let index = match self.period {
-            Period::WholeRange => 0,
-            Period::Every { months, nanos } => period_index(origin, months, nanos, at),
-        };
-        if self.current.as_ref().is_some_and(|(k, _)| *k != index) {
+        // Instances come in time order, so one before the end of the open period is in it.
+        let in_open = (self.current.as_ref()).is_some_and(|p| p.end.is_none_or(|end| at < end));
+        if !in_open {
             self.close_current();
+            let (index, end) = match self.period {
+                Period::WholeRange => (0, None),
+                Period::Every { months, nanos } => {
+                    let k = period_index(origin, months, nanos, at);
+                    (k, period_start(origin, months, nanos, k + 1))
+                }
+            };
+            self.current = Some(OpenPeriod {
+                index,
+                end,
+                acc: Accumulator::default(),
+            });
         }
         let distinct = self.methods.contains(&AggrMethod::DistinctCount);
-        let (_, acc) = self
-            .current
-            .get_or_insert_with(|| (index, Accumulator::default()));
-        acc.add(value, distinct.then_some(&self.hasher))
+        match &mut self.current {
+            Some(open) => open.acc.add(value, distinct.then_some(&self.hasher)),
+            None => Ok(()),
+        }
     }
 
     /// The aggregated values, one series per method.
@@ -380,7 +390,7 @@ impl Aggregator {
     }
 
     fn close_current(&mut self) {
-        let Some((k, acc)) = self.current.take() else {
+        let Some(OpenPeriod { index, end, acc }) = self.current.take() else {
             return;
         };
         let Some(origin) = self.origin else {
@@ -392,13 +402,21 @@ impl Aggregator {
                 self.range.end.or(self.last_at).unwrap_or(origin),
             ),
             Period::Every { months, nanos } => (
-                period_start(origin, months, nanos, k).unwrap_or(DateTime::<Utc>::MIN_UTC),
-                period_start(origin, months, nanos, k + 1).unwrap_or(DateTime::<Utc>::MAX_UTC),
+                period_start(origin, months, nanos, index).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                end.unwrap_or(DateTime::<Utc>::MAX_UTC),
             ),
         };
         let values = self.methods.iter().map(|m| acc.result(*m)).collect();
         self.done.push(PeriodValues { start, end, values });
     }
+}
+
+/// The period instances are being added to: its index from the origin, its end (`None` for
+/// the whole range, or past the last representable time) and its running state.
+struct OpenPeriod {
+    index: i128,
+    end: Option<DateTime<Utc>>,
+    acc: Accumulator,
 }
 
 /// The result of one period: one value per requested method, `None` where the method could
@@ -1109,9 +1127,9 @@ mod tests {
         let mut instances = Vec::new();
         let mut at = start;
         while at < start + TimeDelta::hours(3) {
-            // Values around 1e6 with small spread: the case where sum-of-squares variance
+            // Values around 1e9 with small spread: the case where sum-of-squares variance
             // formulas lose every digit and Welford must not.
-            let x = 1.0e6 + (next() % 10_000) as f64 / 100.0;
+            let x = 1.0e9 + (next() % 10_000) as f64 / 100.0;
             instances.push((x, at));
             at += TimeDelta::milliseconds((next() % 20_000) as i64 + 1);
         }
