@@ -20,22 +20,27 @@
 //!
 //! # Methods and value types
 //!
-//! | method          | numbers | booleans        | strings         | anything else |
-//! |-----------------|---------|-----------------|-----------------|---------------|
-//! | `totalCount`    | yes     | yes             | yes             | yes           |
-//! | `distinctCount` | yes     | yes             | yes             | yes           |
-//! | `sum`, `avg`    | yes     | true = 1, false = 0 | —           | —             |
-//! | `stddev`, `sumsq` | yes   | true = 1, false = 0 | —           | —             |
-//! | `min`, `max`    | yes     | true = 1, false = 0 | code point order | —        |
+//! | method              | numbers | booleans  | arrays         | strings          | objects, null |
+//! |---------------------|---------|-----------|----------------|------------------|---------------|
+//! | `totalCount`        | yes     | yes       | yes            | yes              | yes           |
+//! | `distinctCount`     | yes     | yes       | yes            | yes              | yes           |
+//! | `sum`, `avg`        | yes     | 1 / 0     | their length   | —                | —             |
+//! | `stddev`, `sumsq`   | yes     | 1 / 0     | their length   | —                | —             |
+//! | `min`, `max`        | yes     | 1 / 0     | their length   | code point order | —             |
+//!
+//! The per-type behaviour is that of the reference broker Stellio (`DBAggregationUtils`),
+//! with two differences: an array's length also feeds `stddev` and `sumsq`, which Stellio
+//! leaves empty for arrays, and URIs (Relationship objects) are plain strings here, so
+//! `min`/`max` take them. Code point order puts DateTimes written alike in time order.
 //!
 //! Counts are integers, the other results are JSON numbers with a fraction (`67.0`, as the
 //! suite's expectation files have them) or, for `min`/`max` of strings, strings. When a
-//! period holds numbers (or booleans) and strings, `min`/`max` are over the numbers.
-//! `stddev` is the sample standard deviation (n − 1), as the reference broker Stellio
-//! computes it (`stddev_samp`); it needs two values. A method that cannot take any value of
-//! a period, or whose result is not finite (a sum past ±1.8e308), has no entry for that
-//! period; the other methods still do. Numbers equal as numbers (`1`, `1.0`) are one
-//! distinct value; objects are compared without regard to key order.
+//! period holds numbers (or booleans, arrays) and strings, `min`/`max` are over the numbers.
+//! `stddev` is the sample standard deviation (n − 1), as Stellio computes it
+//! (`stddev_samp`); it needs two values. A method that cannot take any value of a period,
+//! or whose result is not finite (a sum past ±1.8e308), has no entry for that period; the
+//! other methods still do. Numbers equal as numbers (`1`, `1.0`) are one distinct value;
+//! objects are compared without regard to key order.
 //!
 //! # Resources
 //!
@@ -515,7 +520,7 @@ fn period_index(origin: DateTime<Utc>, months: u32, nanos: i128, at: DateTime<Ut
 struct Accumulator {
     count: u64,
     distinct: HashSet<u64>,
-    /// Numbers and booleans as 0/1.
+    /// Numbers, booleans as 1/0 and arrays as their length.
     numbers: u64,
     sum: Neumaier,
     sum_sq: Neumaier,
@@ -543,6 +548,7 @@ impl Accumulator {
         let x = match value {
             Value::Number(n) => n.as_f64().filter(|x| x.is_finite()),
             Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            Value::Array(xs) => Some(xs.len() as f64),
             Value::String(s) => {
                 self.add_string(s);
                 None
@@ -1069,14 +1075,24 @@ mod tests {
                 ]),
             ),
             (
-                "objects and arrays are only counted; key order does not matter",
+                "objects and null are only counted; key order does not matter",
                 vec![
                     json!({"a": 1, "b": 2}),
                     json!({"b": 2, "a": 1}),
-                    json!([1, 2]),
+                    json!({"a": {"c": [1]}, "b": 2}),
                     json!(null),
                 ],
                 json!([4, 3, null, null, null, null, null, null]),
+            ),
+            (
+                "arrays count as their length; order of elements matters",
+                vec![
+                    json!([1, 2]),
+                    json!([2, 1]),
+                    json!([]),
+                    json!(["x", "y", "z"]),
+                ],
+                json!([4, 4, 7.0, 1.75, 0.0, 3.0, 1.2583057392117916, 17.0]),
             ),
             (
                 "equal numbers are one distinct value",
