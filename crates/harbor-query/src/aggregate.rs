@@ -162,10 +162,44 @@ pub fn parse_aggr_methods(text: &str) -> Result<Vec<AggrMethod>, QueryError> {
     Ok(methods)
 }
 
+/// Reads `aggrMethods` of a JSON TemporalQuery or AggregationParams (5.2.21, 5.2.44): a
+/// comma-separated string or an array of method names.
+pub fn aggr_methods_from_json(value: &Value) -> Result<Vec<AggrMethod>, QueryError> {
+    let names = match value {
+        Value::String(text) => return parse_aggr_methods(text),
+        Value::Array(items) => items,
+        other => {
+            return Err(QueryError::new(format!(
+                "aggrMethods: expected a string or an array of strings, got {}",
+                truncate(&other.to_string())
+            )))
+        }
+    };
+    if names.is_empty() {
+        return Err(QueryError::new("aggrMethods: no aggregation method given"));
+    }
+    let mut methods = Vec::new();
+    for item in names {
+        let Value::String(name) = item else {
+            return Err(QueryError::new(format!(
+                "aggrMethods: {} is not a method name",
+                truncate(&item.to_string())
+            )));
+        };
+        let method: AggrMethod = name.parse()?;
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    Ok(methods)
+}
+
 /// The length of the aggregation periods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Period {
-    /// One period over the whole requested range (`PT0S`).
+    /// One period over the whole requested range (`PT0S`), also when no
+    /// `aggrPeriodDuration` is given.
+    #[default]
     WholeRange,
     /// Calendar months (years are 12) followed by exact time; never both zero.
     Every { months: u32, nanos: i128 },
@@ -735,6 +769,34 @@ mod tests {
         }
         let long = "x".repeat(crate::MAX_INPUT_LEN + 1);
         assert!(parse_aggr_methods(&long).is_err());
+    }
+
+    #[test]
+    fn reads_methods_from_json() {
+        use AggrMethod::*;
+        let cases: &[(Value, Result<&[AggrMethod], &str>)] = &[
+            (json!("avg,max"), Ok(&[Avg, Max])),
+            (json!(["avg"]), Ok(&[Avg])),
+            (json!(["sum", "min", "sum"]), Ok(&[Sum, Min])),
+            (
+                json!(["bogus"]),
+                Err("unknown aggregation method \"bogus\""),
+            ),
+            (json!([]), Err("no aggregation method given")),
+            (json!(["avg", 3]), Err("3 is not a method name")),
+            (json!({"avg": true}), Err("expected a string or an array")),
+            (json!("avg,,max"), Err("item 2")),
+        ];
+        for (value, want) in cases {
+            match (aggr_methods_from_json(value), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{value}"),
+                (Err(got), Err(want)) => {
+                    assert!(got.detail.starts_with("aggrMethods: "), "{value}: {got}");
+                    assert!(got.detail.contains(want), "{value}: {got}");
+                }
+                (got, _) => panic!("{value}: {got:?}"),
+            }
+        }
     }
 
     #[test]

@@ -47,8 +47,8 @@ mod type_expr;
 mod tests;
 
 pub use aggregate::{
-    parse_aggr_methods, parse_aggr_period_duration, AggrMethod, Aggregated, Aggregator, Period,
-    PeriodValues, TimeRange, MAX_DISTINCT, MAX_PERIOD_YEARS,
+    aggr_methods_from_json, parse_aggr_methods, parse_aggr_period_duration, AggrMethod, Aggregated,
+    Aggregator, Period, PeriodValues, TimeRange, MAX_DISTINCT, MAX_PERIOD_YEARS,
 };
 pub use error::QueryError;
 pub use geo_query::{parse_coordinates_text, parse_geo_query, GeoQuery, GeoRel};
