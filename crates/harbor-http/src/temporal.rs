@@ -8,10 +8,12 @@ use axum::response::{IntoResponse, Response};
 use harbor_engine::{InstanceSelection, TemporalRange};
 use harbor_jsonld::expand::{is_uri, parse_attribute_fragment};
 use harbor_jsonld::temporal::{
-    parse_temporal_entity, render_temporal_entity, TemporalRenderOptions,
+    parse_temporal_entity, render_temporal_entity, Aggregation, TemporalRenderOptions,
 };
 use harbor_model::{time, NgsiError, NgsiResult, TemporalEntity};
-use harbor_query::{parse_temporal_query, TemporalParams};
+use harbor_query::{
+    parse_aggr_methods, parse_aggr_period_duration, parse_temporal_query, TemporalParams, TimeRange,
+};
 use serde_json::Value;
 
 use crate::body::Ld;
@@ -22,42 +24,95 @@ use crate::params::{allowed, Params};
 use crate::query::{self, Page, View};
 use crate::{body, reply, SharedState};
 
+/// The representation asked for (6.3.7, 6.3.12).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Representation {
+    #[default]
+    Normalized,
+    TemporalValues,
+    AggregatedValues,
+}
+
 /// The representation flags of a temporal request (`options`, `format`).
 #[derive(Debug, Default, Clone, Copy)]
 struct TemporalOptions {
-    temporal_values: bool,
+    representation: Representation,
     sys_attrs: bool,
 }
 
+fn representation(word: &str) -> Option<Representation> {
+    Some(match word {
+        "temporalValues" | "simplified" | "keyValues" => Representation::TemporalValues,
+        "aggregatedValues" => Representation::AggregatedValues,
+        "normalized" | "concise" => Representation::Normalized,
+        _ => return None,
+    })
+}
+
+/// `options` and `format`; `format` takes precedence. Without either, `aggrMethods` alone
+/// asks for the aggregated representation (as a JSON query's `aggrParams` does).
 fn temporal_options(p: &Params) -> NgsiResult<TemporalOptions> {
     let mut o = TemporalOptions::default();
-    let mut set = |word: &str, from: &str| -> NgsiResult<()> {
-        match word {
-            "temporalValues" | "simplified" | "keyValues" => o.temporal_values = true,
-            "normalized" | "concise" => {}
-            "sysAttrs" if from == "options" => o.sys_attrs = true,
-            "aggregatedValues" => {
-                return Err(NgsiError::not_supported(
-                    "aggregatedValues (4.5.19) is not supported by this broker yet",
-                ))
-            }
-            other => {
-                return Err(NgsiError::invalid(format!(
-                    "{from}: unknown value \"{other}\""
-                )))
-            }
-        }
-        Ok(())
-    };
+    let mut from_options = None;
     if let Some(v) = p.get("options") {
         for w in v.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            set(w, "options")?;
+            match (w, representation(w)) {
+                ("sysAttrs", _) => o.sys_attrs = true,
+                (_, Some(r)) => from_options = Some(r),
+                (other, None) => {
+                    return Err(NgsiError::invalid(format!(
+                        "options: unknown value \"{other}\""
+                    )))
+                }
+            }
         }
     }
-    if let Some(v) = p.get("format") {
-        set(v.trim(), "format")?;
-    }
+    let from_format = match p.get("format").map(str::trim) {
+        None => None,
+        Some(f) => Some(
+            representation(f)
+                .ok_or_else(|| NgsiError::invalid(format!("format: unknown value \"{f}\"")))?,
+        ),
+    };
+    o.representation = match (from_format, from_options) {
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) if p.get("aggrMethods").is_some() => Representation::AggregatedValues,
+        (None, None) => Representation::Normalized,
+    };
     Ok(o)
+}
+
+/// `aggrMethods` and `aggrPeriodDuration`, checked whenever given.
+fn aggregation(
+    p: &Params,
+    q: &harbor_query::TemporalQuery,
+    wanted: bool,
+) -> NgsiResult<Option<Aggregation>> {
+    let methods = p
+        .get("aggrMethods")
+        .map(parse_aggr_methods)
+        .transpose()
+        .map_err(|e| NgsiError::bad_request(e.detail))?;
+    let period = p
+        .get("aggrPeriodDuration")
+        .map(parse_aggr_period_duration)
+        .transpose()
+        .map_err(|e| NgsiError::bad_request(e.detail))?
+        .unwrap_or_default();
+    if !wanted {
+        return Ok(None);
+    }
+    let Some(methods) = methods else {
+        return Err(NgsiError::bad_request(
+            "the aggregated representation (aggregatedValues) needs aggrMethods",
+        ));
+    };
+    let (start, end) = q.bounds();
+    Ok(Some(Aggregation {
+        methods,
+        period,
+        range: TimeRange { start, end },
+    }))
 }
 
 /// What to return and how: the instance selection, the view, the flags.
@@ -65,6 +120,7 @@ struct Request {
     sel: InstanceSelection,
     view: View,
     options: TemporalOptions,
+    aggregation: Option<Aggregation>,
 }
 
 fn request(s: &SharedState, p: &Params, ld: &Ld) -> NgsiResult<Request> {
@@ -78,11 +134,11 @@ fn request(s: &SharedState, p: &Params, ld: &Ld) -> NgsiResult<Request> {
         last_n: p.get("lastN"),
     })
     .map_err(|e| NgsiError::bad_request(format!("temporal query: {}", e.detail)))?;
-    if p.get("aggrMethods").is_some() || p.get("aggrPeriodDuration").is_some() {
-        return Err(NgsiError::not_supported(
-            "aggrMethods / aggrPeriodDuration (aggregatedValues) are not supported by this broker yet",
-        ));
-    }
+    let aggregation = aggregation(
+        p,
+        &tq,
+        options.representation == Representation::AggregatedValues,
+    )?;
     Ok(Request {
         sel: InstanceSelection {
             query: tq,
@@ -92,12 +148,14 @@ fn request(s: &SharedState, p: &Params, ld: &Ld) -> NgsiResult<Request> {
         },
         view,
         options,
+        aggregation,
     })
 }
 
 fn render(e: &TemporalEntity, ld: &Ld, r: &Request) -> Option<Value> {
     let opts = TemporalRenderOptions {
-        temporal_values: r.options.temporal_values,
+        aggregation: r.aggregation.as_ref(),
+        temporal_values: r.options.representation == Representation::TemporalValues,
         sys_attrs: r.options.sys_attrs,
         lang: r.view.lang.as_deref(),
         time_property: r.sel.query.time_property,

@@ -9,6 +9,7 @@ use harbor_model::{
     AttrValue, Attribute, NgsiError, NgsiResult, TemporalEntity, TemporalInstance, TimeProperty,
     Timestamp,
 };
+use harbor_query::{AggrMethod, Aggregator, Period, TimeRange};
 use serde_json::{Map, Value};
 
 use crate::attribute::{AttrInput, Payload};
@@ -65,9 +66,19 @@ pub fn parse_temporal_entity(
     })
 }
 
+/// `aggrMethods`, `aggrPeriodDuration` and the requested range (4.5.19).
+#[derive(Debug, Clone, Default)]
+pub struct Aggregation {
+    pub methods: Vec<AggrMethod>,
+    pub period: Period,
+    pub range: TimeRange,
+}
+
 /// How to render a temporal entity.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TemporalRenderOptions<'a> {
+    /// `options=aggregatedValues`: the aggregated representation (takes precedence).
+    pub aggregation: Option<&'a Aggregation>,
     /// `options=temporalValues` (or `simplified` / `keyValues`): the simplified representation.
     pub temporal_values: bool,
     pub sys_attrs: bool,
@@ -113,11 +124,23 @@ pub fn render_temporal_entity(
         out.insert("createdAt".into(), stamp(&h.created_at));
         out.insert("modifiedAt".into(), stamp(&h.modified_at));
     }
+    // Every attribute's periods start at the entity's oldest instance, so they line up.
+    let oldest = e
+        .attrs
+        .values()
+        .flatten()
+        .filter_map(|i| pair_time(i, opts.time_property))
+        .min();
     for (name, list) in &e.attrs {
         if list.is_empty() {
             continue;
         }
-        let v = if opts.temporal_values {
+        let v = if let Some(aggr) = opts.aggregation {
+            match aggregated_values(list, ctx, opts, aggr, oldest) {
+                Some(v) => v,
+                None => continue,
+            }
+        } else if opts.temporal_values {
             temporal_values(list, ctx, opts)
         } else {
             Value::Array(list.iter().map(|i| instance(i, ctx, opts)).collect())
@@ -143,6 +166,73 @@ fn instance(i: &TemporalInstance, ctx: &Context, opts: &TemporalRenderOptions) -
         }
     }
     v
+}
+
+/// The time an instance is paired with in the simplified and aggregated representations.
+fn pair_time(i: &TemporalInstance, p: TimeProperty) -> Option<Timestamp> {
+    i.time(p)
+}
+
+/// The aggregated representation of one attribute (4.5.19): per `datasetId`, the kind and
+/// one `[value, start, end]` series per method; `None` when no instance fell in the range.
+fn aggregated_values(
+    list: &[TemporalInstance],
+    ctx: &Context,
+    opts: &TemporalRenderOptions,
+    aggr: &Aggregation,
+    oldest: Option<Timestamp>,
+) -> Option<Value> {
+    let mut timed: Vec<(Timestamp, &TemporalInstance)> = list
+        .iter()
+        .filter(|i| !is_deletion(&i.attr))
+        .filter_map(|i| Some((pair_time(i, opts.time_property)?, i)))
+        .collect();
+    // The aggregator takes instances in time order; the store orders by observedAt.
+    timed.sort_by_key(|(at, _)| *at);
+    let mut groups: Vec<(Option<String>, Map<String, Value>, Aggregator)> = Vec::new();
+    for (at, i) in timed {
+        let ds = i.attr.dataset_id.clone();
+        let pos = match groups.iter().position(|g| g.0 == ds) {
+            Some(p) => p,
+            None => {
+                let mut head = Map::new();
+                head.insert(
+                    "type".into(),
+                    Value::String(i.attr.value.type_name().into()),
+                );
+                if let Some(d) = &ds {
+                    head.insert("datasetId".into(), Value::String(d.clone()));
+                }
+                let mut a = Aggregator::new(&aggr.methods, aggr.period, aggr.range);
+                if let (None, Some(o)) = (aggr.range.start, oldest) {
+                    a = a.aligned_at(o);
+                }
+                groups.push((ds, head, a));
+                groups.len() - 1
+            }
+        };
+        // In time order, so the only refusal left is MAX_DISTINCT values in one period,
+        // where that one value is left out of the distinct count.
+        let _ = groups[pos]
+            .2
+            .push(&simplified_payload(&i.attr.value, ctx), at);
+    }
+    let mut out: Vec<Value> = groups
+        .into_iter()
+        .filter_map(|(_, mut head, a)| {
+            let done = a.finish();
+            if done.is_empty() {
+                return None;
+            }
+            head.extend(done.to_members());
+            Some(Value::Object(head))
+        })
+        .collect();
+    match out.len() {
+        0 => None,
+        1 => Some(out.swap_remove(0)),
+        _ => Some(Value::Array(out)),
+    }
 }
 
 /// The instances of one datasetId in the simplified representation.
