@@ -418,7 +418,7 @@ impl Engine {
                 }
             });
         }
-        attrs.retain(|_, l| !l.is_empty());
+        // An attribute emptied by the cut stays as an empty list: it has instances later on.
         let times = attrs.values().flatten().map(when);
         let (lower, upper) = q.bounds();
         let start = if backwards {

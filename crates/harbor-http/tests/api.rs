@@ -22,6 +22,8 @@ mod common_behaviours;
 mod registrations;
 #[path = "api/subscriptions.rs"]
 mod subscriptions;
+#[path = "api/temporal.rs"]
+mod temporal;
 
 /// No network in tests: every remote @context is unavailable.
 struct Offline;

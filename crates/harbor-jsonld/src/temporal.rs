@@ -87,7 +87,8 @@ pub struct TemporalRenderOptions<'a> {
     pub time_property: TimeProperty,
 }
 
-/// A temporal entity in the requested representation; attributes with no instance are left out.
+/// A temporal entity in the requested representation. An attribute with no instance (a page
+/// cut before its first one) is an empty array.
 pub fn render_temporal_entity(
     e: &TemporalEntity,
     ctx: &Context,
@@ -132,9 +133,6 @@ pub fn render_temporal_entity(
         .filter_map(|i| pair_time(i, opts.time_property))
         .min();
     for (name, list) in &e.attrs {
-        if list.is_empty() {
-            continue;
-        }
         let v = if let Some(aggr) = opts.aggregation {
             match aggregated_values(list, ctx, opts, aggr, oldest) {
                 Some(v) => v,
