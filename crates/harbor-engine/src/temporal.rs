@@ -361,6 +361,7 @@ impl Engine {
         // Where the page stops: the earliest cut among the attributes cut short (the latest
         // going backwards).
         let mut cut: Option<Timestamp> = None;
+        let now = time::now();
         let range = InstanceRange {
             from,
             to,
@@ -376,10 +377,13 @@ impl Engine {
                 .visit_instances(tenant, &header.id, &name, range, &mut |i| {
                     let t = i.time(q.time_property);
                     let deleted_only = q.time_property == TimeProperty::DeletedAt;
-                    let in_dataset = sel
-                        .datasets
-                        .as_ref()
-                        .is_none_or(|d| d.contains(&i.attr.dataset_id));
+                    // A transient instance's history evaporates with it (4.22).
+                    let expired = i.attr.expires_at.is_some_and(|t| t <= now);
+                    let in_dataset = !expired
+                        && sel
+                            .datasets
+                            .as_ref()
+                            .is_none_or(|d| d.contains(&i.attr.dataset_id));
                     if q.selects(t) && in_dataset && (!deleted_only || t.is_some()) {
                         list.push(i);
                     }

@@ -126,7 +126,8 @@ pub struct Recorded {
 
 /// The temporal rows of one change of the current state: each instance of `after` that is new
 /// or differs from `before` becomes an instance; each instance of `before` gone from `after`
-/// becomes a deleted instance (also when the whole entity is deleted). The header keeps its
+/// becomes a deleted instance (also when the whole entity is deleted), unless it expired
+/// (4.22): then it vanished, and nothing is recorded. The header keeps its
 /// creation time across changes; history outlives the entity. `new_id` makes instance ids.
 pub fn record_change(
     change: &EntityChange,
@@ -134,6 +135,11 @@ pub fn record_change(
     new_id: &mut dyn FnMut() -> String,
 ) -> Option<Recorded> {
     let subject = change.subject()?;
+    let entity_expired = change.after.is_none()
+        && change
+            .before
+            .as_ref()
+            .is_some_and(|b| b.expires_at.is_some_and(|t| t <= change.at));
     let mut instances = Vec::new();
     let empty = Vec::new();
     let names: Vec<&String> = match (&change.before, &change.after) {
@@ -164,7 +170,9 @@ pub fn record_change(
             }
         }
         for b in was {
-            if !is.iter().any(|a| a.dataset_id == b.dataset_id) {
+            // What expired (4.22) vanished rather than was deleted: no deletion is recorded.
+            let expired = b.expires_at.is_some_and(|t| t <= change.at) || entity_expired;
+            if !expired && !is.iter().any(|a| a.dataset_id == b.dataset_id) {
                 let gone = TemporalInstance::deleted(new_id(), b, change.at);
                 instances.push((name.clone(), gone));
             }
@@ -285,6 +293,18 @@ mod tests {
                 "deleting the entity deletes every instance",
                 change(Some(entity(&[("speed", None, 1)])), None, &[]),
                 vec![row("speed", None, null, true)],
+            ),
+            (
+                "an expired entity records no deletion",
+                change(
+                    Some(Entity {
+                        expires_at: Some(at("2024-01-15T00:00:00Z")),
+                        ..entity(&[("speed", None, 1)])
+                    }),
+                    None,
+                    &[],
+                ),
+                vec![],
             ),
         ];
         for (what, c, want) in cases {
