@@ -12,16 +12,18 @@ pub mod notify;
 mod purge;
 mod registrations;
 mod subscriptions;
+mod temporal;
 
 use std::sync::Arc;
 
-use harbor_store::{EntityStore, RegistrationStore, SubscriptionStore};
+use harbor_store::{EntityStore, RegistrationStore, SubscriptionStore, TemporalStore};
 
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo};
 pub use entities::{NotUpdated, UpdateResult};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 pub use purge::{PurgeAction, PurgeFilter};
+pub use temporal::{InstanceSelection, TemporalRange};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct Limits {
     pub max_page: usize,
     /// `limit` when a query gives none.
     pub default_page: usize,
+    /// Most instances of one attribute a temporal query returns.
+    pub max_temporal_instances: usize,
 }
 
 impl Default for Limits {
@@ -40,6 +44,7 @@ impl Default for Limits {
             max_batch: 1000,
             max_page: 1000,
             default_page: 20,
+            max_temporal_instances: 1000,
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct Engine {
     registration_lock: tokio::sync::Mutex<()>,
     notifier: Option<Arc<notify::Notifier>>,
     sources: Option<Arc<dyn forward::ContextSourceClient>>,
+    temporal: Option<Arc<dyn TemporalStore>>,
     pub limits: Limits,
 }
 
@@ -70,6 +76,7 @@ impl Engine {
             registration_lock: tokio::sync::Mutex::new(()),
             notifier: None,
             sources: None,
+            temporal: None,
             limits,
         }
     }
@@ -97,6 +104,13 @@ impl Engine {
     /// operations are refused.
     pub fn with_registrations(mut self, store: Arc<dyn RegistrationStore>) -> Self {
         self.registrations = Some(store);
+        self
+    }
+
+    /// The engine with a temporal store (5.6.11 – 5.7.4); without one, temporal operations
+    /// are refused.
+    pub fn with_temporal(mut self, store: Arc<dyn TemporalStore>) -> Self {
+        self.temporal = Some(store);
         self
     }
 

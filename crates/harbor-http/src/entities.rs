@@ -42,7 +42,7 @@ pub async fn read_json(
     body::read(state, headers, &b, merge_patch).await
 }
 
-fn check_id(id: &str) -> ApiResult<()> {
+pub(crate) fn check_id(id: &str) -> ApiResult<()> {
     if is_uri(id) {
         Ok(())
     } else {
@@ -53,7 +53,7 @@ fn check_id(id: &str) -> ApiResult<()> {
     }
 }
 
-fn check_attr_name(attr: &str) -> ApiResult<()> {
+pub(crate) fn check_attr_name(attr: &str) -> ApiResult<()> {
     if harbor_jsonld::expand::is_ngsi_name(attr) {
         Ok(())
     } else {

@@ -17,6 +17,7 @@ mod query;
 mod registrations;
 mod reply;
 mod subscriptions;
+mod temporal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -149,6 +150,36 @@ pub fn router(state: SharedState) -> Router {
                 .delete(registrations::delete_subscription),
         )
         .route("/info/sourceIdentity", get(identity::source_identity))
+        .route(
+            "/temporal/entities",
+            post(temporal::create).get(temporal::query_get),
+        )
+        .route(
+            "/temporal/entities/",
+            post(temporal::create).get(temporal::query_get),
+        )
+        .route(
+            "/temporal/entities/{id}",
+            get(temporal::retrieve).delete(temporal::delete),
+        )
+        .route("/temporal/entities/{id}/attrs", post(temporal::add_attrs))
+        .route("/temporal/entities/{id}/attrs/", post(temporal::add_attrs))
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}",
+            axum::routing::delete(temporal::delete_attr),
+        )
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}/",
+            axum::routing::delete(temporal::delete_attr),
+        )
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}/{instance}",
+            axum::routing::patch(temporal::modify_instance).delete(temporal::delete_instance),
+        )
+        .route(
+            "/temporal/entityOperations/query",
+            post(temporal::query_post),
+        )
         .route("/jsonldContexts", post(contexts::add).get(contexts::list))
         .route("/jsonldContexts/", post(contexts::add).get(contexts::list))
         .route(

@@ -82,6 +82,62 @@ pub mod allowed {
         "keep",
         "drop",
     ];
+    /// GET /temporal/entities/{id}, Retrieve Temporal Evolution of an Entity (6.19.3.1).
+    pub const RETRIEVE_TEMPORAL: &[&str] = &[
+        "attrs",
+        "pick",
+        "omit",
+        "type",
+        "lang",
+        "datasetId",
+        "timerel",
+        "timeAt",
+        "endTimeAt",
+        "timeproperty",
+        "lastN",
+        "aggrMethods",
+        "aggrPeriodDuration",
+        "options",
+        "format",
+        "local",
+        "entityMap",
+    ];
+    /// GET /temporal/entities, Query Temporal Evolution of Entities (6.18.3.2).
+    pub const QUERY_TEMPORAL: &[&str] = &[
+        "id",
+        "type",
+        "idPattern",
+        "attrs",
+        "pick",
+        "omit",
+        "q",
+        "csf",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+        "scopeQ",
+        "lang",
+        "datasetId",
+        "timerel",
+        "timeAt",
+        "endTimeAt",
+        "timeproperty",
+        "lastN",
+        "aggrMethods",
+        "aggrPeriodDuration",
+        "options",
+        "format",
+        "limit",
+        "offset",
+        "count",
+        "local",
+        "entityMap",
+        "expandValues",
+        "orderBy",
+    ];
+    /// DELETE /temporal/entities/{id}/attrs/{attrId} (6.21.3.1).
+    pub const DELETE_TEMPORAL_ATTR: &[&str] = &["datasetId", "deleteAll"];
     /// GET /entities, Query Entities (6.4.3.2).
     pub const QUERY_ENTITIES: &[&str] = &[
         "id",
@@ -225,6 +281,17 @@ impl Params {
 }
 
 impl Params {
+    /// These parameters without the named ones.
+    pub fn without(&self, keys: &[&str]) -> Params {
+        Params(
+            self.0
+                .iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// Parameters from already decoded pairs.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
         Params(pairs)

@@ -22,6 +22,8 @@ mod common_behaviours;
 mod registrations;
 #[path = "api/subscriptions.rs"]
 mod subscriptions;
+#[path = "api/temporal.rs"]
+mod temporal;
 
 /// No network in tests: every remote @context is unavailable.
 struct Offline;
@@ -44,9 +46,11 @@ fn app(name: &str) -> axum::Router {
                 max_batch: 100,
                 max_page: 100,
                 default_page: 20,
+                max_temporal_instances: 1000,
             },
         )
         .with_subscriptions(store.clone())
+        .with_temporal(store.clone())
         .with_registrations(store),
     );
     let registry = Arc::new(ContextRegistry::new("http://127.0.0.1:1026"));

@@ -28,11 +28,15 @@ pub enum Payload {
     Update,
     /// Merge (5.5.12): as `Update`, and a Null inside a JSON value removes that key.
     Merge,
+    /// A temporal entity (5.6.11, 5.6.12): as `Full`, except that an attribute may list
+    /// several instances with one `datasetId`, and an instance's payload may be an NGSI-LD
+    /// Null, which records a deletion in the history.
+    Temporal,
 }
 
 impl Payload {
-    fn allows_null(self) -> bool {
-        self != Payload::Full
+    pub(crate) fn allows_null(self) -> bool {
+        matches!(self, Payload::Update | Payload::Merge)
     }
 }
 
@@ -116,7 +120,9 @@ pub fn parse_attribute_instances(
             for item in items {
                 out.push(parse_attribute(ctx, name, item, payload, now)?);
             }
-            check_unique_datasets(name, &out)?;
+            if payload != Payload::Temporal {
+                check_unique_datasets(name, &out)?;
+            }
             return Ok(out);
         }
     }
@@ -315,6 +321,9 @@ impl Reader<'_> {
 
     /// The NGSI-LD Null form of an attribute, if `v` is one.
     fn null_form(&self, name: &str, v: &Value) -> NgsiResult<Option<AttrInput>> {
+        if self.payload == Payload::Temporal && v.is_object() {
+            return Ok(None);
+        }
         let obj = match v {
             Value::Object(o) if is_attribute_object(o) => o,
             // RFC 7396: in a merge patch a JSON null member deletes too.
@@ -459,6 +468,25 @@ impl Reader<'_> {
         payload: &Value,
         obj: &Map<String, Value>,
     ) -> NgsiResult<AttrValue> {
+        if self.payload == Payload::Temporal && is_null_literal(payload) {
+            let null = Value::String(NGSI_LD_NULL.into());
+            return Ok(match kind {
+                "Relationship" => AttrValue::Relationship {
+                    object: null,
+                    object_type: None,
+                },
+                "ListRelationship" => AttrValue::ListRelationship {
+                    object_list: null,
+                    object_type: None,
+                },
+                "GeoProperty" => AttrValue::GeoProperty(null),
+                "LanguageProperty" => AttrValue::LanguageProperty(null),
+                "JsonProperty" => AttrValue::JsonProperty(null),
+                "VocabProperty" => AttrValue::VocabProperty(null),
+                "ListProperty" => AttrValue::ListProperty(null),
+                _ => AttrValue::Property(null),
+            });
+        }
         Ok(match kind {
             "Property" => {
                 if self.is_geo_name() {

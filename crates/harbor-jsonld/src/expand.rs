@@ -184,7 +184,7 @@ fn is_scope(s: &str) -> bool {
 }
 
 fn parse_scopes(v: &Value, payload: Payload) -> NgsiResult<Vec<String>> {
-    if payload != Payload::Full && is_null_literal(v) {
+    if payload.allows_null() && is_null_literal(v) {
         return Ok(Vec::new());
     }
     let one = |s: &Value| -> NgsiResult<String> {

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod render;
 pub mod resolve;
 pub mod subscription;
+pub mod temporal;
 
 pub use context::{
     content_hash, content_key, core_document, is_core_context_url, Context, TermDef,

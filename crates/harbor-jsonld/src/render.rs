@@ -152,12 +152,12 @@ fn entity_members(e: &Entity, ctx: &Context, opts: &RenderOptions, out: &mut Map
 }
 
 /// A system timestamp (`createdAt`, `modifiedAt`).
-fn stamp(t: &Timestamp) -> Value {
+pub(crate) fn stamp(t: &Timestamp) -> Value {
     Value::String(time::format(t))
 }
 
 /// A client-given timestamp (`observedAt`, `expiresAt`): no more fractional digits than needed.
-fn given_stamp(t: &Timestamp) -> Value {
+pub(crate) fn given_stamp(t: &Timestamp) -> Value {
     Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 

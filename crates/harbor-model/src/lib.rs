@@ -7,6 +7,7 @@ pub mod feed;
 pub mod names;
 pub mod registration;
 pub mod subscription;
+pub mod temporal;
 pub mod tenant;
 pub mod time;
 
@@ -15,5 +16,6 @@ pub use error::{ErrorKind, NgsiError, NgsiResult};
 pub use feed::{Delivery, EntityChange, Trigger};
 pub use registration::Registration;
 pub use subscription::Subscription;
+pub use temporal::{TemporalEntity, TemporalHeader, TemporalInstance, TimeProperty};
 pub use tenant::Tenant;
 pub use time::Timestamp;

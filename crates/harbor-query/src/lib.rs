@@ -1,5 +1,7 @@
 //! Parsers and evaluators for the NGSI-LD selection languages (ETSI GS CIM 009 V1.9.1):
-//! `q` (4.9), `scopeQ` (4.19), geo-queries (4.10) and entity type expressions (4.17).
+//! `q` (4.9), `scopeQ` (4.19), geo-queries (4.10), temporal queries (4.11) and entity type
+//! expressions (4.17), and the aggregation of the temporal representation (4.5.19,
+//! [`Aggregator`]).
 //!
 //! Every parser takes already percent-decoded text and returns a typed query or a
 //! [`QueryError`] whose `detail` names the problem and its 1-based character position.
@@ -28,6 +30,7 @@
 //! `!=` and `!~=` hold when the target exists and no element matches. Relationships compare
 //! their object(s) and only with `==`/`!=`.
 
+mod aggregate;
 mod bool_expr;
 mod error;
 mod geo_query;
@@ -39,11 +42,16 @@ mod q_parse;
 mod q_value;
 mod scope;
 mod spherical;
+mod temporal;
 mod type_expr;
 
 #[cfg(test)]
 mod tests;
 
+pub use aggregate::{
+    aggr_methods_from_json, parse_aggr_methods, parse_aggr_period_duration, AggrMethod, Aggregated,
+    Aggregator, Period, PeriodValues, TimeRange, MAX_DISTINCT, MAX_PERIOD_YEARS,
+};
 pub use error::QueryError;
 pub use geo_query::{parse_coordinates_text, parse_geo_query, GeoQuery, GeoRel};
 pub use geojson::geojson_to_geometry;
@@ -52,6 +60,7 @@ pub use projection::{parse_projection, ProjTerm, Projection, ProjectionKind};
 pub use q_eval::LinkResolver;
 pub use q_parse::{parse_q, Q};
 pub use scope::{parse_scope_q, ScopeQ};
+pub use temporal::{parse_temporal_query, TemporalParams, TemporalQuery, TimeRel};
 pub use type_expr::{parse_type_expr, TypeExpr};
 
 /// Longest accepted query text, in bytes.

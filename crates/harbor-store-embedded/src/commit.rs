@@ -4,16 +4,20 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use harbor_model::subscription::DeliveryStatus;
-use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant};
+use harbor_model::temporal::{instance_id, record_change};
+use harbor_model::{
+    Delivery, Entity, EntityChange, Registration, Subscription, TemporalHeader, Tenant,
+};
 use harbor_store::{
     Change, ContextChange, OutboxBatch, OutboxChange, RegistrationChange, StoreError, StoreResult,
-    SubscriptionChange,
+    SubscriptionChange, TemporalChange,
 };
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::memory::Memory;
+use crate::temporal;
 
 /// Entities by `tenant \0 id`, as JSON.
 const ENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entities");
@@ -98,6 +102,10 @@ enum Work {
         changes: Vec<RegistrationChange>,
     },
     Outbox(OutboxBatch),
+    Temporal {
+        tenant: Tenant,
+        changes: Vec<TemporalChange>,
+    },
 }
 
 /// What a commit answers besides success.
@@ -128,7 +136,7 @@ impl Drop for Committer {
 }
 
 impl Committer {
-    pub fn start(db: redb::Database, shared: Shared) -> Self {
+    pub fn start(db: Arc<redb::Database>, shared: Shared) -> Self {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("harbor-commit".into())
@@ -157,6 +165,16 @@ impl Committer {
         })
         .await
         .map(drop)
+    }
+
+    pub async fn submit_temporal(
+        &self,
+        tenant: Tenant,
+        changes: Vec<TemporalChange>,
+    ) -> StoreResult<()> {
+        self.send(Work::Temporal { tenant, changes })
+            .await
+            .map(drop)
     }
 
     pub async fn submit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
@@ -219,6 +237,8 @@ pub struct Shared {
     pub contexts: Arc<RwLock<Contexts>>,
     pub records: Arc<RwLock<Records>>,
     pub spine: Arc<RwLock<Spine>>,
+    /// Temporal entity headers.
+    pub temporal: Arc<RwLock<temporal::Headers>>,
     /// Newest feed sequence number, for the matcher to wait on.
     pub feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -236,10 +256,12 @@ struct Prepared {
     feed: Vec<Arc<EntityChange>>,
     /// The JSON of each feed record, in `feed` order.
     feed_bytes: Vec<Vec<u8>>,
+    /// Per request of the group (entity work only): the temporal rows its changes record.
+    recorded: Vec<Vec<TemporalChange>>,
     added: Vec<Vec<Arc<Delivery>>>,
 }
 
-fn run(db: redb::Database, shared: Shared, rx: mpsc::Receiver<Request>) {
+fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
     let mut counters = {
         let spine = shared.spine.read();
         Counters {
@@ -261,7 +283,9 @@ fn run(db: redb::Database, shared: Shared, rx: mpsc::Receiver<Request>) {
         let mut added = prepared.added.into_iter();
         if result.is_ok() {
             let mut puts = prepared.puts.into_iter();
+            let mut recorded = prepared.recorded.iter();
             {
+                let mut headers = shared.temporal.write();
                 let mut mem = shared.memory.write();
                 let mut ctx = shared.contexts.write();
                 let mut rec = shared.records.write();
@@ -269,7 +293,13 @@ fn run(db: redb::Database, shared: Shared, rx: mpsc::Receiver<Request>) {
                 for r in &mut group {
                     match &mut r.work {
                         Work::Entities { tenant, .. } => {
+                            if let Some(rows) = recorded.next() {
+                                temporal::apply(&mut headers, tenant, rows);
+                            }
                             mem.apply_shared(tenant, puts.next().unwrap_or_default())
+                        }
+                        Work::Temporal { tenant, changes } => {
+                            temporal::apply(&mut headers, tenant, changes)
                         }
                         Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
                         Work::Subscriptions {
@@ -320,7 +350,11 @@ fn run(db: redb::Database, shared: Shared, rx: mpsc::Receiver<Request>) {
 /// numbers a feed record for each, and numbers the deliveries the group adds.
 fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> Prepared {
     let mem = shared.memory.read();
+    let headers = shared.temporal.read();
     let now = harbor_model::time::now();
+    // Temporal headers written earlier in this group.
+    let mut pending_headers: std::collections::HashMap<(Tenant, String), TemporalHeader> =
+        Default::default();
     // States written earlier in this group, which memory does not have yet.
     let mut pending: std::collections::HashMap<(Tenant, String), Option<Arc<Entity>>> =
         Default::default();
@@ -328,6 +362,7 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
         puts: Vec::new(),
         feed: Vec::new(),
         feed_bytes: Vec::new(),
+        recorded: Vec::new(),
         added: Vec::new(),
     };
     for r in group.iter_mut() {
@@ -338,6 +373,7 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                 encoded,
             } => {
                 let mut puts = Vec::with_capacity(changes.len());
+                let mut rows = Vec::new();
                 for (c, bytes) in std::mem::take(changes).into_iter().zip(encoded.iter()) {
                     let (id, next) = match c {
                         Change::Put(e) => (e.id.clone(), Some(Arc::new(e))),
@@ -360,12 +396,33 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                         );
                         out.feed_bytes
                             .push(encode_record(&record, bytes.as_deref()));
+                        let hkey = (tenant.clone(), id.clone());
+                        let header = pending_headers.get(&hkey).cloned().or_else(|| {
+                            headers
+                                .get(tenant)
+                                .and_then(|m| m.get(&id))
+                                .map(|h| (**h).clone())
+                        });
+                        if let Some(r) = record_change(&record, header.as_ref(), &mut || {
+                            instance_id(&uuid::Uuid::new_v4().to_string())
+                        }) {
+                            pending_headers.insert(hkey, r.header.clone());
+                            rows.push(TemporalChange::PutHeader(r.header));
+                            rows.extend(r.instances.into_iter().map(|(attr, instance)| {
+                                TemporalChange::PutInstance {
+                                    entity: id.clone(),
+                                    attr,
+                                    instance: Box::new(instance),
+                                }
+                            }));
+                        }
                         out.feed.push(Arc::new(record));
                     }
                     pending.insert(key, next.clone());
                     puts.push((id, next));
                 }
                 out.puts.push(puts);
+                out.recorded.push(rows);
             }
             Work::Outbox(batch) => {
                 let mut added = Vec::new();
@@ -477,13 +534,28 @@ fn write_group(
             .open_table(CSOURCE_SUBSCRIPTIONS)
             .map_err(|e| fail(&e))?;
         let mut registrations = txn.open_table(REGISTRATIONS).map_err(|e| fail(&e))?;
+        let mut instances = txn.open_table(temporal::INSTANCES).map_err(|e| fail(&e))?;
+        let mut theaders = txn.open_table(temporal::HEADERS).map_err(|e| fail(&e))?;
+        let mut recorded = prepared.recorded.iter();
         // The entity changes, resolved by `prepare`, one list per entity request in order.
         let mut puts = prepared.puts.iter();
         for r in group {
             let (tenant, changes) = match &r.work {
                 Work::Entities {
                     tenant, encoded, ..
-                } => (tenant, puts.next().map(|p| p.iter().zip(encoded))),
+                } => {
+                    if let Some(rows) = recorded.next() {
+                        temporal::write(tenant, rows, &mut instances, &mut theaders)
+                            .map_err(|e| fail(&e))?;
+                    }
+                    (tenant, puts.next().map(|p| p.iter().zip(encoded)))
+                }
+                Work::Temporal { tenant, changes } => {
+                    tenants.insert(tenant.as_str(), ()).map_err(|e| fail(&e))?;
+                    temporal::write(tenant, changes, &mut instances, &mut theaders)
+                        .map_err(|e| fail(&e))?;
+                    continue;
+                }
                 Work::Subscriptions {
                     kind,
                     tenant,
@@ -688,7 +760,7 @@ fn apply_registrations(
 }
 
 /// Reads one table of JSON records keyed `tenant \0 id` into memory.
-fn load_table<T: serde::de::DeserializeOwned>(
+pub fn load_table<T: serde::de::DeserializeOwned>(
     txn: &redb::ReadTransaction,
     def: TableDefinition<&str, &[u8]>,
 ) -> StoreResult<ByTenant<T>> {
@@ -716,6 +788,7 @@ pub struct Loaded {
     pub contexts: Contexts,
     pub records: Records,
     pub spine: Spine,
+    pub temporal: temporal::Headers,
 }
 
 /// Reads the whole durable state into memory.
@@ -736,6 +809,9 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
         txn.open_table(OUTBOX).map_err(|e| corrupt(&e))?;
         txn.open_table(SUB_STATUS).map_err(|e| corrupt(&e))?;
         txn.open_table(META).map_err(|e| corrupt(&e))?;
+        txn.open_table(temporal::INSTANCES)
+            .map_err(|e| corrupt(&e))?;
+        txn.open_table(temporal::HEADERS).map_err(|e| corrupt(&e))?;
         txn.commit().map_err(|e| corrupt(&e))?;
     }
     let txn = db.begin_read().map_err(|e| corrupt(&e))?;
@@ -803,10 +879,12 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
         let d: Delivery = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
         spine.outbox.insert(k.value(), Arc::new(d));
     }
+    let temporal = temporal::load(&txn)?;
     Ok(Loaded {
         memory,
         contexts,
         records,
         spine,
+        temporal,
     })
 }

@@ -6,16 +6,20 @@
 
 mod commit;
 mod memory;
+mod temporal;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant, Timestamp};
+use harbor_model::{
+    Delivery, Entity, EntityChange, Registration, Subscription, TemporalHeader, TemporalInstance,
+    Tenant, Timestamp,
+};
 use harbor_store::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, FeedStore, OutboxBatch,
-    QueryResult, RegistrationChange, RegistrationStore, StoreError, StoreResult,
-    SubscriptionChange, SubscriptionStore,
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, FeedStore, InstanceRange,
+    OutboxBatch, QueryResult, RegistrationChange, RegistrationStore, StoreError, StoreResult,
+    SubscriptionChange, SubscriptionStore, TemporalChange, TemporalStore,
 };
 use parking_lot::RwLock;
 
@@ -28,6 +32,9 @@ pub struct EmbeddedStore {
     contexts: Arc<RwLock<commit::Contexts>>,
     records: Arc<RwLock<commit::Records>>,
     spine: Arc<RwLock<commit::Spine>>,
+    temporal: Arc<RwLock<temporal::Headers>>,
+    /// Shared with the commit thread; temporal reads use their own read transactions.
+    db: Arc<redb::Database>,
     feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
     committer: commit::Committer,
 }
@@ -54,14 +61,18 @@ impl EmbeddedStore {
             contexts: Arc::new(RwLock::new(loaded.contexts)),
             records: Arc::new(RwLock::new(loaded.records)),
             spine: Arc::new(RwLock::new(loaded.spine)),
+            temporal: Arc::new(RwLock::new(loaded.temporal)),
             feed_seq: feed_seq.clone(),
         };
-        let committer = commit::Committer::start(db, shared.clone());
+        let db = Arc::new(db);
+        let committer = commit::Committer::start(db.clone(), shared.clone());
         Ok(EmbeddedStore {
             memory: shared.memory,
             contexts: shared.contexts,
             records: shared.records,
             spine: shared.spine,
+            temporal: shared.temporal,
+            db,
             feed_seq,
             committer,
         })
@@ -227,6 +238,45 @@ impl RegistrationStore for EmbeddedStore {
 
     fn csource_subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>> {
         all(&self.records.read().csource_subscriptions, tenant)
+    }
+}
+
+#[async_trait]
+impl TemporalStore for EmbeddedStore {
+    async fn commit_temporal(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<TemporalChange>,
+    ) -> StoreResult<()> {
+        self.committer
+            .submit_temporal(tenant.clone(), changes)
+            .await
+    }
+
+    fn temporal_header(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<TemporalHeader>> {
+        Ok(one(&self.temporal.read(), tenant, id).map(|h| (*h).clone()))
+    }
+
+    fn temporal_headers(&self, tenant: &Tenant) -> StoreResult<Vec<TemporalHeader>> {
+        Ok(all(&self.temporal.read(), tenant)
+            .into_iter()
+            .map(|h| (*h).clone())
+            .collect())
+    }
+
+    fn temporal_attrs(&self, tenant: &Tenant, id: &str) -> StoreResult<Vec<String>> {
+        temporal::attrs(&self.db, tenant, id)
+    }
+
+    fn visit_instances(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        range: InstanceRange,
+        visit: &mut dyn FnMut(TemporalInstance) -> bool,
+    ) -> StoreResult<()> {
+        temporal::visit(&self.db, tenant, id, attr, range, visit)
     }
 }
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use harbor_model::Tenant;
-use harbor_store::conformance::{parking, run, run_contexts, run_registrations, run_subscriptions};
+use harbor_store::conformance::{
+    parking, run, run_contexts, run_registrations, run_subscriptions, run_temporal,
+};
 use harbor_store::{
     Change, ContextChange, ContextStore, EntityQuery, EntityStore, RegistrationStore,
     SubscriptionStore,
@@ -22,6 +24,19 @@ async fn conformance_suite() {
     let dir = temp_dir("conformance");
     let store = EmbeddedStore::open(&dir).unwrap();
     run(&store).await;
+}
+
+#[tokio::test]
+async fn temporal_conformance_and_reopening() {
+    let dir = temp_dir("temporal");
+    {
+        let store = EmbeddedStore::open(&dir).unwrap();
+        run_temporal(&store, &store).await;
+    }
+    let store = EmbeddedStore::open(&dir).unwrap();
+    let t = Tenant::parse("temporal-city").unwrap();
+    let headers = harbor_store::TemporalStore::temporal_headers(&store, &t).unwrap();
+    assert_eq!(headers.len(), 1, "temporal headers survive reopening");
 }
 
 #[tokio::test]

@@ -610,3 +610,210 @@ pub async fn run_feed(store: &dyn EntityStore, feed: &dyn crate::FeedStore) {
     assert!(feed.change(recs[0].seq).is_none(), "trimmed below the cut");
     assert!(feed.change(recs[1].seq).is_some(), "kept from the cut on");
 }
+
+/// The temporal store: changes of the current state are recorded in the same commit, history
+/// outlives the entity, instances come back in time order within a range, and the temporal
+/// API's own changes apply atomically. Needs a fresh store.
+pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::TemporalStore) {
+    use crate::{InstanceRange, TemporalChange};
+    use harbor_model::temporal::instance_id;
+    use harbor_model::TemporalInstance;
+
+    let t = Tenant::parse("temporal-city").unwrap();
+    let spots = expand("availableSpotNumber");
+    let visit_all = |id: &str, attr: &str, range: InstanceRange| {
+        let mut out = Vec::new();
+        temporal
+            .visit_instances(&t, id, attr, range, &mut |i| {
+                out.push(i);
+                true
+            })
+            .unwrap();
+        out
+    };
+    let payloads = |list: &[TemporalInstance]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|i| i.attr.value.payload().clone())
+            .collect()
+    };
+
+    // Recording: create, update, delete of the current state.
+    let p = parking(1, 10, 103.8, 1.3);
+    store
+        .commit(&t, vec![Change::Put(p.clone())])
+        .await
+        .unwrap();
+    let h = temporal.temporal_header(&t, &p.id).unwrap();
+    assert!(
+        h.is_some(),
+        "creating an entity creates its temporal header"
+    );
+    assert_eq!(
+        temporal.temporal_attrs(&t, &p.id).unwrap(),
+        [spots.clone(), harbor_model::names::LOCATION.to_string()],
+        "every attribute of a created entity is recorded"
+    );
+    let mut updated = p.clone();
+    let later = time::now();
+    updated.attrs.insert(
+        spots.clone(),
+        vec![Attribute::new(AttrValue::Property(json!(9)), later)],
+    );
+    store
+        .commit(&t, vec![Change::Put(updated.clone())])
+        .await
+        .unwrap();
+    let all = visit_all(&p.id, &spots, InstanceRange::default());
+    assert_eq!(
+        payloads(&all),
+        [json!(10), json!(9)],
+        "an update is recorded as soon as its commit returns"
+    );
+    assert_eq!(
+        visit_all(
+            &p.id,
+            harbor_model::names::LOCATION,
+            InstanceRange::default()
+        )
+        .len(),
+        1,
+        "an attribute left alone records nothing new"
+    );
+    store
+        .commit(&t, vec![Change::Delete(p.id.clone())])
+        .await
+        .unwrap();
+    let all = visit_all(&p.id, &spots, InstanceRange::default());
+    assert_eq!(
+        all.len(),
+        3,
+        "deleting the entity records deleted instances"
+    );
+    assert!(all[2].deleted_at.is_some());
+    assert!(
+        temporal.temporal_header(&t, &p.id).unwrap().is_some(),
+        "history outlives the entity"
+    );
+
+    // The temporal API's own writes: order by time, ranges, newest first, deletions.
+    let at = |s: &str| time::parse(s).unwrap();
+    let inst = |n: &str, v: i64, observed: &str| {
+        let mut a = Attribute::new(AttrValue::Property(json!(v)), time::now());
+        a.observed_at = Some(at(observed));
+        TemporalInstance {
+            instance_id: instance_id(n),
+            attr: a,
+            deleted_at: None,
+        }
+    };
+    let id = "urn:ngsi-ld:Vehicle:T1".to_string();
+    let speed = expand("speed");
+    let put = |i: TemporalInstance| TemporalChange::PutInstance {
+        entity: id.clone(),
+        attr: speed.clone(),
+        instance: Box::new(i),
+    };
+    let header = harbor_model::TemporalHeader {
+        id: id.clone(),
+        types: vec![expand("Vehicle")],
+        scopes: vec![],
+        created_at: time::now(),
+        modified_at: time::now(),
+    };
+    temporal
+        .commit_temporal(
+            &t,
+            vec![
+                TemporalChange::PutHeader(header.clone()),
+                put(inst("b", 2, "2020-08-01T12:05:00Z")),
+                put(inst("a", 1, "2020-08-01T12:03:00Z")),
+                put(inst("c", 3, "2020-08-01T12:07:00Z")),
+                put(inst("old", 0, "1969-12-31T23:59:59Z")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        payloads(&visit_all(&id, &speed, InstanceRange::default())),
+        [json!(0), json!(1), json!(2), json!(3)],
+        "instances come back in time order, also before 1970"
+    );
+    let range = InstanceRange {
+        from: Some(at("2020-08-01T12:04:00Z")),
+        to: Some(at("2020-08-01T12:07:00Z")),
+        newest_first: false,
+    };
+    assert_eq!(
+        payloads(&visit_all(&id, &speed, range)),
+        [json!(2)],
+        "from <= t < to"
+    );
+    let mut newest = Vec::new();
+    let range = InstanceRange {
+        newest_first: true,
+        ..Default::default()
+    };
+    temporal
+        .visit_instances(&t, &id, &speed, range, &mut |i| {
+            newest.push(i);
+            newest.len() < 2
+        })
+        .unwrap();
+    assert_eq!(
+        payloads(&newest),
+        [json!(3), json!(2)],
+        "newest first, stopping early"
+    );
+    assert!(
+        temporal
+            .temporal_headers(&Tenant::default_tenant())
+            .unwrap()
+            .iter()
+            .all(|h| h.id != id),
+        "temporal entities belong to their tenant"
+    );
+    assert_eq!(
+        temporal
+            .temporal_headers(&t)
+            .unwrap()
+            .iter()
+            .map(|h| h.id.clone())
+            .collect::<Vec<_>>(),
+        [p.id.clone(), id.clone()],
+        "headers are listed by id"
+    );
+    temporal
+        .commit_temporal(
+            &t,
+            vec![TemporalChange::DeleteInstance {
+                entity: id.clone(),
+                attr: speed.clone(),
+                instance_id: instance_id("b"),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        payloads(&visit_all(&id, &speed, InstanceRange::default())),
+        [json!(0), json!(1), json!(3)],
+        "one instance deleted by its id"
+    );
+    temporal
+        .commit_temporal(
+            &t,
+            vec![TemporalChange::DeleteAttr {
+                entity: id.clone(),
+                attr: speed.clone(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(temporal.temporal_attrs(&t, &id).unwrap().is_empty());
+    temporal
+        .commit_temporal(&t, vec![TemporalChange::DeleteEntity(p.id.clone())])
+        .await
+        .unwrap();
+    assert!(temporal.temporal_header(&t, &p.id).unwrap().is_none());
+    assert!(temporal.temporal_attrs(&t, &p.id).unwrap().is_empty());
+    assert!(temporal.temporal_header(&t, &id).unwrap().is_some());
+}

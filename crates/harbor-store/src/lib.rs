@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use harbor_model::subscription::DeliveryStatus;
-use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant, Timestamp};
+use harbor_model::{
+    Delivery, Entity, EntityChange, Registration, Subscription, TemporalHeader, TemporalInstance,
+    Tenant, Timestamp,
+};
 
 pub use query::EntityQuery;
 
@@ -222,4 +225,71 @@ pub trait FeedStore: Send + Sync {
     /// Applies the batch atomically and durably; returns the deliveries it added, with their
     /// ids, in the order given.
     async fn commit_outbox(&self, batch: OutboxBatch) -> StoreResult<Vec<Arc<Delivery>>>;
+}
+
+/// One change to a tenant's temporal store (5.6.11 – 5.6.18).
+#[derive(Debug, Clone)]
+pub enum TemporalChange {
+    /// Create or replace the header of a temporal entity.
+    PutHeader(TemporalHeader),
+    /// Add an instance whose `instance_id` is new (to replace one, delete it first).
+    PutInstance {
+        entity: String,
+        attr: String,
+        instance: Box<TemporalInstance>,
+    },
+    /// Remove one instance (no error when absent).
+    DeleteInstance {
+        entity: String,
+        attr: String,
+        instance_id: String,
+    },
+    /// Remove every instance of one attribute.
+    DeleteAttr { entity: String, attr: String },
+    /// Remove the temporal entity: its header and every instance.
+    DeleteEntity(String),
+}
+
+/// Which instances of one attribute a visit goes through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstanceRange {
+    /// Only instances whose index time (`observedAt`, else `modifiedAt`) is at or after this.
+    pub from: Option<Timestamp>,
+    /// Only instances whose index time is before this.
+    pub to: Option<Timestamp>,
+    /// Newest first (for `lastN`); oldest first otherwise.
+    pub newest_first: bool,
+}
+
+/// The temporal evolution of entities, per tenant. Changes of the current state are recorded
+/// here by the backend in the same commit as the change (`EntityStore::commit`), through
+/// `harbor_model::temporal::record_change`; the temporal API writes through `commit_temporal`.
+#[async_trait]
+pub trait TemporalStore: Send + Sync {
+    /// Applies the changes atomically and durably; returns once they are on disk.
+    async fn commit_temporal(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<TemporalChange>,
+    ) -> StoreResult<()>;
+
+    /// The header of the temporal entity with this id.
+    fn temporal_header(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<TemporalHeader>>;
+
+    /// Every temporal entity header of the tenant, sorted by id.
+    fn temporal_headers(&self, tenant: &Tenant) -> StoreResult<Vec<TemporalHeader>>;
+
+    /// Expanded names of the attributes that have instances, sorted.
+    fn temporal_attrs(&self, tenant: &Tenant, id: &str) -> StoreResult<Vec<String>>;
+
+    /// Calls `visit` with the instances of one attribute in index-time order within `range`,
+    /// until it returns false.
+    fn visit_instances(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        range: InstanceRange,
+        visit: &mut dyn FnMut(TemporalInstance) -> bool,
+    ) -> StoreResult<()>;
 }

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Page size when a query gives no `limit` [default: 20].
     #[arg(long, env = "INFOHARBOR_DEFAULT_PAGE")]
     pub default_page: Option<usize>,
+    /// Most instances of one attribute a temporal query returns [default: 1000].
+    #[arg(long, env = "INFOHARBOR_MAX_TEMPORAL_INSTANCES")]
+    pub max_temporal_instances: Option<usize>,
     /// Timeout for fetching a remote @context, in milliseconds [default: 5000].
     #[arg(long, env = "INFOHARBOR_CONTEXT_TIMEOUT_MS")]
     pub context_timeout_ms: Option<u64>,
@@ -75,6 +78,7 @@ struct FileConfig {
     max_batch: Option<usize>,
     max_page: Option<usize>,
     default_page: Option<usize>,
+    max_temporal_instances: Option<usize>,
     context_timeout_ms: Option<u64>,
     expiry_sweep_ms: Option<u64>,
     notify_max_attempts: Option<u32>,
@@ -95,6 +99,7 @@ pub struct Config {
     pub max_batch: usize,
     pub max_page: usize,
     pub default_page: usize,
+    pub max_temporal_instances: usize,
     pub context_timeout_ms: u64,
     pub expiry_sweep_ms: u64,
     pub notify_max_attempts: u32,
@@ -134,6 +139,10 @@ impl ServeArgs {
             max_batch: self.max_batch.or(file.max_batch).unwrap_or(1000),
             max_page: self.max_page.or(file.max_page).unwrap_or(1000),
             default_page: self.default_page.or(file.default_page).unwrap_or(20),
+            max_temporal_instances: self
+                .max_temporal_instances
+                .or(file.max_temporal_instances)
+                .unwrap_or(1000),
             context_timeout_ms: self
                 .context_timeout_ms
                 .or(file.context_timeout_ms)
@@ -167,6 +176,10 @@ impl ServeArgs {
         };
         anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
         anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");
+        anyhow::ensure!(
+            cfg.max_temporal_instances > 0,
+            "max_temporal_instances must be at least 1"
+        );
         anyhow::ensure!(
             cfg.expiry_sweep_ms > 0,
             "expiry_sweep_ms must be at least 1"

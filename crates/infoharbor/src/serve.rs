@@ -27,9 +27,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             max_batch: cfg.max_batch,
             max_page: cfg.max_page,
             default_page: cfg.default_page,
+            max_temporal_instances: cfg.max_temporal_instances,
         },
     )
     .with_subscriptions(store.clone())
+    .with_temporal(store.clone())
     .with_registrations(store.clone());
     let preloaded = match &cfg.context_dir {
         Some(dir) => crate::preload::load(dir)?,

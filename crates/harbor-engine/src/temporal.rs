@@ -1,0 +1,556 @@
+//! The Temporal API (5.6.11 – 5.6.16 provision, 5.7.3 – 5.7.4 consumption) over the
+//! `TemporalStore`. The temporal store is fed two ways: the backend records every change of
+//! the current state in the same commit, and these operations write temporal instances
+//! directly, without touching the current state. History is kept when the current entity is
+//! deleted; only Delete Temporal Entity (5.6.16) removes it.
+//!
+//! Entity selection for queries uses the same `EntityQuery` as Query Entities: `id`,
+//! `idPattern`, `type` and `scopeQ` are evaluated on the temporal entity's header; `q` and
+//! `geoQ` on its latest state, that is the newest instance of each attribute that is not a
+//! deletion; `attrs` keeps entities that have instances of one of the attributes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use harbor_jsonld::expand::AttrFragment;
+use harbor_jsonld::temporal::{is_deletion, TemporalInput};
+use harbor_model::temporal::instance_id;
+use harbor_model::{
+    time, Entity, NgsiError, NgsiResult, TemporalEntity, TemporalHeader, TemporalInstance, Tenant,
+    TimeProperty, Timestamp,
+};
+use harbor_query::TemporalQuery;
+use harbor_store::{EntityQuery, InstanceRange, TemporalChange, TemporalStore};
+
+use crate::merge::apply_fragment;
+use crate::{store_err, Engine};
+
+/// Which instances of a temporal entity to return.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceSelection {
+    pub query: TemporalQuery,
+    /// Expanded attribute names; `None`: all.
+    pub attrs: Option<Vec<String>>,
+    /// `datasetId`s to keep; `None` in the list is the default instance.
+    pub datasets: Option<Vec<Option<String>>>,
+    /// Most instances returned per attribute (the newest when `lastN` is given).
+    pub max_instances: usize,
+}
+
+/// The time range a response was cut to when an attribute had more instances than allowed
+/// (6.3.10): instances are taken oldest first (newest first with `lastN`) up to the limit,
+/// and every attribute is cut at the same instant, so the page covers one range of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemporalRange {
+    /// Where the range starts in the order of pagination (the later end with `lastN`).
+    pub start: Timestamp,
+    /// Where the page stops.
+    pub end: Timestamp,
+    /// `lastN` when given.
+    pub size: Option<usize>,
+}
+
+fn new_instance(attr: harbor_model::Attribute) -> TemporalInstance {
+    let deleted_at = is_deletion(&attr).then(|| attr.observed_at.unwrap_or(attr.modified_at));
+    TemporalInstance {
+        instance_id: instance_id(&uuid::Uuid::new_v4().to_string()),
+        attr,
+        deleted_at,
+    }
+}
+
+fn not_found(id: &str) -> NgsiError {
+    NgsiError::not_found(format!("temporal entity {id} does not exist"))
+}
+
+impl Engine {
+    fn temporal(&self) -> NgsiResult<&Arc<dyn TemporalStore>> {
+        self.temporal
+            .as_ref()
+            .ok_or_else(|| NgsiError::internal("this broker keeps no temporal history"))
+    }
+
+    fn temporal_header(&self, tenant: &Tenant, id: &str) -> NgsiResult<TemporalHeader> {
+        self.temporal()?
+            .temporal_header(tenant, id)
+            .map_err(store_err)?
+            .ok_or_else(|| not_found(id))
+    }
+
+    async fn commit_temporal(
+        &self,
+        tenant: &Tenant,
+        changes: Vec<TemporalChange>,
+    ) -> NgsiResult<()> {
+        self.temporal()?
+            .commit_temporal(tenant, changes)
+            .await
+            .map_err(store_err)
+    }
+
+    /// The changes that add the payload's instances. An instance with the `observedAt` and
+    /// `datasetId` of a stored one replaces it: sending the same observation again corrects
+    /// it rather than recording it twice.
+    fn put_instances(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        input: TemporalInput,
+        changes: &mut Vec<TemporalChange>,
+    ) -> NgsiResult<()> {
+        let store = self.temporal()?;
+        for (attr, a) in input.attrs {
+            if let Some(at) = a.observed_at {
+                let range = InstanceRange {
+                    from: Some(at),
+                    to: Some(at + chrono::Duration::microseconds(1)),
+                    newest_first: false,
+                };
+                store
+                    .visit_instances(tenant, id, &attr, range, &mut |old| {
+                        if old.attr.observed_at == Some(at) && old.attr.dataset_id == a.dataset_id {
+                            changes.push(TemporalChange::DeleteInstance {
+                                entity: id.to_string(),
+                                attr: attr.clone(),
+                                instance_id: old.instance_id,
+                            });
+                        }
+                        true
+                    })
+                    .map_err(store_err)?;
+            }
+            changes.push(TemporalChange::PutInstance {
+                entity: id.to_string(),
+                attr,
+                instance: Box::new(new_instance(a)),
+            });
+        }
+        Ok(())
+    }
+
+    /// 5.6.11 Create or Update Temporal Representation of an Entity: true when created.
+    /// An update adds the instances, unions the types and replaces the scopes if given.
+    pub async fn upsert_temporal_entity(
+        &self,
+        tenant: &Tenant,
+        mut input: TemporalInput,
+    ) -> NgsiResult<bool> {
+        let Some(id) = input.id.take() else {
+            return Err(NgsiError::bad_request("the temporal entity has no \"id\""));
+        };
+        self.store.ensure_tenant(tenant).await.map_err(store_err)?;
+        let _g = self.locks.lock(tenant, &id).await;
+        let now = time::now();
+        let old = self
+            .temporal()?
+            .temporal_header(tenant, &id)
+            .map_err(store_err)?;
+        let created = old.is_none();
+        let header = match old {
+            None => TemporalHeader {
+                id: id.clone(),
+                types: input.types.clone(),
+                scopes: input.scopes.clone().unwrap_or_default(),
+                created_at: now,
+                modified_at: now,
+            },
+            Some(mut h) => {
+                for t in &input.types {
+                    if !h.types.contains(t) {
+                        h.types.push(t.clone());
+                    }
+                }
+                if let Some(s) = &input.scopes {
+                    h.scopes = s.clone();
+                }
+                h.modified_at = now;
+                h
+            }
+        };
+        let mut changes = vec![TemporalChange::PutHeader(header)];
+        self.put_instances(tenant, &id, input, &mut changes)?;
+        self.commit_temporal(tenant, changes).await?;
+        Ok(created)
+    }
+
+    /// 5.6.12 Add Attributes to Temporal Representation of an Entity.
+    pub async fn add_temporal_attrs(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        input: TemporalInput,
+    ) -> NgsiResult<()> {
+        if input.id.as_deref().is_some_and(|b| b != id) {
+            return Err(NgsiError::bad_request(format!(
+                "the payload's id differs from the temporal entity addressed, {id}"
+            )));
+        }
+        let _g = self.locks.lock(tenant, id).await;
+        let mut header = self.temporal_header(tenant, id)?;
+        header.modified_at = time::now();
+        let mut changes = vec![TemporalChange::PutHeader(header)];
+        self.put_instances(tenant, id, input, &mut changes)?;
+        self.commit_temporal(tenant, changes).await
+    }
+
+    /// 5.6.16 Delete Temporal Representation of an Entity: the header and every instance.
+    pub async fn delete_temporal_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
+        let _g = self.locks.lock(tenant, id).await;
+        self.temporal_header(tenant, id)?;
+        self.commit_temporal(tenant, vec![TemporalChange::DeleteEntity(id.to_string())])
+            .await
+    }
+
+    /// Every instance of one attribute, oldest first.
+    fn all_instances(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+    ) -> NgsiResult<Vec<TemporalInstance>> {
+        let mut out = Vec::new();
+        self.temporal()?
+            .visit_instances(tenant, id, attr, InstanceRange::default(), &mut |i| {
+                out.push(i);
+                true
+            })
+            .map_err(store_err)?;
+        Ok(out)
+    }
+
+    /// 5.6.13 Delete Attribute from Temporal Representation of an Entity: the instances of
+    /// the default dataset, of one `datasetId`, or all of them (`deleteAll`).
+    pub async fn delete_temporal_attr(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        dataset: Option<&str>,
+        delete_all: bool,
+    ) -> NgsiResult<()> {
+        let _g = self.locks.lock(tenant, id).await;
+        self.temporal_header(tenant, id)?;
+        let all = self.all_instances(tenant, id, attr)?;
+        if all.is_empty() {
+            return Err(NgsiError::not_found(format!(
+                "temporal entity {id} has no attribute {attr}"
+            )));
+        }
+        let changes: Vec<TemporalChange> = if delete_all {
+            vec![TemporalChange::DeleteAttr {
+                entity: id.to_string(),
+                attr: attr.to_string(),
+            }]
+        } else {
+            all.iter()
+                .filter(|i| i.attr.dataset_id.as_deref() == dataset)
+                .map(|i| TemporalChange::DeleteInstance {
+                    entity: id.to_string(),
+                    attr: attr.to_string(),
+                    instance_id: i.instance_id.clone(),
+                })
+                .collect()
+        };
+        if changes.is_empty() {
+            return Err(NgsiError::not_found(format!(
+                "attribute {attr} of temporal entity {id} has no instance with datasetId {}",
+                dataset.unwrap_or("(default)")
+            )));
+        }
+        self.commit_temporal(tenant, changes).await
+    }
+
+    fn find_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance: &str,
+    ) -> NgsiResult<TemporalInstance> {
+        self.temporal_header(tenant, id)?;
+        let all = self.all_instances(tenant, id, attr)?;
+        if all.is_empty() {
+            return Err(NgsiError::not_found(format!(
+                "temporal entity {id} has no attribute {attr}"
+            )));
+        }
+        all.into_iter()
+            .find(|i| i.instance_id == instance)
+            .ok_or_else(|| {
+                NgsiError::not_found(format!(
+                    "attribute {attr} of temporal entity {id} has no instance {instance}"
+                ))
+            })
+    }
+
+    /// 5.6.14 Modify Attribute Instance in Temporal Representation of an Entity: the members
+    /// given replace the stored ones; the instance keeps its id.
+    pub async fn modify_temporal_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance: &str,
+        frag: AttrFragment,
+    ) -> NgsiResult<()> {
+        if frag.delete {
+            return Err(NgsiError::bad_request(
+                "an attribute instance cannot be set to NGSI-LD Null; delete it instead",
+            ));
+        }
+        let _g = self.locks.lock(tenant, id).await;
+        let old = self.find_instance(tenant, id, attr, instance)?;
+        let now = time::now();
+        let mut new = old.clone();
+        new.attr = apply_fragment(&old.attr, frag, attr, now)?;
+        new.attr.modified_at = now;
+        let changes = vec![
+            TemporalChange::DeleteInstance {
+                entity: id.to_string(),
+                attr: attr.to_string(),
+                instance_id: old.instance_id,
+            },
+            TemporalChange::PutInstance {
+                entity: id.to_string(),
+                attr: attr.to_string(),
+                instance: Box::new(new),
+            },
+        ];
+        self.commit_temporal(tenant, changes).await
+    }
+
+    /// 5.6.15 Delete Attribute Instance from Temporal Representation of an Entity.
+    pub async fn delete_temporal_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance: &str,
+    ) -> NgsiResult<()> {
+        let _g = self.locks.lock(tenant, id).await;
+        let old = self.find_instance(tenant, id, attr, instance)?;
+        let change = TemporalChange::DeleteInstance {
+            entity: id.to_string(),
+            attr: attr.to_string(),
+            instance_id: old.instance_id,
+        };
+        self.commit_temporal(tenant, vec![change]).await
+    }
+
+    /// The selected instances of one temporal entity.
+    fn load_temporal(
+        &self,
+        tenant: &Tenant,
+        header: TemporalHeader,
+        sel: &InstanceSelection,
+    ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
+        let store = self.temporal()?;
+        let q = &sel.query;
+        let names = store
+            .temporal_attrs(tenant, &header.id)
+            .map_err(store_err)?;
+        let (from, to) = match q.time_property {
+            // The store orders by observedAt (else modifiedAt): it can seek to the bounds.
+            TimeProperty::ObservedAt => q.bounds(),
+            _ => (None, None),
+        };
+        let max = sel.max_instances.max(1);
+        let cap = q.last_n.map_or(max, |n| n.min(max));
+        let backwards = q.last_n.is_some();
+        let when = |i: &TemporalInstance| i.time(q.time_property).unwrap_or(i.index_time());
+        // Where the page stops: the earliest cut among the attributes cut short (the latest
+        // going backwards).
+        let mut cut: Option<Timestamp> = None;
+        let now = time::now();
+        let range = InstanceRange {
+            from,
+            to,
+            newest_first: q.last_n.is_some(),
+        };
+        let mut attrs = BTreeMap::new();
+        for name in names {
+            if sel.attrs.as_ref().is_some_and(|a| !a.contains(&name)) {
+                continue;
+            }
+            let mut list = Vec::new();
+            store
+                .visit_instances(tenant, &header.id, &name, range, &mut |i| {
+                    let t = i.time(q.time_property);
+                    let deleted_only = q.time_property == TimeProperty::DeletedAt;
+                    // A transient instance's history evaporates with it (4.22).
+                    let expired = i.attr.expires_at.is_some_and(|t| t <= now);
+                    let in_dataset = !expired
+                        && sel
+                            .datasets
+                            .as_ref()
+                            .is_none_or(|d| d.contains(&i.attr.dataset_id));
+                    if q.selects(t) && in_dataset && (!deleted_only || t.is_some()) {
+                        list.push(i);
+                    }
+                    // One more than allowed tells whether the attribute was cut short.
+                    list.len() <= cap
+                })
+                .map_err(store_err)?;
+            // Only a cut below the request's own lastN is a partial answer.
+            let max_cut = list.len() > max && list.len() > cap;
+            list.truncate(cap);
+            if max_cut {
+                if let Some(last) = list.last().map(when) {
+                    cut = Some(match (cut, backwards) {
+                        (None, _) => last,
+                        (Some(c), false) => c.min(last),
+                        (Some(c), true) => c.max(last),
+                    });
+                }
+            }
+            if range.newest_first {
+                list.reverse();
+            }
+            if !list.is_empty() {
+                attrs.insert(name, list);
+            }
+        }
+        let Some(cut) = cut else {
+            return Ok((TemporalEntity { header, attrs }, None));
+        };
+        for list in attrs.values_mut() {
+            list.retain(|i| {
+                if backwards {
+                    when(i) >= cut
+                } else {
+                    when(i) <= cut
+                }
+            });
+        }
+        // An attribute emptied by the cut stays as an empty list: it has instances later on.
+        let times = attrs.values().flatten().map(when);
+        let (lower, upper) = q.bounds();
+        let start = if backwards {
+            upper.or_else(|| times.max())
+        } else {
+            lower.or_else(|| times.min())
+        };
+        let range = TemporalRange {
+            start: start.unwrap_or(cut),
+            end: cut,
+            size: q.last_n,
+        };
+        Ok((TemporalEntity { header, attrs }, Some(range)))
+    }
+
+    /// 5.7.3 Retrieve Temporal Evolution of an Entity.
+    pub fn retrieve_temporal_entity(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        sel: &InstanceSelection,
+    ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
+        self.check_tenant(tenant)?;
+        let header = self.temporal_header(tenant, id)?;
+        self.load_temporal(tenant, header, sel)
+    }
+
+    /// The latest state of a temporal entity: the newest instance of each attribute that is
+    /// not a deletion.
+    fn latest_state(&self, tenant: &Tenant, h: &TemporalHeader) -> NgsiResult<Entity> {
+        let store = self.temporal()?;
+        let mut attrs = BTreeMap::new();
+        for name in store.temporal_attrs(tenant, &h.id).map_err(store_err)? {
+            let mut newest = None;
+            let range = InstanceRange {
+                newest_first: true,
+                ..Default::default()
+            };
+            store
+                .visit_instances(tenant, &h.id, &name, range, &mut |i| {
+                    newest = Some(i);
+                    false
+                })
+                .map_err(store_err)?;
+            if let Some(i) = newest.filter(|i| i.deleted_at.is_none()) {
+                attrs.insert(name, vec![i.attr]);
+            }
+        }
+        Ok(Entity {
+            id: h.id.clone(),
+            types: h.types.clone(),
+            scopes: h.scopes.clone(),
+            attrs,
+            created_at: h.created_at,
+            modified_at: h.modified_at,
+            expires_at: None,
+        })
+    }
+
+    /// 5.7.4 Query Temporal Evolution of Entities: one page of the matching temporal
+    /// entities (by id), how many match in all, and the first time range a page was cut to.
+    /// With a `timerel`, `attrs` or `datasetId`, an entity with no instance selected does
+    /// not match.
+    pub fn query_temporal_entities(
+        &self,
+        tenant: &Tenant,
+        q: &EntityQuery,
+        sel: &InstanceSelection,
+        offset: usize,
+        limit: usize,
+    ) -> NgsiResult<(Vec<TemporalEntity>, usize, Option<TemporalRange>)> {
+        self.check_tenant(tenant)?;
+        let store = self.temporal()?;
+        let needs_state = q.q.is_some() || q.geo.is_some();
+        let mut matching = Vec::new();
+        for h in store.temporal_headers(tenant).map_err(store_err)? {
+            let mut e = if needs_state {
+                self.latest_state(tenant, &h)?
+            } else {
+                Entity {
+                    id: h.id.clone(),
+                    types: h.types.clone(),
+                    scopes: h.scopes.clone(),
+                    attrs: BTreeMap::new(),
+                    created_at: h.created_at,
+                    modified_at: h.modified_at,
+                    expires_at: None,
+                }
+            };
+            if let Some(wanted) = &q.attrs {
+                let names = store.temporal_attrs(tenant, &h.id).map_err(store_err)?;
+                if !wanted.iter().any(|a| names.contains(a)) {
+                    continue;
+                }
+                for n in names {
+                    e.attrs.entry(n).or_default();
+                }
+            }
+            if q.matches(&e) {
+                matching.push(h);
+            }
+        }
+        let mut loaded = Vec::new();
+        let mut total = 0;
+        let mut first_range = None;
+        for h in matching {
+            let narrowed =
+                sel.query.timerel.is_some() || sel.datasets.is_some() || sel.attrs.is_some();
+            if !narrowed {
+                total += 1;
+                if total > offset && loaded.len() < limit {
+                    let (e, r) = self.load_temporal(tenant, h, sel)?;
+                    first_range = first_range.or(r);
+                    loaded.push(e);
+                }
+                continue;
+            }
+            // Whether the entity has instances in the interval needs them read.
+            let (e, r) = self.load_temporal(tenant, h, sel)?;
+            if e.attrs.is_empty() {
+                continue;
+            }
+            total += 1;
+            if total > offset && loaded.len() < limit {
+                first_range = first_range.or(r);
+                loaded.push(e);
+            }
+        }
+        Ok((loaded, total, first_range))
+    }
+}

@@ -1,0 +1,230 @@
+//! The Temporal API (5.6.11 – 5.7.4): provision and retrieval with timerel / lastN, the
+//! current state's changes showing up in the history right after they are acknowledged,
+//! history outliving the entity, and bad temporal input answered with a ProblemDetails.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{app, call, JSON};
+
+const T: &str = "/ngsi-ld/v1/temporal/entities";
+const ID: &str = "urn:ngsi-ld:Vehicle:T1";
+
+fn vehicle() -> Value {
+    json!({
+        "id": ID,
+        "type": "Vehicle",
+        "speed": [
+            {"type": "Property", "value": 120, "observedAt": "2020-08-01T12:03:00Z"},
+            {"type": "Property", "value": 80, "observedAt": "2020-08-01T12:05:00Z"},
+            {"type": "Property", "value": 100, "observedAt": "2020-08-01T12:07:00Z"},
+        ],
+    })
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let (s, v, _) = call(app, "GET", uri, None, Vec::new(), &[]).await;
+    (s, v)
+}
+
+fn values(v: &Value, attr: &str) -> Vec<Value> {
+    v[attr]
+        .as_array()
+        .map(|l| l.iter().map(|i| i["value"].clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn create_then_retrieve_with_timerel_and_last_n() {
+    let app = app("temporal-create");
+    let body = vehicle().to_string().into_bytes();
+    let (s, _, h) = call(&app, "POST", T, JSON, body.clone(), &[]).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(h["location"], format!("{T}/{ID}").as_str());
+    let (s, _, _) = call(&app, "POST", T, JSON, body, &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "a second create upserts");
+
+    let cases = [
+        ("", vec![json!(120), json!(80), json!(100)]),
+        (
+            "?timerel=after&timeAt=2020-08-01T12:05:00Z",
+            vec![json!(80), json!(100)],
+        ),
+        (
+            "?timerel=before&timeAt=2020-08-01T12:05:00Z",
+            vec![json!(120)],
+        ),
+        (
+            "?timerel=between&timeAt=2020-08-01T12:04:00Z&endTimeAt=2020-08-01T12:07:00Z",
+            vec![json!(80)],
+        ),
+        ("?lastN=2", vec![json!(80), json!(100)]),
+    ];
+    for (query, want) in cases {
+        let (s, v) = get(&app, &format!("{T}/{ID}{query}")).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {v}");
+        assert_eq!(values(&v, "speed"), want, "{query}");
+        let ids = v["speed"].as_array().unwrap();
+        assert!(ids.iter().all(|i| i["instanceId"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("urn:ngsi-ld:AttributeInstance:"))));
+    }
+    let (_, v) = get(&app, &format!("{T}/{ID}?options=temporalValues&lastN=1")).await;
+    assert_eq!(
+        v["speed"],
+        json!({"type": "Property", "values": [[100, "2020-08-01T12:07:00Z"]]})
+    );
+    let (s, v) = get(
+        &app,
+        &format!("{T}?type=Vehicle&options=aggregatedValues&aggrMethods=max"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v[0]["speed"]["max"][0][0], json!(120.0));
+
+    let (s, _, _) = call(&app, "DELETE", &format!("{T}/{ID}"), None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&app, &format!("{T}/{ID}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn current_state_changes_show_up_in_the_history() {
+    let app = app("temporal-record");
+    let e = json!({"id": "urn:ngsi-ld:Car:1", "type": "Car",
+                   "speed": {"type": "Property", "value": 1}});
+    let (s, _, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entities",
+        JSON,
+        e.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let patch = json!({"speed": {"type": "Property", "value": 2}});
+    let uri = "/ngsi-ld/v1/entities/urn:ngsi-ld:Car:1/attrs";
+    let (s, _, _) = call(
+        &app,
+        "PATCH",
+        uri,
+        JSON,
+        patch.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let history = format!("{T}/urn:ngsi-ld:Car:1");
+    let (s, v) = get(&app, &history).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        values(&v, "speed"),
+        [json!(1), json!(2)],
+        "the update is in the history at once"
+    );
+
+    let (s, _, _) = call(
+        &app,
+        "DELETE",
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Car:1",
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = get(&app, &format!("{history}?timeproperty=deletedAt")).await;
+    assert_eq!(s, StatusCode::OK, "history outlives the entity");
+    assert_eq!(values(&v, "speed"), [json!("urn:ngsi-ld:null")]);
+    assert!(v["speed"][0]["deletedAt"].is_string());
+}
+
+#[tokio::test]
+async fn instances_are_modified_and_deleted_one_by_one() {
+    let app = app("temporal-instances");
+    call(
+        &app,
+        "POST",
+        T,
+        JSON,
+        vehicle().to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    let (_, v) = get(&app, &format!("{T}/{ID}")).await;
+    let first = v["speed"][0]["instanceId"].as_str().unwrap().to_string();
+    let uri = format!("{T}/{ID}/attrs/speed/{first}");
+    let frag = json!({"type": "Property", "value": 121, "observedAt": "2020-08-01T12:03:00Z"});
+    let (s, _, _) = call(
+        &app,
+        "PATCH",
+        &uri,
+        JSON,
+        frag.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = get(&app, &format!("{T}/{ID}")).await;
+    assert_eq!(values(&v, "speed"), [json!(121), json!(80), json!(100)]);
+    assert_eq!(
+        v["speed"][0]["instanceId"],
+        first.as_str(),
+        "the instance keeps its id"
+    );
+    let (s, _, _) = call(&app, "DELETE", &uri, None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = call(&app, "DELETE", &uri, None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let add =
+        json!({"fuel": [{"type": "Property", "value": 9, "observedAt": "2020-08-01T12:00:00Z"}]});
+    let attrs = format!("{T}/{ID}/attrs");
+    let (s, _, _) = call(
+        &app,
+        "POST",
+        &attrs,
+        JSON,
+        add.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = call(&app, "DELETE", &format!("{attrs}/speed"), None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = get(&app, &format!("{T}/{ID}")).await;
+    assert!(v.get("speed").is_none() && v.get("fuel").is_some(), "{v}");
+}
+
+#[tokio::test]
+async fn bad_temporal_input_is_a_problem_naming_it() {
+    let app = app("temporal-bad");
+    let no_time = json!({"id": ID, "type": "Vehicle", "speed": [{"type": "Property", "value": 1}]});
+    let (s, v, _) = call(&app, "POST", T, JSON, no_time.to_string().into_bytes(), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["detail"].as_str().unwrap().contains("observedAt"), "{v}");
+    call(
+        &app,
+        "POST",
+        T,
+        JSON,
+        vehicle().to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    let cases = [
+        ("?timerel=between&timeAt=2020-08-01T12:00:00Z", "endTimeAt"),
+        ("?timerel=after&timeAt=yesterday", "timeAt"),
+        ("?timerel=during&timeAt=2020-08-01T12:00:00Z", "timerel"),
+        ("?timeproperty=expiresAt", "timeproperty"),
+        ("?lastN=0", "lastN"),
+        ("?options=aggregatedValues", "aggrMethods"),
+        ("?options=aggregatedValues&aggrMethods=bogus", "bogus"),
+        ("?bogus=1", "bogus"),
+    ];
+    for (query, want) in cases {
+        let (s, v) = get(&app, &format!("{T}/{ID}{query}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(want), "{query}: {v}");
+    }
+}
