@@ -109,8 +109,23 @@ impl ContextResolver {
         &self.registry
     }
 
-    /// The compiled context of a request's `@context`; `None` gives the core context.
+    /// The compiled context of a request's `@context`; `None` gives the core context. Counts
+    /// a use of every stored document it involves (`numberOfHits`, 5.13.4).
     pub async fn resolve(&self, ctx: Option<&Value>) -> Result<Arc<Context>, JsonLdError> {
+        self.resolve_counting(ctx, true).await
+    }
+
+    /// As `resolve`, for the broker's own use (e.g. compiling a stored subscription for
+    /// notifications): no `numberOfHits` is counted, as no client used the context.
+    pub async fn resolve_internal(&self, ctx: Option<&Value>) -> Result<Arc<Context>, JsonLdError> {
+        self.resolve_counting(ctx, false).await
+    }
+
+    async fn resolve_counting(
+        &self,
+        ctx: Option<&Value>,
+        count: bool,
+    ) -> Result<Arc<Context>, JsonLdError> {
         let Some(ctx) = ctx else {
             return Ok(Context::core());
         };
@@ -118,7 +133,7 @@ impl ContextResolver {
             return Ok(Context::core());
         }
         let key = content_key(ctx);
-        if let Some(hit) = self.lookup(&key) {
+        if let Some(hit) = self.lookup(&key, count) {
             return Ok(hit);
         }
         check_shape(ctx)?;
@@ -139,8 +154,10 @@ impl ContextResolver {
             }
         };
         let compiled = Arc::new(Context::compile(&collected.docs)?);
-        for d in &collected.deps {
-            d.record_hit();
+        if count {
+            for d in &collected.deps {
+                d.record_hit();
+            }
         }
         if key.len() <= self.limits.max_cached_key {
             self.insert(generation, key, compiled.clone(), collected.deps);
@@ -153,7 +170,7 @@ impl ContextResolver {
         if only_core(ctx) {
             return Some(Context::core());
         }
-        self.lookup(&content_key(ctx))
+        self.lookup(&content_key(ctx), true)
     }
 
     /// `DELETE /jsonldContexts/{id}?reload=true` (5.13.5): fetches a Cached context again and
@@ -169,7 +186,7 @@ impl ContextResolver {
         Ok(())
     }
 
-    fn lookup(&self, key: &str) -> Option<Arc<Context>> {
+    fn lookup(&self, key: &str, count: bool) -> Option<Arc<Context>> {
         let generation = self.registry.generation();
         let cache = self.cache.read();
         if cache.generation != generation {
@@ -178,8 +195,10 @@ impl ContextResolver {
         let hit = cache.map.get(key)?;
         hit.last_used
             .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        for d in &hit.deps {
-            d.record_hit();
+        if count {
+            for d in &hit.deps {
+                d.record_hit();
+            }
         }
         Some(hit.ctx.clone())
     }

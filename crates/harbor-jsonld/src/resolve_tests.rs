@@ -96,6 +96,12 @@ async fn remote_documents_are_fetched_once_and_cached() {
     let entry = r.registry().lookup_url(A).unwrap();
     assert_eq!(entry.kind, ContextKind::Cached);
     assert_eq!(entry.number_of_hits(), 3);
+    // The broker's own uses (cached or not) are not a client's hits (5.13.4).
+    r.resolve_internal(Some(&c)).await.unwrap();
+    r.resolve_internal(Some(&json!([A, {"C1": "urn:c1"}])))
+        .await
+        .unwrap();
+    assert_eq!(entry.number_of_hits(), 3);
     assert!(r.resolve_cached(&c).is_some());
     assert!(r.resolve_cached(&json!({"other": "urn:x"})).is_none());
 }

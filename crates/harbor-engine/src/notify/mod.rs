@@ -268,14 +268,14 @@ impl Notifier {
             Value::Null => Context::core(),
             v => self
                 .resolver
-                .resolve(Some(v))
+                .resolve_internal(Some(v))
                 .await
                 .map_err(|e| e.to_string())?,
         };
         let render_ctx = match &sub.jsonld_context {
             Some(url) => self
                 .resolver
-                .resolve(Some(&Value::String(url.clone())))
+                .resolve_internal(Some(&Value::String(url.clone())))
                 .await
                 .map_err(|e| e.to_string())?,
             None => ctx.clone(),
