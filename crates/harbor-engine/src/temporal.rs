@@ -554,3 +554,36 @@ impl Engine {
         Ok((loaded, total, first_range))
     }
 }
+
+impl Engine {
+    /// Retention: drops every recorded instance whose time (`observedAt`, else `modifiedAt`)
+    /// is before `before`, in every tenant; the temporal entities themselves stay. Returns
+    /// how many temporal entities were trimmed.
+    pub async fn trim_history(&self, before: harbor_model::Timestamp) -> NgsiResult<usize> {
+        let store = self.temporal()?;
+        let mut n = 0;
+        for tenant in self.store().tenants() {
+            let ids: Vec<String> = store
+                .temporal_headers(&tenant)
+                .map_err(crate::store_err)?
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            for chunk in ids.chunks(256) {
+                let changes = chunk
+                    .iter()
+                    .map(|id| harbor_store::TemporalChange::TrimBefore {
+                        entity: id.clone(),
+                        before,
+                    })
+                    .collect();
+                store
+                    .commit_temporal(&tenant, changes)
+                    .await
+                    .map_err(crate::store_err)?;
+                n += chunk.len();
+            }
+        }
+        Ok(n)
+    }
+}

@@ -119,6 +119,15 @@ pub fn write(
                 let hi = prefix_end(&lo);
                 instances.retain_in(lo.as_slice()..hi.as_slice(), |_, _| false)?;
             }
+            TemporalChange::TrimBefore { entity, before } => {
+                let cut = time_bytes(*before);
+                for attr in attr_names(instances, tenant, entity)? {
+                    let lo = prefix(tenant, entity, Some(&attr));
+                    let mut hi = lo.clone();
+                    hi.extend_from_slice(&cut);
+                    instances.retain_in(lo.as_slice()..hi.as_slice(), |_, _| false)?;
+                }
+            }
             TemporalChange::DeleteEntity(entity) => {
                 let lo = prefix(tenant, entity, None);
                 let hi = prefix_end(&lo);
@@ -210,18 +219,26 @@ pub fn visit(
 pub fn attrs(db: &redb::Database, tenant: &Tenant, entity: &str) -> StoreResult<Vec<String>> {
     let txn = db.begin_read().map_err(|e| unavailable(&e))?;
     let table = txn.open_table(INSTANCES).map_err(|e| unavailable(&e))?;
+    attr_names(&table, tenant, entity).map_err(|e| unavailable(&e))
+}
+
+/// The attribute names of `entity` with instances in `table`, sorted: one range probe per
+/// attribute, never a scan of its instances.
+fn attr_names(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &Tenant,
+    entity: &str,
+) -> Result<Vec<String>, redb::StorageError> {
     let p = prefix(tenant, entity, None);
     let end = prefix_end(&p);
     let mut out = Vec::new();
     let mut lo = p.clone();
     loop {
-        let mut rows = table
-            .range(lo.as_slice()..end.as_slice())
-            .map_err(|e| unavailable(&e))?;
+        let mut rows = table.range(lo.as_slice()..end.as_slice())?;
         let Some(row) = rows.next() else {
             break;
         };
-        let (k, _) = row.map_err(|e| unavailable(&e))?;
+        let (k, _) = row?;
         let rest = &k.value()[p.len()..];
         let Some(n) = rest.iter().position(|b| *b == 0) else {
             break;

@@ -801,6 +801,25 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
     temporal
         .commit_temporal(
             &t,
+            vec![TemporalChange::TrimBefore {
+                entity: id.clone(),
+                before: at("2020-08-01T12:04:00Z"),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        payloads(&visit_all(&id, &speed, InstanceRange::default())),
+        [json!(3)],
+        "retention drops what is older than the cut, and only that"
+    );
+    assert!(
+        temporal.temporal_header(&t, &id).unwrap().is_some(),
+        "retention keeps the temporal entity"
+    );
+    temporal
+        .commit_temporal(
+            &t,
             vec![TemporalChange::DeleteAttr {
                 entity: id.clone(),
                 attr: speed.clone(),

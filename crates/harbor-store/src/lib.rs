@@ -248,6 +248,9 @@ pub enum TemporalChange {
     DeleteAttr { entity: String, attr: String },
     /// Remove the temporal entity: its header and every instance.
     DeleteEntity(String),
+    /// Remove every instance of the entity whose index time is before `before` (retention);
+    /// the header stays.
+    TrimBefore { entity: String, before: Timestamp },
 }
 
 /// Which instances of one attribute a visit goes through.

@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Most instances of one attribute a temporal query returns [default: 1000].
     #[arg(long, env = "INFOHARBOR_MAX_TEMPORAL_INSTANCES")]
     pub max_temporal_instances: Option<usize>,
+    /// Days of attribute history kept; older instances are dropped in the background
+    /// [default: 0, keep everything].
+    #[arg(long, env = "INFOHARBOR_HISTORY_RETENTION_DAYS")]
+    pub history_retention_days: Option<u64>,
     /// Timeout for fetching a remote @context, in milliseconds [default: 5000].
     #[arg(long, env = "INFOHARBOR_CONTEXT_TIMEOUT_MS")]
     pub context_timeout_ms: Option<u64>,
@@ -79,6 +83,7 @@ struct FileConfig {
     max_page: Option<usize>,
     default_page: Option<usize>,
     max_temporal_instances: Option<usize>,
+    history_retention_days: Option<u64>,
     context_timeout_ms: Option<u64>,
     expiry_sweep_ms: Option<u64>,
     notify_max_attempts: Option<u32>,
@@ -100,6 +105,7 @@ pub struct Config {
     pub max_page: usize,
     pub default_page: usize,
     pub max_temporal_instances: usize,
+    pub history_retention_days: u64,
     pub context_timeout_ms: u64,
     pub expiry_sweep_ms: u64,
     pub notify_max_attempts: u32,
@@ -139,6 +145,10 @@ impl ServeArgs {
             max_batch: self.max_batch.or(file.max_batch).unwrap_or(1000),
             max_page: self.max_page.or(file.max_page).unwrap_or(1000),
             default_page: self.default_page.or(file.default_page).unwrap_or(20),
+            history_retention_days: self
+                .history_retention_days
+                .or(file.history_retention_days)
+                .unwrap_or(0),
             max_temporal_instances: self
                 .max_temporal_instances
                 .or(file.max_temporal_instances)
@@ -246,6 +256,7 @@ mod tests {
             "default_page",
             "context_timeout_ms",
             "expiry_sweep_ms",
+            "history_retention_days",
             "notify_max_attempts",
             "notify_retry_ms",
             "notify_retry_max_ms",

@@ -75,6 +75,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .with_context_sources(Arc::new(crate::transport::Sources(Default::default()))),
     );
     notifier.start().await;
+    let retention = tokio::spawn(crate::sweep::history_forever(
+        engine.clone(),
+        cfg.history_retention_days,
+    ));
     let sweeper = tokio::spawn(crate::sweep::expired_forever(
         engine.clone(),
         Duration::from_millis(cfg.expiry_sweep_ms),
@@ -94,6 +98,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), ready_in_ms = started.elapsed().as_millis() as u64, "infoharbor is serving NGSI-LD");
     harbor_http::serve(listener, state, shutdown_signal()).await?;
     sweeper.abort();
+    retention.abort();
     tracing::info!("stopped");
     Ok(())
 }

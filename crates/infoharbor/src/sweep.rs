@@ -23,6 +23,24 @@ pub async fn expired_forever(engine: Arc<Engine>, every: Duration) {
     }
 }
 
+/// Retention of the attribute history: once at start and then every hour, drops the
+/// instances older than `days` days (0: keeps everything, and the task does nothing).
+pub async fn history_forever(engine: Arc<Engine>, days: u64) {
+    if days == 0 {
+        return;
+    }
+    let keep = chrono::Duration::days(days.min(365_000) as i64);
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match engine.trim_history(time::now() - keep).await {
+            Ok(n) => tracing::debug!(entities = n, days, "history retention applied"),
+            Err(e) => tracing::warn!(error = %e, "applying history retention failed"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -84,5 +102,61 @@ mod tests {
         assert!(get("urn:ngsi-ld:Sensor:stays").is_some());
         let durable = get("urn:ngsi-ld:Sensor:durable").expect("the entity outlives its attribute");
         assert!(durable.attrs.is_empty(), "{durable:?}");
+    }
+
+    #[tokio::test]
+    async fn retention_drops_old_history_in_every_tenant() {
+        use harbor_store::{InstanceRange, TemporalStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let engine =
+            Arc::new(Engine::new(store.clone(), Limits::default()).with_temporal(store.clone()));
+        let reading = "https://example.org/reading";
+        let mut observed = Vec::new();
+        for (tenant, days_ago) in [("old-city", 40), ("new-city", 2)] {
+            let t = Tenant::parse(tenant).unwrap();
+            let mut e = entity("urn:ngsi-ld:Sensor:s1", None, None);
+            let when = time::now() - chrono::Duration::days(days_ago);
+            for a in e.attrs.values_mut().flatten() {
+                a.observed_at = Some(when);
+            }
+            store.commit(&t, vec![Change::Put(e)]).await.unwrap();
+            observed.push(t);
+        }
+        let count = |t: &Tenant| {
+            let mut n = 0;
+            store
+                .visit_instances(
+                    t,
+                    "urn:ngsi-ld:Sensor:s1",
+                    reading,
+                    InstanceRange::default(),
+                    &mut |_| {
+                        n += 1;
+                        true
+                    },
+                )
+                .unwrap();
+            n
+        };
+        assert_eq!((count(&observed[0]), count(&observed[1])), (1, 1));
+        let task = tokio::spawn(history_forever(engine, 30));
+        for _ in 0..200 {
+            if count(&observed[0]) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        assert_eq!(
+            count(&observed[0]),
+            0,
+            "history older than 30 days is dropped"
+        );
+        assert_eq!(count(&observed[1]), 1, "newer history stays");
+        assert!(store
+            .temporal_header(&observed[0], "urn:ngsi-ld:Sensor:s1")
+            .unwrap()
+            .is_some());
     }
 }
