@@ -403,8 +403,13 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                                 .and_then(|m| m.get(&id))
                                 .map(|h| (**h).clone())
                         });
+                        // Instance ids from the feed position: unique for good, and
+                        // without a random number per instance.
+                        let mut nth = 0u32;
+                        let seq = counters.feed_seq;
                         if let Some(r) = record_change(&record, header.as_ref(), &mut || {
-                            instance_id(&uuid::Uuid::new_v4().to_string())
+                            nth += 1;
+                            instance_id(&format!("{seq:016x}-{nth:04x}"))
                         }) {
                             pending_headers.insert(hkey, r.header.clone());
                             rows.push(TemporalChange::PutHeader(r.header));
