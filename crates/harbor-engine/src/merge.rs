@@ -125,6 +125,9 @@ pub fn update_into(e: &mut Entity, input: EntityInput) -> UpdateResult {
     if input.expires_at.is_some() {
         e.expires_at = input.expires_at;
     }
+    if input.clear_expiry {
+        e.expires_at = None;
+    }
     for (name, a) in input.attrs {
         match a {
             AttrInput::Put(p) => {
@@ -167,6 +170,9 @@ pub fn append_into(e: &mut Entity, input: EntityInput, no_overwrite: bool) -> Up
     if input.expires_at.is_some() {
         e.expires_at = input.expires_at;
     }
+    if input.clear_expiry {
+        e.expires_at = None;
+    }
     for (name, a) in input.attrs {
         let AttrInput::Put(p) = a else { continue };
         let list = e.attrs.entry(name.clone()).or_default();
@@ -192,6 +198,9 @@ pub fn merge_into(e: &mut Entity, input: EntityInput, now: Timestamp) {
     }
     if input.expires_at.is_some() {
         e.expires_at = input.expires_at;
+    }
+    if input.clear_expiry {
+        e.expires_at = None;
     }
     for (name, a) in input.attrs {
         match a {

@@ -912,3 +912,53 @@ async fn writes_follow_clause_5_6() {
     assert_eq!(e["height"]["value"], json!(10));
     assert_eq!(e["name"]["value"], json!("Bay"));
 }
+
+#[tokio::test]
+async fn a_null_expires_at_in_a_merge_makes_the_entity_lasting() {
+    let app = app("expiry-null");
+    let id = "urn:ngsi-ld:Vehicle:SG-5611";
+    let body = json!({
+        "id": id, "type": "Vehicle", "expiresAt": "2099-01-01T00:00:00Z",
+        "speed": {"type": "Property", "value": 1}
+    });
+    let (status, v, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entities",
+        JSON,
+        body.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let uri = format!("/ngsi-ld/v1/entities/{id}");
+    let fragment = json!({"expiresAt": "urn:ngsi-ld:null"})
+        .to_string()
+        .into_bytes();
+    let (status, v, _) = call(&app, "PATCH", &uri, JSON, fragment, &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    let (status, e, _) = call(
+        &app,
+        "GET",
+        &format!("{uri}?options=sysAttrs"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(e.get("expiresAt").is_none(), "{e}");
+    assert!(!e.to_string().contains("urn:ngsi-ld:null"), "{e}");
+    // On creation the same marker is not a value.
+    let bad = json!({"id": "urn:ngsi-ld:Vehicle:SG-x", "type": "Vehicle", "expiresAt": "urn:ngsi-ld:null"});
+    let (status, _, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entities",
+        JSON,
+        bad.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -36,6 +36,9 @@ pub struct EntityInput {
     /// Attribute instances in payload order, by expanded name.
     pub attrs: Vec<(String, AttrInput)>,
     pub expires_at: Option<Timestamp>,
+    /// `expiresAt: "urn:ngsi-ld:null"` in an update or merge fragment: the entity stops
+    /// being transient (5.5.4 fragment rule, applied per 5.5.8).
+    pub clear_expiry: bool,
 }
 
 /// Characters that are valid in an IRI (RFC 3987) but make an id read as a different one:
@@ -241,10 +244,13 @@ pub fn parse_entity(
         .get("scope")
         .map(|v| parse_scopes(v, payload))
         .transpose()?;
-    let expires_at = obj
-        .get("expiresAt")
-        .map(|v| parse_datetime("entity \"expiresAt\"", v))
-        .transpose()?;
+    let clear_expiry = matches!(payload, Payload::Update | Payload::Merge)
+        && obj.get("expiresAt").and_then(Value::as_str) == Some(NGSI_LD_NULL);
+    let expires_at = match obj.get("expiresAt") {
+        Some(_) if clear_expiry => None,
+        Some(v) => Some(parse_datetime("entity \"expiresAt\"", v)?),
+        None => None,
+    };
     let mut attrs = Vec::new();
     for (name, v) in obj {
         if ENTITY_RESERVED.contains(&name.as_str()) {
@@ -272,6 +278,7 @@ pub fn parse_entity(
         scopes,
         attrs,
         expires_at,
+        clear_expiry,
     })
 }
 
