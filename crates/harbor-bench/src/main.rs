@@ -10,6 +10,7 @@ mod procstat;
 mod report;
 mod scenarios;
 mod sink;
+mod temporal;
 
 use std::sync::Arc;
 
@@ -32,6 +33,12 @@ use scenarios::{plan, Sizes, NAMES};
 ///                 subscriptions (1, 10, 100 --quick) match every update, notifying a sink in
 ///                 this process: updates/s, notifications/s, entities delivered/s, delivered
 ///                 vs due (updates acknowledged × subscriptions), time to drain
+///   temporal-retrieve   GET /temporal/entities/{id}?lastN=10, and timerel=between over a
+///                 window of 100 instances at random places, over series of 1k, 10k and 100k
+///                 instances one a minute (1k, 10k --quick); one row per query and size
+///   temporal-aggregate  aggrMethods=avg,max, aggrPeriodDuration=PT1H over a whole series of
+///                 100k instances (10k --quick), every hour checked against the seed; p50 is
+///                 held against a target of 10 ms
 ///   resident      seeds 1M entities (100k --quick): RSS with them resident; then, on a broker
 ///                 this tool started, kill -9 and restart, timing until a query counts them all
 ///   all           every scenario above, in this order (resident last)
@@ -105,6 +112,19 @@ async fn main() -> anyhow::Result<()> {
         if name == "notify" {
             let sizes = Sizes { quick: args.quick };
             notify::run(&base, pid, &run_id, sizes, args.concurrency, &mut record).await?;
+        } else if let Some(kind) = temporal_kind(name) {
+            let sizes = Sizes { quick: args.quick };
+            temporal::run(
+                kind,
+                &base,
+                pid,
+                &run_id,
+                sizes,
+                args.concurrency,
+                &mut record,
+            )
+            .await
+            .with_context(|| name.to_string())?;
         } else if let Some(row) = run_scenario(name, &base, pid, &run_id, &args).await? {
             record(row);
         }
@@ -135,6 +155,14 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(spawned);
     Ok(())
+}
+
+fn temporal_kind(name: &str) -> Option<temporal::Kind> {
+    match name {
+        "temporal-retrieve" => Some(temporal::Kind::Retrieve),
+        "temporal-aggregate" => Some(temporal::Kind::Aggregate),
+        _ => None,
+    }
 }
 
 /// Seeds, measures, then measures the ceiling for one scenario.

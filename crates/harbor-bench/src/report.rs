@@ -18,6 +18,9 @@ pub struct Row {
     /// What the `notify` scenario measured besides its updates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notified>,
+    /// The p50 this row is held against (e.g. 10 ms for an aggregation over 100k instances).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_p50_ms: Option<f64>,
 }
 
 /// Delivery figures of one `notify` sub-run. Rates run from the first update to the last
@@ -84,7 +87,28 @@ impl Row {
             cpu_ms_per_request: cpu,
             rss_mib: rss.map(|(r, _)| r),
             notify: None,
+            target_p50_ms: None,
         }
+    }
+
+    /// "met" / "not met" against the row's p50 target; an answer that failed its check does
+    /// not count as meeting it.
+    pub fn target_verdict(&self) -> Option<String> {
+        let target = self.target_p50_ms?;
+        let p50 = self.broker.p50_ms;
+        let verdict = if self.broker.errors > 0 {
+            format!(
+                "not comparable: {} of {} answers failed their check",
+                self.broker.errors, self.broker.requests
+            )
+        } else if p50 <= target {
+            "met".to_string()
+        } else {
+            "not met".to_string()
+        };
+        Some(format!(
+            "p50 {p50:.2} ms against a target of ≤ {target} ms: {verdict}"
+        ))
     }
 }
 
@@ -128,7 +152,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 /// One progress line.
 pub fn line(r: &Row) -> String {
     format!(
-        "{}: {:.0} req/s ({} requests, {} errors), ceiling {:.0} req/s, ratio {:.2}{}{}",
+        "{}: {:.0} req/s ({} requests, {} errors), ceiling {:.0} req/s, ratio {:.2}{}{}{}",
         r.scenario,
         r.broker.per_second,
         r.broker.requests,
@@ -136,6 +160,9 @@ pub fn line(r: &Row) -> String {
         r.ceiling.per_second,
         r.ratio,
         r.notify.as_ref().map(notified_line).unwrap_or_default(),
+        r.target_verdict()
+            .map(|v| format!("; {v}"))
+            .unwrap_or_default(),
         r.broker
             .error_samples
             .first()
@@ -226,6 +253,11 @@ pub fn table(rep: &Report) -> String {
                 opt(n.cpu_ms_per_update, 3),
                 n.pending_after.map_or("-".into(), |p| p.to_string()),
             ));
+        }
+    }
+    for r in &rep.rows {
+        if let Some(v) = r.target_verdict() {
+            s.push_str(&format!("\n{}: {v}\n", r.scenario));
         }
     }
     if let Some(r) = &rep.resident {

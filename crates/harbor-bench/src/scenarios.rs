@@ -44,6 +44,14 @@ pub const NAMES: &[(&str, &str)] = &[
         "PATCH /entities/{id}/attrs with 1, 100, 1,000 matching subscriptions (1, 10, 100 with --quick); updates/s, notifications/s, delivered/due",
     ),
     (
+        "temporal-retrieve",
+        "GET /temporal/entities/{id} with lastN=10 and a between window of 100 instances, over series of 1k, 10k, 100k instances (1k, 10k with --quick)",
+    ),
+    (
+        "temporal-aggregate",
+        "GET /temporal/entities/{id} with avg,max per hour (PT1H) over a whole series of 100k instances (10k with --quick); p50 against a 10 ms target",
+    ),
+    (
         "resident",
         "1M entities resident (100k with --quick): RSS, and restart until all are counted",
     ),
