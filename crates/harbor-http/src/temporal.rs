@@ -123,6 +123,10 @@ struct Request {
     aggregation: Option<Aggregation>,
 }
 
+/// Most instances of one attribute an aggregation reads; beyond it the answer is a page
+/// (206 with `Content-Range`) like any other.
+const MAX_AGGREGATED_INSTANCES: usize = 1_000_000;
+
 fn request(s: &SharedState, p: &Params, ld: &Ld) -> NgsiResult<Request> {
     let options = temporal_options(p)?;
     let view = query::view(&p.without(&["options", "format"]), &ld.ctx, Media::Json)?;
@@ -144,7 +148,13 @@ fn request(s: &SharedState, p: &Params, ld: &Ld) -> NgsiResult<Request> {
             query: tq,
             attrs: view.attrs.clone(),
             datasets: view.datasets.clone(),
-            max_instances: s.engine.limits.max_temporal_instances,
+            // An aggregation answers with its periods, not the instances: it reads every
+            // instance of the range (up to a bound of its own), not one page of them.
+            max_instances: if aggregation.is_some() {
+                MAX_AGGREGATED_INSTANCES
+            } else {
+                s.engine.limits.max_temporal_instances
+            },
         },
         view,
         options,

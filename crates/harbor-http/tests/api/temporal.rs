@@ -228,3 +228,39 @@ async fn bad_temporal_input_is_a_problem_naming_it() {
         assert!(v["detail"].as_str().unwrap().contains(want), "{query}: {v}");
     }
 }
+
+#[tokio::test]
+async fn aggregation_reads_every_instance_not_one_page() {
+    let app = app("temporal-aggregate-all");
+    // 1,500 instances, one a minute: more than one page (1,000) of instances.
+    let base = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let instances: Vec<Value> = (0..1500)
+        .map(|i| {
+            let at = base + chrono::Duration::minutes(i);
+            json!({"type": "Property", "value": i % 7, "observedAt": at.format("%Y-%m-%dT%H:%M:%SZ").to_string()})
+        })
+        .collect();
+    for (n, chunk) in instances.chunks(300).enumerate() {
+        let (s, v, _) = if n == 0 {
+            let body = json!({"id": ID, "type": "Vehicle", "speed": chunk});
+            call(&app, "POST", T, JSON, body.to_string().into_bytes(), &[]).await
+        } else {
+            let body = json!({"speed": chunk}).to_string().into_bytes();
+            call(&app, "POST", &format!("{T}/{ID}/attrs"), JSON, body, &[]).await
+        };
+        assert!(s.is_success(), "{v}");
+    }
+    let (s, v) = get(
+        &app,
+        &format!(
+            "{T}/{ID}?options=aggregatedValues&aggrMethods=totalCount,sum&timerel=after&timeAt=2025-12-31T00:00:00Z"
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let total = &v["speed"]["totalCount"][0][0];
+    let sum = &v["speed"]["sum"][0][0];
+    let expected_sum: i64 = (0..1500).map(|i| i % 7).sum();
+    assert_eq!(total.as_f64(), Some(1500.0), "{v}");
+    assert_eq!(sum.as_f64(), Some(expected_sum as f64), "{v}");
+}
