@@ -117,12 +117,7 @@ impl Engine {
         for r in regs {
             let mut headers = vec![("Accept".to_string(), "application/json".to_string())];
             if let Some(url) = link {
-                headers.push((
-                    "Link".to_string(),
-                    format!(
-                        "<{url}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\""
-                    ),
-                ));
+                headers.push(("Link".to_string(), crate::context_link(url)));
             }
             for kv in r.context_source_info.iter().flatten() {
                 if kv.key != "jsonldContext" {

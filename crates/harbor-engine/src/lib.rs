@@ -119,6 +119,12 @@ impl Engine {
     }
 }
 
+/// The `Link` header value that names a JSON-LD `@context` (6.3.5), for requests and
+/// notifications the broker sends.
+fn context_link(url: &str) -> String {
+    format!("<{url}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"")
+}
+
 fn store_err(e: harbor_store::StoreError) -> harbor_model::NgsiError {
     harbor_model::NgsiError::internal(e.to_string())
 }

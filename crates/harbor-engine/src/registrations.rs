@@ -262,18 +262,11 @@ impl Engine {
         tenant: &Tenant,
         sub: Arc<Subscription>,
     ) -> Arc<Subscription> {
-        match self
+        let live = self
             .notifier
             .as_ref()
-            .and_then(|n| n.csource_live_status(tenant, &sub.id))
-        {
-            Some(st) => {
-                let mut s = (*sub).clone();
-                s.notification.status = st;
-                Arc::new(s)
-            }
-            None => sub,
-        }
+            .and_then(|n| n.csource_live_status(tenant, &sub.id));
+        crate::subscriptions::with_status(sub, live)
     }
 
     /// 5.11.5: every subscription to registrations of the tenant, sorted by id.

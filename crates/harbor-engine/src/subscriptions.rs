@@ -89,18 +89,11 @@ impl Engine {
     /// The subscription with the delivery status the pipeline has now, which the store
     /// catches up with a few milliseconds later.
     fn with_live_status(&self, tenant: &Tenant, sub: Arc<Subscription>) -> Arc<Subscription> {
-        match self
+        let live = self
             .notifier
             .as_ref()
-            .and_then(|n| n.live_status(tenant, &sub.id))
-        {
-            Some(st) if st != sub.notification.status => {
-                let mut s = (*sub).clone();
-                s.notification.status = st;
-                Arc::new(s)
-            }
-            _ => sub,
-        }
+            .and_then(|n| n.live_status(tenant, &sub.id));
+        with_status(sub, live)
     }
 
     /// 5.8.4: every subscription of the tenant, sorted by id (the caller pages).
@@ -130,6 +123,21 @@ impl Engine {
             n.subscription_removed(tenant, id);
         }
         Ok(())
+    }
+}
+
+/// The subscription with `status` as its delivery status, when there is one and it differs.
+pub(crate) fn with_status(
+    sub: Arc<Subscription>,
+    status: Option<harbor_model::subscription::DeliveryStatus>,
+) -> Arc<Subscription> {
+    match status {
+        Some(st) if st != sub.notification.status => {
+            let mut s = (*sub).clone();
+            s.notification.status = st;
+            Arc::new(s)
+        }
+        _ => sub,
     }
 }
 

@@ -197,6 +197,18 @@ pub struct DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// Counts one attempt made at `sent` that ended at `done`, delivered or not (5.2.14).
+    pub fn record(&mut self, sent: Timestamp, done: Timestamp, delivered: bool) {
+        self.times_sent += 1;
+        self.last_notification = Some(sent);
+        if delivered {
+            self.last_success = Some(done);
+        } else {
+            self.times_failed += 1;
+            self.last_failure = Some(done);
+        }
+    }
+
     /// `ok` or `failed` (5.2.14), once something was sent.
     pub fn outcome(&self) -> Option<&'static str> {
         match (self.last_success, self.last_failure) {

@@ -98,20 +98,13 @@ impl Notifier {
             if !active(&c, now) || c.sub.time_interval.is_some() {
                 continue;
             }
-            let was = before.and_then(|r| c.selected_info(r));
-            let is = after.and_then(|r| c.selected_info(r));
-            let (reg, info, reason) = match (was, is, before, after) {
-                (_, Some(info), _, Some(a)) => (
-                    a,
-                    info,
-                    if before.is_some_and(|b| c.selected_info(b).is_some()) {
-                        Reason::Updated
-                    } else {
-                        Reason::NewlyMatching
-                    },
-                ),
-                (Some(info), None, Some(b), _) => (b, info, Reason::NoLongerMatching),
-                _ => continue,
+            let was = before.and_then(|r| Some((r, c.selected_info(r)?)));
+            let is = after.and_then(|r| Some((r, c.selected_info(r)?)));
+            let ((reg, info), reason) = match (was, is) {
+                (Some(_), Some(now)) => (now, Reason::Updated),
+                (None, Some(now)) => (now, Reason::NewlyMatching),
+                (Some(then), None) => (then, Reason::NoLongerMatching),
+                (None, None) => continue,
             };
             let shown = Registration {
                 information: info,
@@ -193,15 +186,7 @@ impl Notifier {
             let st = all
                 .entry(key)
                 .or_insert_with(|| c.sub.notification.status.clone());
-            st.times_sent += 1;
-            st.last_notification = Some(now);
-            match result {
-                Ok(()) => st.last_success = Some(done),
-                Err(_) => {
-                    st.times_failed += 1;
-                    st.last_failure = Some(done);
-                }
-            }
+            st.record(now, done, result.is_ok());
         });
     }
 

@@ -465,17 +465,7 @@ impl Notifier {
         let msg = self.outgoing(&key.0, &compiled, &sub, &changes, now);
         let result = self.transport.send(&msg).await;
         let done = time::now();
-        let status = self.bump_status(key, &sub, |st| {
-            st.times_sent += 1;
-            st.last_notification = Some(now);
-            match &result {
-                Ok(()) => st.last_success = Some(done),
-                Err(_) => {
-                    st.times_failed += 1;
-                    st.last_failure = Some(done);
-                }
-            }
-        });
+        let status = self.bump_status(key, &sub, |st| st.record(now, done, result.is_ok()));
         match result {
             Ok(()) => {
                 let _ = self.settle_tx.send(Settle::Delivered(ids));
@@ -566,12 +556,7 @@ impl Notifier {
         let endpoint = &sub.notification.endpoint;
         let mut headers = Vec::new();
         if let Some(url) = link {
-            headers.push((
-                "Link".to_string(),
-                format!(
-                    "<{url}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\""
-                ),
-            ));
+            headers.push(("Link".to_string(), crate::context_link(&url)));
         }
         if !tenant.is_default() {
             headers.push(("NGSILD-Tenant".to_string(), tenant.as_str().to_string()));
@@ -754,17 +739,7 @@ impl Notifier {
         let result = self.transport.send(&msg).await;
         let done = time::now();
         let key = (tenant, sub.id.clone());
-        let status = self.bump_status(&key, &sub, |st| {
-            st.times_sent += 1;
-            st.last_notification = Some(now);
-            match &result {
-                Ok(()) => st.last_success = Some(done),
-                Err(_) => {
-                    st.times_failed += 1;
-                    st.last_failure = Some(done);
-                }
-            }
-        });
+        let status = self.bump_status(&key, &sub, |st| st.record(now, done, result.is_ok()));
         let _ = self.settle_tx.send(Settle::Status(key, status));
     }
 
