@@ -5,6 +5,7 @@ mod batch;
 mod discovery;
 mod entities;
 pub mod forward;
+pub mod history;
 mod join;
 mod locks;
 mod merge;
@@ -62,6 +63,7 @@ pub struct Engine {
     notifier: Option<Arc<notify::Notifier>>,
     sources: Option<Arc<dyn forward::ContextSourceClient>>,
     temporal: Option<Arc<dyn TemporalStore>>,
+    historian: Option<Arc<history::Historian>>,
     pub limits: Limits,
 }
 
@@ -77,6 +79,7 @@ impl Engine {
             notifier: None,
             sources: None,
             temporal: None,
+            historian: None,
             limits,
         }
     }
@@ -112,6 +115,20 @@ impl Engine {
     pub fn with_temporal(mut self, store: Arc<dyn TemporalStore>) -> Self {
         self.temporal = Some(store);
         self
+    }
+
+    /// Temporal reads and writes first wait for the historian to record what was acknowledged
+    /// before them.
+    pub fn with_history(mut self, historian: Arc<history::Historian>) -> Self {
+        self.historian = Some(historian);
+        self
+    }
+
+    /// Resolves once the history holds every change acknowledged before the call.
+    pub async fn history_caught_up(&self) {
+        if let Some(h) = &self.historian {
+            h.caught_up().await;
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn EntityStore> {

@@ -135,6 +135,7 @@ impl Engine {
         tenant: &Tenant,
         mut input: TemporalInput,
     ) -> NgsiResult<bool> {
+        self.history_caught_up().await;
         let Some(id) = input.id.take() else {
             return Err(NgsiError::bad_request("the temporal entity has no \"id\""));
         };
@@ -180,6 +181,7 @@ impl Engine {
         id: &str,
         input: TemporalInput,
     ) -> NgsiResult<()> {
+        self.history_caught_up().await;
         if input.id.as_deref().is_some_and(|b| b != id) {
             return Err(NgsiError::bad_request(format!(
                 "the payload's id differs from the temporal entity addressed, {id}"
@@ -195,6 +197,7 @@ impl Engine {
 
     /// 5.6.16 Delete Temporal Representation of an Entity: the header and every instance.
     pub async fn delete_temporal_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
+        self.history_caught_up().await;
         let _g = self.locks.lock(tenant, id).await;
         self.temporal_header(tenant, id)?;
         self.commit_temporal(tenant, vec![TemporalChange::DeleteEntity(id.to_string())])
@@ -228,6 +231,7 @@ impl Engine {
         dataset: Option<&str>,
         delete_all: bool,
     ) -> NgsiResult<()> {
+        self.history_caught_up().await;
         let _g = self.locks.lock(tenant, id).await;
         self.temporal_header(tenant, id)?;
         let all = self.all_instances(tenant, id, attr)?;
@@ -293,6 +297,7 @@ impl Engine {
         instance: &str,
         frag: AttrFragment,
     ) -> NgsiResult<()> {
+        self.history_caught_up().await;
         if frag.delete {
             return Err(NgsiError::bad_request(
                 "an attribute instance cannot be set to NGSI-LD Null; delete it instead",
@@ -327,6 +332,7 @@ impl Engine {
         attr: &str,
         instance: &str,
     ) -> NgsiResult<()> {
+        self.history_caught_up().await;
         let _g = self.locks.lock(tenant, id).await;
         let old = self.find_instance(tenant, id, attr, instance)?;
         let change = TemporalChange::DeleteInstance {
@@ -560,6 +566,7 @@ impl Engine {
     /// is before `before`, in every tenant; the temporal entities themselves stay. Returns
     /// how many temporal entities were trimmed.
     pub async fn trim_history(&self, before: harbor_model::Timestamp) -> NgsiResult<usize> {
+        self.history_caught_up().await;
         let store = self.temporal()?;
         let mut n = 0;
         for tenant in self.store().tenants() {

@@ -349,6 +349,7 @@ pub async fn retrieve(
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let r = request(&s, &p, &ld)?;
+    s.engine.history_caught_up().await;
     let (e, range) = s.engine.retrieve_temporal_entity(&tenant, &id, &r.sel)?;
     if let Some(attrs) = &r.sel.attrs {
         if !attrs.iter().any(|a| e.attrs.contains_key(a)) && r.sel.query.timerel.is_none() {
@@ -407,6 +408,7 @@ pub async fn query_get(
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let q = query::from_params(&p, &ld.ctx, false)?;
+    s.engine.history_caught_up().await;
     run_query(
         &s,
         &tenant,
@@ -469,6 +471,7 @@ pub async fn query_post(
     let p = Params::from_pairs(pairs)
         .merged(&body_params)
         .merged(&url_params);
+    s.engine.history_caught_up().await;
     run_query(
         &s,
         &tenant,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use harbor_engine::history::Historian;
 use harbor_engine::{Engine, Limits};
 use harbor_http::{router, AppState, HttpLimits};
 use harbor_jsonld::registry::ContextRegistry;
@@ -39,6 +40,8 @@ fn app(name: &str) -> axum::Router {
     let dir = std::env::temp_dir().join(format!("harbor-http-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+    let historian = Historian::new(store.clone(), store.clone(), Default::default());
+    historian.start();
     let engine = Arc::new(
         Engine::new(
             store.clone(),
@@ -51,6 +54,7 @@ fn app(name: &str) -> axum::Router {
         )
         .with_subscriptions(store.clone())
         .with_temporal(store.clone())
+        .with_history(historian)
         .with_registrations(store),
     );
     let registry = Arc::new(ContextRegistry::new("http://127.0.0.1:1026"));

@@ -4,13 +4,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use harbor_model::subscription::DeliveryStatus;
-use harbor_model::temporal::{instance_id, record_change};
-use harbor_model::{
-    Delivery, Entity, EntityChange, Registration, Subscription, TemporalHeader, Tenant,
-};
+use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant};
 use harbor_store::{
-    Change, ContextChange, OutboxBatch, OutboxChange, RegistrationChange, StoreError, StoreResult,
-    SubscriptionChange, TemporalChange,
+    Change, ContextChange, HistoryBatch, OutboxBatch, OutboxChange, RegistrationChange, StoreError,
+    StoreResult, SubscriptionChange, TemporalChange,
 };
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -50,6 +47,8 @@ pub struct Spine {
     pub feed: std::collections::BTreeMap<u64, Arc<EntityChange>>,
     pub last_seq: u64,
     pub cursor: u64,
+    /// Where the historian stopped; the feed is kept from the record after it.
+    pub history_cursor: u64,
     pub next_delivery: u64,
     pub outbox: std::collections::BTreeMap<u64, Arc<Delivery>>,
 }
@@ -106,6 +105,7 @@ enum Work {
         tenant: Tenant,
         changes: Vec<TemporalChange>,
     },
+    History(HistoryBatch),
 }
 
 /// What a commit answers besides success.
@@ -177,6 +177,10 @@ impl Committer {
             .map(drop)
     }
 
+    pub async fn submit_history(&self, batch: HistoryBatch) -> StoreResult<()> {
+        self.send(Work::History(batch)).await.map(drop)
+    }
+
     pub async fn submit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
         self.send(Work::Contexts(changes)).await.map(drop)
     }
@@ -241,6 +245,8 @@ pub struct Shared {
     pub temporal: Arc<RwLock<temporal::Headers>>,
     /// Newest feed sequence number, for the matcher to wait on.
     pub feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The history cursor, for temporal reads to wait on.
+    pub history_seq: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The commit thread's own counters, restored from the database at start-up.
@@ -256,8 +262,6 @@ struct Prepared {
     feed: Vec<Arc<EntityChange>>,
     /// The JSON of each feed record, in `feed` order.
     feed_bytes: Vec<Vec<u8>>,
-    /// Per request of the group (entity work only): the temporal rows its changes record.
-    recorded: Vec<Vec<TemporalChange>>,
     added: Vec<Vec<Arc<Delivery>>>,
 }
 
@@ -283,7 +287,7 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
         let mut added = prepared.added.into_iter();
         if result.is_ok() {
             let mut puts = prepared.puts.into_iter();
-            let mut recorded = prepared.recorded.iter();
+            let mut history = None;
             {
                 let mut headers = shared.temporal.write();
                 let mut mem = shared.memory.write();
@@ -293,13 +297,17 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
                 for r in &mut group {
                     match &mut r.work {
                         Work::Entities { tenant, .. } => {
-                            if let Some(rows) = recorded.next() {
-                                temporal::apply(&mut headers, tenant, rows);
-                            }
                             mem.apply_shared(tenant, puts.next().unwrap_or_default())
                         }
                         Work::Temporal { tenant, changes } => {
                             temporal::apply(&mut headers, tenant, changes)
+                        }
+                        Work::History(batch) => {
+                            for (tenant, rows) in &batch.rows {
+                                temporal::apply(&mut headers, tenant, rows);
+                            }
+                            spine.history_cursor = spine.history_cursor.max(batch.cursor);
+                            history = Some(spine.history_cursor);
                         }
                         Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
                         Work::Subscriptions {
@@ -330,6 +338,9 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
             if !prepared.feed.is_empty() {
                 shared.feed_seq.send_replace(counters.feed_seq);
             }
+            if let Some(h) = history {
+                shared.history_seq.send_replace(h);
+            }
         } else {
             (counters.feed_seq, counters.delivery_id) = saved;
         }
@@ -350,11 +361,8 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
 /// numbers a feed record for each, and numbers the deliveries the group adds.
 fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> Prepared {
     let mem = shared.memory.read();
-    let headers = shared.temporal.read();
+    let history_cursor = shared.spine.read().history_cursor;
     let now = harbor_model::time::now();
-    // Temporal headers written earlier in this group.
-    let mut pending_headers: std::collections::HashMap<(Tenant, String), TemporalHeader> =
-        Default::default();
     // States written earlier in this group, which memory does not have yet.
     let mut pending: std::collections::HashMap<(Tenant, String), Option<Arc<Entity>>> =
         Default::default();
@@ -362,7 +370,6 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
         puts: Vec::new(),
         feed: Vec::new(),
         feed_bytes: Vec::new(),
-        recorded: Vec::new(),
         added: Vec::new(),
     };
     for r in group.iter_mut() {
@@ -373,7 +380,6 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                 encoded,
             } => {
                 let mut puts = Vec::with_capacity(changes.len());
-                let mut rows = Vec::new();
                 for (c, bytes) in std::mem::take(changes).into_iter().zip(encoded.iter()) {
                     let (id, next) = match c {
                         Change::Put(e) => (e.id.clone(), Some(Arc::new(e))),
@@ -396,40 +402,18 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                         );
                         out.feed_bytes
                             .push(encode_record(&record, bytes.as_deref()));
-                        let hkey = (tenant.clone(), id.clone());
-                        let header = pending_headers.get(&hkey).cloned().or_else(|| {
-                            headers
-                                .get(tenant)
-                                .and_then(|m| m.get(&id))
-                                .map(|h| (**h).clone())
-                        });
-                        // Instance ids from the feed position: unique for good, and
-                        // without a random number per instance.
-                        let mut nth = 0u32;
-                        let seq = counters.feed_seq;
-                        if let Some(r) = record_change(&record, header.as_ref(), &mut || {
-                            nth += 1;
-                            instance_id(&format!("{seq:016x}-{nth:04x}"))
-                        }) {
-                            pending_headers.insert(hkey, r.header.clone());
-                            rows.push(TemporalChange::PutHeader(r.header));
-                            rows.extend(r.instances.into_iter().map(|(attr, instance)| {
-                                TemporalChange::PutInstance {
-                                    entity: id.clone(),
-                                    attr,
-                                    instance: Box::new(instance),
-                                }
-                            }));
-                        }
                         out.feed.push(Arc::new(record));
                     }
                     pending.insert(key, next.clone());
                     puts.push((id, next));
                 }
                 out.puts.push(puts);
-                out.recorded.push(rows);
             }
             Work::Outbox(batch) => {
+                // The feed is kept for the historian too: never trimmed past its cursor.
+                if let Some(below) = &mut batch.trim_below {
+                    *below = (*below).min(history_cursor.saturating_add(1));
+                }
                 let mut added = Vec::new();
                 for c in &mut batch.changes {
                     if let OutboxChange::Add(d) = c {
@@ -541,23 +525,25 @@ fn write_group(
         let mut registrations = txn.open_table(REGISTRATIONS).map_err(|e| fail(&e))?;
         let mut instances = txn.open_table(temporal::INSTANCES).map_err(|e| fail(&e))?;
         let mut theaders = txn.open_table(temporal::HEADERS).map_err(|e| fail(&e))?;
-        let mut recorded = prepared.recorded.iter();
         // The entity changes, resolved by `prepare`, one list per entity request in order.
         let mut puts = prepared.puts.iter();
         for r in group {
             let (tenant, changes) = match &r.work {
                 Work::Entities {
                     tenant, encoded, ..
-                } => {
-                    if let Some(rows) = recorded.next() {
-                        temporal::write(tenant, rows, &mut instances, &mut theaders)
-                            .map_err(|e| fail(&e))?;
-                    }
-                    (tenant, puts.next().map(|p| p.iter().zip(encoded)))
-                }
+                } => (tenant, puts.next().map(|p| p.iter().zip(encoded))),
                 Work::Temporal { tenant, changes } => {
                     tenants.insert(tenant.as_str(), ()).map_err(|e| fail(&e))?;
                     temporal::write(tenant, changes, &mut instances, &mut theaders)
+                        .map_err(|e| fail(&e))?;
+                    continue;
+                }
+                Work::History(batch) => {
+                    for (tenant, rows) in &batch.rows {
+                        temporal::write(tenant, rows, &mut instances, &mut theaders)
+                            .map_err(|e| fail(&e))?;
+                    }
+                    meta.insert("history_cursor", batch.cursor)
                         .map_err(|e| fail(&e))?;
                     continue;
                 }
@@ -813,7 +799,19 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
         txn.open_table(FEED).map_err(|e| corrupt(&e))?;
         txn.open_table(OUTBOX).map_err(|e| corrupt(&e))?;
         txn.open_table(SUB_STATUS).map_err(|e| corrupt(&e))?;
-        txn.open_table(META).map_err(|e| corrupt(&e))?;
+        {
+            // Stores written before the historian recorded history in the commit of each
+            // change: everything in their feed is recorded already. A new store starts at 0.
+            let mut meta = txn.open_table(META).map_err(|e| corrupt(&e))?;
+            if meta.get("history_cursor").map_err(|e| corrupt(&e))?.is_none() {
+                let recorded = meta
+                    .get("feed_seq")
+                    .map_err(|e| corrupt(&e))?
+                    .map_or(0, |v| v.value());
+                meta.insert("history_cursor", recorded)
+                    .map_err(|e| corrupt(&e))?;
+            }
+        }
         txn.open_table(temporal::INSTANCES)
             .map_err(|e| corrupt(&e))?;
         txn.open_table(temporal::HEADERS).map_err(|e| corrupt(&e))?;
@@ -871,6 +869,7 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
     };
     spine.last_seq = counter("feed_seq")?;
     spine.cursor = counter("matcher_cursor")?;
+    spine.history_cursor = counter("history_cursor")?;
     spine.next_delivery = counter("delivery_id")?;
     let feed = txn.open_table(FEED).map_err(|e| corrupt(&e))?;
     for row in feed.iter().map_err(|e| corrupt(&e))? {

@@ -17,9 +17,9 @@ use harbor_model::{
     Tenant, Timestamp,
 };
 use harbor_store::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, FeedStore, InstanceRange,
-    OutboxBatch, QueryResult, RegistrationChange, RegistrationStore, StoreError, StoreResult,
-    SubscriptionChange, SubscriptionStore, TemporalChange, TemporalStore,
+    Change, ContextChange, ContextStore, EntityQuery, EntityStore, FeedStore, HistoryBatch,
+    InstanceRange, OutboxBatch, QueryResult, RegistrationChange, RegistrationStore, StoreError,
+    StoreResult, SubscriptionChange, SubscriptionStore, TemporalChange, TemporalStore,
 };
 use parking_lot::RwLock;
 
@@ -36,6 +36,7 @@ pub struct EmbeddedStore {
     /// Shared with the commit thread; temporal reads use their own read transactions.
     db: Arc<redb::Database>,
     feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
+    history_seq: Arc<tokio::sync::watch::Sender<u64>>,
     committer: commit::Committer,
 }
 
@@ -56,6 +57,7 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot open database: {e}")))?;
         let loaded = commit::load(&db)?;
         let feed_seq = Arc::new(tokio::sync::watch::Sender::new(loaded.spine.last_seq));
+        let history_seq = Arc::new(tokio::sync::watch::Sender::new(loaded.spine.history_cursor));
         let shared = commit::Shared {
             memory: Arc::new(RwLock::new(loaded.memory)),
             contexts: Arc::new(RwLock::new(loaded.contexts)),
@@ -63,6 +65,7 @@ impl EmbeddedStore {
             spine: Arc::new(RwLock::new(loaded.spine)),
             temporal: Arc::new(RwLock::new(loaded.temporal)),
             feed_seq: feed_seq.clone(),
+            history_seq: history_seq.clone(),
         };
         let db = Arc::new(db);
         let committer = commit::Committer::start(db.clone(), shared.clone());
@@ -74,6 +77,7 @@ impl EmbeddedStore {
             temporal: shared.temporal,
             db,
             feed_seq,
+            history_seq,
             committer,
         })
     }
@@ -243,6 +247,19 @@ impl RegistrationStore for EmbeddedStore {
 
 #[async_trait]
 impl TemporalStore for EmbeddedStore {
+    async fn commit_history(&self, batch: HistoryBatch) -> StoreResult<()> {
+        self.committer.submit_history(batch).await
+    }
+
+    fn history_cursor(&self) -> u64 {
+        self.spine.read().history_cursor
+    }
+
+    async fn wait_for_history(&self, seq: u64) {
+        let mut rx = self.history_seq.subscribe();
+        let _ = rx.wait_for(|h| *h >= seq).await;
+    }
+
     async fn commit_temporal(
         &self,
         tenant: &Tenant,

@@ -31,12 +31,17 @@ async fn temporal_conformance_and_reopening() {
     let dir = temp_dir("temporal");
     {
         let store = EmbeddedStore::open(&dir).unwrap();
-        run_temporal(&store, &store).await;
+        run_temporal(&store, &store, &store).await;
     }
     let store = EmbeddedStore::open(&dir).unwrap();
     let t = Tenant::parse("temporal-city").unwrap();
     let headers = harbor_store::TemporalStore::temporal_headers(&store, &t).unwrap();
     assert_eq!(headers.len(), 1, "temporal headers survive reopening");
+    assert_eq!(
+        harbor_store::TemporalStore::history_cursor(&store),
+        harbor_store::FeedStore::last_seq(&store),
+        "the history cursor survives reopening"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +168,7 @@ async fn feed_conformance_and_reopening() {
     let dir = temp_dir("feed");
     let (last, cursor, outbox, retained) = {
         let store = EmbeddedStore::open(&dir).unwrap();
-        harbor_store::conformance::run_feed(&store, &store).await;
+        harbor_store::conformance::run_feed(&store, &store, &store).await;
         let retained = store.changes_after(0, 100);
         (
             store.last_seq(),

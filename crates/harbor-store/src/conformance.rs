@@ -495,9 +495,14 @@ pub async fn run_registrations(store: &dyn RegistrationStore, subs: &dyn Subscri
 
 /// The change feed and the outbox: every committed change is one numbered record with what
 /// changed; outbox commits number deliveries, move the matcher cursor and trim the feed.
-/// `store` and `feed` are the same backend, fresh.
-pub async fn run_feed(store: &dyn EntityStore, feed: &dyn crate::FeedStore) {
-    use crate::{OutboxBatch, OutboxChange};
+/// The feed is kept for the historian too (`TemporalStore::history_cursor`). `store`, `feed`
+/// and `temporal` are the same backend, fresh.
+pub async fn run_feed(
+    store: &dyn EntityStore,
+    feed: &dyn crate::FeedStore,
+    temporal: &dyn crate::TemporalStore,
+) {
+    use crate::{HistoryBatch, OutboxBatch, OutboxChange};
     use harbor_model::{Delivery, Trigger};
 
     let t = Tenant::parse("feed-city").unwrap();
@@ -597,6 +602,15 @@ pub async fn run_feed(store: &dyn EntityStore, feed: &dyn crate::FeedStore) {
     let mut dead = (*added[1]).clone();
     dead.dead = true;
     dead.attempts = 3;
+    // The historian has recorded the records up to the second one only.
+    temporal
+        .commit_history(HistoryBatch {
+            rows: Vec::new(),
+            cursor: recs[1].seq,
+        })
+        .await
+        .unwrap();
+    assert_eq!(temporal.history_cursor(), recs[1].seq);
     feed.commit_outbox(OutboxBatch {
         changes: vec![OutboxChange::Delete(added[0].id), OutboxChange::Put(dead)],
         trim_below: Some(recs[1].seq),
@@ -609,13 +623,28 @@ pub async fn run_feed(store: &dyn EntityStore, feed: &dyn crate::FeedStore) {
     assert!(left[0].dead && left[0].attempts == 3);
     assert!(feed.change(recs[0].seq).is_none(), "trimmed below the cut");
     assert!(feed.change(recs[1].seq).is_some(), "kept from the cut on");
+    feed.commit_outbox(OutboxBatch {
+        trim_below: Some(feed.last_seq() + 1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        feed.change(recs[1].seq).is_none() && feed.change(recs[2].seq).is_some(),
+        "a trim stops at what the history has not recorded yet"
+    );
 }
 
-/// The temporal store: changes of the current state are recorded in the same commit, history
-/// outlives the entity, instances come back in time order within a range, and the temporal
-/// API's own changes apply atomically. Needs a fresh store.
-pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::TemporalStore) {
-    use crate::{InstanceRange, TemporalChange};
+/// The temporal store: changes of the current state are recorded from the feed (as the
+/// historian does), the feed is kept until they are, history outlives the entity, instances
+/// come back in time order within a range, and the temporal API's own changes apply
+/// atomically. Needs a fresh store.
+pub async fn run_temporal(
+    store: &dyn EntityStore,
+    temporal: &dyn crate::TemporalStore,
+    feed: &dyn crate::FeedStore,
+) {
+    use crate::{HistoryBatch, InstanceRange, OutboxBatch, TemporalChange};
     use harbor_model::temporal::instance_id;
     use harbor_model::TemporalInstance;
 
@@ -637,12 +666,39 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
             .collect()
     };
 
+    // What the historian does: record every feed record after the cursor.
+    let catch_up = || async {
+        let changes = feed.changes_after(temporal.history_cursor(), usize::MAX);
+        if let Some(last) = changes.last().map(|c| c.seq) {
+            let batch = HistoryBatch::derive(&changes, temporal).unwrap();
+            assert_eq!(batch.cursor, last);
+            temporal.commit_history(batch).await.unwrap();
+            temporal.wait_for_history(last).await;
+            assert_eq!(temporal.history_cursor(), last);
+        }
+    };
+
     // Recording: create, update, delete of the current state.
     let p = parking(1, 10, 103.8, 1.3);
     store
         .commit(&t, vec![Change::Put(p.clone())])
         .await
         .unwrap();
+    assert!(
+        temporal.history_cursor() < feed.last_seq(),
+        "a commit leaves recording to the historian"
+    );
+    feed.commit_outbox(OutboxBatch {
+        trim_below: Some(feed.last_seq() + 1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        feed.change(feed.last_seq()).is_some(),
+        "the feed keeps what the history has not recorded"
+    );
+    catch_up().await;
     let h = temporal.temporal_header(&t, &p.id).unwrap();
     assert!(
         h.is_some(),
@@ -663,11 +719,19 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
         .commit(&t, vec![Change::Put(updated.clone())])
         .await
         .unwrap();
+    catch_up().await;
     let all = visit_all(&p.id, &spots, InstanceRange::default());
     assert_eq!(
         payloads(&all),
         [json!(10), json!(9)],
-        "an update is recorded as soon as its commit returns"
+        "an update is recorded"
+    );
+    let again = HistoryBatch::derive(&feed.changes_after(0, usize::MAX), temporal).unwrap();
+    temporal.commit_history(again).await.unwrap();
+    assert_eq!(
+        visit_all(&p.id, &spots, InstanceRange::default()).len(),
+        2,
+        "recording the same feed records again writes the same rows"
     );
     assert_eq!(
         visit_all(
@@ -683,6 +747,7 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
         .commit(&t, vec![Change::Delete(p.id.clone())])
         .await
         .unwrap();
+    catch_up().await;
     let all = visit_all(&p.id, &spots, InstanceRange::default());
     assert_eq!(
         all.len(),

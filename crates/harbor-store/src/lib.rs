@@ -7,6 +7,7 @@
 //! the engine then re-checks every result with `harbor-query`'s evaluators.
 
 pub mod conformance;
+mod history;
 mod query;
 
 use std::sync::Arc;
@@ -264,11 +265,33 @@ pub struct InstanceRange {
     pub newest_first: bool,
 }
 
-/// The temporal evolution of entities, per tenant. Changes of the current state are recorded
-/// here by the backend in the same commit as the change (`EntityStore::commit`), through
-/// `harbor_model::temporal::record_change`; the temporal API writes through `commit_temporal`.
+/// What the historian records at once: the temporal rows derived from the feed records up to
+/// and including `cursor`.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryBatch {
+    /// Temporal rows per tenant, in the order they apply.
+    pub rows: Vec<(Tenant, Vec<TemporalChange>)>,
+    /// Every feed record up to this one is recorded once the batch is committed.
+    pub cursor: u64,
+}
+
+/// The temporal evolution of entities, per tenant. Changes of the current state reach it from
+/// the change feed: the engine's historian derives their rows with
+/// `harbor_model::temporal::record_change` and commits them with the feed position they cover
+/// (`commit_history`), so recording survives a crash exactly once. A backend keeps every feed
+/// record the historian has not covered yet (trimming stops at `history_cursor() + 1`). The
+/// temporal API writes through `commit_temporal`.
 #[async_trait]
 pub trait TemporalStore: Send + Sync {
+    /// Applies the rows and moves the history cursor, atomically and durably.
+    async fn commit_history(&self, batch: HistoryBatch) -> StoreResult<()>;
+
+    /// Where the historian stopped: every feed record up to this one is recorded.
+    fn history_cursor(&self) -> u64;
+
+    /// Resolves once `history_cursor() >= seq`.
+    async fn wait_for_history(&self, seq: u64);
+
     /// Applies the changes atomically and durably; returns once they are on disk.
     async fn commit_temporal(
         &self,

@@ -39,6 +39,13 @@ pub struct ServeArgs {
     /// [default: 0, keep everything].
     #[arg(long, env = "INFOHARBOR_HISTORY_RETENTION_DAYS")]
     pub history_retention_days: Option<u64>,
+    /// Whether changes of entities are recorded as temporal history [default: true].
+    #[arg(long, env = "INFOHARBOR_HISTORY")]
+    pub history: Option<bool>,
+    /// How long recorded changes gather before they are written to the history together, in
+    /// milliseconds; a temporal request writes them at once [default: 200].
+    #[arg(long, env = "INFOHARBOR_HISTORY_FLUSH_MS")]
+    pub history_flush_ms: Option<u64>,
     /// Timeout for fetching a remote @context, in milliseconds [default: 5000].
     #[arg(long, env = "INFOHARBOR_CONTEXT_TIMEOUT_MS")]
     pub context_timeout_ms: Option<u64>,
@@ -84,6 +91,8 @@ struct FileConfig {
     default_page: Option<usize>,
     max_temporal_instances: Option<usize>,
     history_retention_days: Option<u64>,
+    history: Option<bool>,
+    history_flush_ms: Option<u64>,
     context_timeout_ms: Option<u64>,
     expiry_sweep_ms: Option<u64>,
     notify_max_attempts: Option<u32>,
@@ -106,6 +115,8 @@ pub struct Config {
     pub default_page: usize,
     pub max_temporal_instances: usize,
     pub history_retention_days: u64,
+    pub history: bool,
+    pub history_flush_ms: u64,
     pub context_timeout_ms: u64,
     pub expiry_sweep_ms: u64,
     pub notify_max_attempts: u32,
@@ -149,6 +160,11 @@ impl ServeArgs {
                 .history_retention_days
                 .or(file.history_retention_days)
                 .unwrap_or(0),
+            history: self.history.or(file.history).unwrap_or(true),
+            history_flush_ms: self
+                .history_flush_ms
+                .or(file.history_flush_ms)
+                .unwrap_or(200),
             max_temporal_instances: self
                 .max_temporal_instances
                 .or(file.max_temporal_instances)
@@ -257,6 +273,7 @@ mod tests {
             "context_timeout_ms",
             "expiry_sweep_ms",
             "history_retention_days",
+            "history_flush_ms",
             "notify_max_attempts",
             "notify_retry_ms",
             "notify_retry_max_ms",

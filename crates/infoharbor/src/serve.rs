@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use harbor_engine::history::{Historian, HistoryConfig};
 use harbor_engine::notify::{Notifier, NotifyConfig};
 use harbor_engine::{Engine, Limits};
 use harbor_http::{AppState, HttpLimits};
@@ -33,6 +34,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .with_subscriptions(store.clone())
     .with_temporal(store.clone())
     .with_registrations(store.clone());
+    let historian = Historian::new(
+        store.clone(),
+        store.clone(),
+        HistoryConfig {
+            record: cfg.history,
+            flush: Duration::from_millis(cfg.history_flush_ms),
+            ..HistoryConfig::default()
+        },
+    );
+    let recording = historian.start();
+    let engine = engine.with_history(historian);
     let preloaded = match &cfg.context_dir {
         Some(dir) => crate::preload::load(dir)?,
         None => Default::default(),
@@ -99,6 +111,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     harbor_http::serve(listener, state, shutdown_signal()).await?;
     sweeper.abort();
     retention.abort();
+    recording.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -109,8 +109,17 @@ mod tests {
         use harbor_store::{InstanceRange, TemporalStore};
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-        let engine =
-            Arc::new(Engine::new(store.clone(), Limits::default()).with_temporal(store.clone()));
+        let historian = harbor_engine::history::Historian::new(
+            store.clone(),
+            store.clone(),
+            Default::default(),
+        );
+        historian.start();
+        let engine = Arc::new(
+            Engine::new(store.clone(), Limits::default())
+                .with_temporal(store.clone())
+                .with_history(historian),
+        );
         let reading = "https://example.org/reading";
         let mut observed = Vec::new();
         for (tenant, days_ago) in [("old-city", 40), ("new-city", 2)] {
@@ -123,6 +132,7 @@ mod tests {
             store.commit(&t, vec![Change::Put(e)]).await.unwrap();
             observed.push(t);
         }
+        engine.history_caught_up().await;
         let count = |t: &Tenant| {
             let mut n = 0;
             store

@@ -9,44 +9,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{eventually, Broker, Mode, Receiver};
-
-const TYPE: &str = "OffStreetParking";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("build HTTP client")
-}
-
-fn entity_id(tag: &str, i: usize) -> String {
-    format!("urn:ngsi-ld:{TYPE}:{tag}-{i}")
-}
-
-async fn create_entities(c: &reqwest::Client, base: &str, tag: &str, n: usize) {
-    for i in 0..n {
-        let r = c
-            .post(format!("{base}/ngsi-ld/v1/entities"))
-            .json(&json!({
-                "id": entity_id(tag, i),
-                "type": TYPE,
-                "occupancy": {"type": "Property", "value": -1},
-                "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [103.85, 1.29]}}
-            }))
-            .send()
-            .await
-            .expect("create entity");
-        assert_eq!(
-            r.status(),
-            201,
-            "create {}: {}",
-            entity_id(tag, i),
-            r.text().await.unwrap_or_default()
-        );
-    }
-}
+use support::{
+    client, create_entities, entity_id, eventually, update, Broker, Mode, Receiver, TYPE,
+};
 
 async fn subscribe(c: &reqwest::Client, base: &str, id: &str, uri: &str) {
     let r = c
@@ -70,19 +35,6 @@ async fn subscribe(c: &reqwest::Client, base: &str, id: &str, uri: &str) {
         "subscription: {}",
         r.text().await.unwrap_or_default()
     );
-}
-
-/// PATCH occupancy; true when acknowledged (204).
-async fn update(c: &reqwest::Client, base: &str, id: &str, value: i64) -> bool {
-    match c
-        .patch(format!("{base}/ngsi-ld/v1/entities/{id}/attrs"))
-        .json(&json!({"occupancy": {"type": "Property", "value": value}}))
-        .send()
-        .await
-    {
-        Ok(r) => r.status() == 204,
-        Err(_) => false,
-    }
 }
 
 async fn admin(c: &reqwest::Client, base: &str) -> Value {

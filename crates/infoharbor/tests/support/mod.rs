@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Longest wait for `/health` after a start.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -271,5 +271,56 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The entity type the tests of the real binary write.
+pub const TYPE: &str = "OffStreetParking";
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build HTTP client")
+}
+
+pub fn entity_id(tag: &str, i: usize) -> String {
+    format!("urn:ngsi-ld:{TYPE}:{tag}-{i}")
+}
+
+pub async fn create_entities(c: &reqwest::Client, base: &str, tag: &str, n: usize) {
+    for i in 0..n {
+        let r = c
+            .post(format!("{base}/ngsi-ld/v1/entities"))
+            .json(&json!({
+                "id": entity_id(tag, i),
+                "type": TYPE,
+                "occupancy": {"type": "Property", "value": -1},
+                "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [103.85, 1.29]}}
+            }))
+            .send()
+            .await
+            .expect("create entity");
+        assert_eq!(
+            r.status(),
+            201,
+            "create {}: {}",
+            entity_id(tag, i),
+            r.text().await.unwrap_or_default()
+        );
+    }
+}
+
+/// PATCH occupancy; true when acknowledged (204).
+pub async fn update(c: &reqwest::Client, base: &str, id: &str, value: i64) -> bool {
+    match c
+        .patch(format!("{base}/ngsi-ld/v1/entities/{id}/attrs"))
+        .json(&json!({"occupancy": {"type": "Property", "value": value}}))
+        .send()
+        .await
+    {
+        Ok(r) => r.status() == 204,
+        Err(_) => false,
     }
 }
