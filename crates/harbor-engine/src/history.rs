@@ -34,8 +34,8 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
             record: true,
-            flush: Duration::from_millis(200),
-            max_batch: 8192,
+            flush: Duration::from_millis(2000),
+            max_batch: 32_768,
             catch_up_limit: Duration::from_secs(10),
         }
     }

@@ -803,7 +803,11 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
             // Stores written before the historian recorded history in the commit of each
             // change: everything in their feed is recorded already. A new store starts at 0.
             let mut meta = txn.open_table(META).map_err(|e| corrupt(&e))?;
-            if meta.get("history_cursor").map_err(|e| corrupt(&e))?.is_none() {
+            if meta
+                .get("history_cursor")
+                .map_err(|e| corrupt(&e))?
+                .is_none()
+            {
                 let recorded = meta
                     .get("feed_seq")
                     .map_err(|e| corrupt(&e))?

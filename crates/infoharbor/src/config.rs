@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "INFOHARBOR_HISTORY")]
     pub history: Option<bool>,
     /// How long recorded changes gather before they are written to the history together, in
-    /// milliseconds; a temporal request writes them at once [default: 200].
+    /// milliseconds; a temporal request writes them at once [default: 2000].
     #[arg(long, env = "INFOHARBOR_HISTORY_FLUSH_MS")]
     pub history_flush_ms: Option<u64>,
     /// Timeout for fetching a remote @context, in milliseconds [default: 5000].
@@ -164,7 +164,7 @@ impl ServeArgs {
             history_flush_ms: self
                 .history_flush_ms
                 .or(file.history_flush_ms)
-                .unwrap_or(200),
+                .unwrap_or(2000),
             max_temporal_instances: self
                 .max_temporal_instances
                 .or(file.max_temporal_instances)

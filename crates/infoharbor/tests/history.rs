@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{client, create_entities, entity_id, update, Broker};
+use support::{client, create_entities, entity_id, spawn_writers, update, Broker};
 
 /// Every `occupancy` value recorded for the entity, oldest first.
 async fn recorded(c: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
@@ -71,25 +71,7 @@ async fn kill9_loses_no_acknowledged_change_from_the_history() {
     create_entities(&c, &broker.base, "h", 8).await;
     let mut acked: HashSet<(String, Value)> = HashSet::new();
     for round in 0..3i64 {
-        let writers: Vec<_> = (0..4)
-            .map(|w| {
-                let c = c.clone();
-                let base = broker.base.clone();
-                tokio::spawn(async move {
-                    let mut ok = Vec::new();
-                    for k in 0..200i64 {
-                        let id = entity_id("h", (w * 2 + k as usize) % 8);
-                        let v = round * 100_000 + w as i64 * 1000 + k;
-                        if update(&c, &base, &id, v).await {
-                            ok.push((id, json!(v)));
-                        } else {
-                            break;
-                        }
-                    }
-                    ok
-                })
-            })
-            .collect();
+        let writers = spawn_writers(&c, &broker.base, "h", 8, round, 4, 200);
         tokio::time::sleep(Duration::from_millis(300 + 150 * round as u64)).await;
         broker.kill9();
         for w in writers {

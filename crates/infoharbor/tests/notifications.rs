@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{
-    client, create_entities, entity_id, eventually, update, Broker, Mode, Receiver, TYPE,
+    client, create_entities, entity_id, eventually, spawn_writers, update, Broker, Mode, Receiver,
+    TYPE,
 };
 
 async fn subscribe(c: &reqwest::Client, base: &str, id: &str, uri: &str) {
@@ -219,25 +220,7 @@ async fn kill9_with_notifications_pending_loses_none() {
         } else {
             receiver.start().await;
         }
-        let writers: Vec<_> = (0..4)
-            .map(|w| {
-                let c = c.clone();
-                let base = broker.base.clone();
-                tokio::spawn(async move {
-                    let mut ok = Vec::new();
-                    for k in 0..50i64 {
-                        let id = entity_id("crash", (w * 2 + k as usize) % 10);
-                        let v = round * 100_000 + w as i64 * 1000 + k;
-                        if update(&c, &base, &id, v).await {
-                            ok.push((id, json!(v)));
-                        } else {
-                            break;
-                        }
-                    }
-                    ok
-                })
-            })
-            .collect();
+        let writers = spawn_writers(&c, &broker.base, "crash", 10, round, 4, 50);
         // Kill while the writers are still busy.
         tokio::time::sleep(Duration::from_millis(150 + 100 * round as u64)).await;
         broker.kill9();

@@ -324,3 +324,35 @@ pub async fn update(c: &reqwest::Client, base: &str, id: &str, value: i64) -> bo
         Err(_) => false,
     }
 }
+
+/// `writers` tasks that PATCH `occupancy` of the `entities` entities tagged `tag`, `per_writer`
+/// times each, with values unique to (round, writer, step), until one is not acknowledged;
+/// each returns the (entity, value) pairs that were.
+pub fn spawn_writers(
+    c: &reqwest::Client,
+    base: &str,
+    tag: &str,
+    entities: usize,
+    round: i64,
+    writers: usize,
+    per_writer: i64,
+) -> Vec<tokio::task::JoinHandle<Vec<(String, Value)>>> {
+    (0..writers)
+        .map(|w| {
+            let (c, base, tag) = (c.clone(), base.to_string(), tag.to_string());
+            tokio::spawn(async move {
+                let mut ok = Vec::new();
+                for k in 0..per_writer {
+                    let id = entity_id(&tag, (w * 2 + k as usize) % entities);
+                    let v = round * 100_000 + w as i64 * 1000 + k;
+                    if update(&c, &base, &id, v).await {
+                        ok.push((id, json!(v)));
+                    } else {
+                        break;
+                    }
+                }
+                ok
+            })
+        })
+        .collect()
+}
