@@ -38,13 +38,16 @@ const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Delivery status of subscriptions by `tenant \0 id`, as JSON, kept apart from the
 /// subscriptions so that a delivery does not rewrite its subscription.
 const SUB_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("subscription_status");
-/// Counters of the spine: `feed_seq`, `delivery_id`, `matcher_cursor`.
+/// Counters of the spine: `feed_seq`, `delivery_id`, `matcher_cursor`, `history_cursor`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Retained feed records by sequence number.
+pub type Feed = std::collections::BTreeMap<u64, Arc<EntityChange>>;
 
 /// The change feed and the outbox as held in memory (everything retained on disk).
 #[derive(Default)]
 pub struct Spine {
-    pub feed: std::collections::BTreeMap<u64, Arc<EntityChange>>,
+    pub feed: Feed,
     pub last_seq: u64,
     pub cursor: u64,
     /// Where the historian stopped; the feed is kept from the record after it.
@@ -288,6 +291,7 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
         if result.is_ok() {
             let mut puts = prepared.puts.into_iter();
             let mut history = None;
+            let mut trimmed = Vec::new();
             {
                 let mut headers = shared.temporal.write();
                 let mut mem = shared.memory.write();
@@ -325,7 +329,7 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
                             apply_registrations(&mut rec.registrations, tenant, changes)
                         }
                         Work::Outbox(batch) => {
-                            apply_outbox(&mut spine, &mut rec, batch);
+                            trimmed.extend(apply_outbox(&mut spine, &mut rec, batch));
                         }
                     }
                 }
@@ -340,6 +344,11 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
             }
             if let Some(h) = history {
                 shared.history_seq.send_replace(h);
+            }
+            if !trimmed.is_empty() {
+                // Thousands of feed records, often the last owners of entity states: freed
+                // beside the commit thread, not on it.
+                std::thread::spawn(move || drop(trimmed));
             }
         } else {
             (counters.feed_seq, counters.delivery_id) = saved;
@@ -668,7 +677,8 @@ fn write_outbox(
     Ok(())
 }
 
-fn apply_outbox(spine: &mut Spine, rec: &mut Records, batch: &OutboxBatch) {
+/// Applies a committed outbox batch; returns the feed records it trimmed.
+fn apply_outbox(spine: &mut Spine, rec: &mut Records, batch: &OutboxBatch) -> Option<Feed> {
     for c in &batch.changes {
         match c {
             OutboxChange::Add(d) | OutboxChange::Put(d) => {
@@ -691,9 +701,9 @@ fn apply_outbox(spine: &mut Spine, rec: &mut Records, batch: &OutboxBatch) {
     if let Some(cursor) = batch.cursor {
         spine.cursor = spine.cursor.max(cursor);
     }
-    if let Some(below) = batch.trim_below {
-        spine.feed = spine.feed.split_off(&below);
-    }
+    let below = batch.trim_below?;
+    let kept = spine.feed.split_off(&below);
+    Some(std::mem::replace(&mut spine.feed, kept))
 }
 
 fn apply_contexts(stored: &mut Contexts, changes: &[ContextChange]) {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use harbor_model::{AttrValue, Entity, Tenant, Timestamp};
+use harbor_model::{AttrValue, Attribute, Entity, Tenant, Timestamp};
 use harbor_store::{Change, EntityQuery};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
@@ -75,12 +75,17 @@ impl Memory {
     ) {
         let state = self.tenants.entry(t.clone()).or_default();
         for (id, next) in changes {
-            if let Some(old) = state.entities.remove(&id) {
-                state.unindex(&old);
-            }
-            if let Some(e) = next {
-                state.index(&e);
-                state.entities.insert(id, e);
+            match (state.entities.remove(&id), next) {
+                (Some(old), Some(e)) => {
+                    state.reindex(&old, &e);
+                    state.entities.insert(id, e);
+                }
+                (Some(old), None) => state.unindex(&old),
+                (None, Some(e)) => {
+                    state.index(&e);
+                    state.entities.insert(id, e);
+                }
+                (None, None) => {}
             }
         }
     }
@@ -182,6 +187,61 @@ impl TenantState {
         }
     }
 
+    /// Moves the index entries of an entity from its `old` state to its `new` one, touching
+    /// only what differs: a changed value of an existing attribute changes no index.
+    fn reindex(&mut self, old: &Entity, new: &Entity) {
+        let id = &new.id;
+        let (was, is) = (earliest_expiry(old), earliest_expiry(new));
+        if was != is {
+            if let Some(t) = was {
+                self.expiry.remove(&(t, id.clone()));
+            }
+            if let Some(t) = is {
+                self.expiry.insert((t, id.clone()));
+            }
+        }
+        for t in old.types.iter().filter(|t| !new.types.contains(t)) {
+            remove_from(&mut self.by_type, t, id);
+        }
+        for t in new.types.iter().filter(|t| !old.types.contains(t)) {
+            self.by_type
+                .entry(t.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        for name in old.attrs.keys().filter(|k| !new.attrs.contains_key(*k)) {
+            remove_from(&mut self.by_attr, name, id);
+        }
+        for name in new.attrs.keys().filter(|k| !old.attrs.contains_key(*k)) {
+            self.by_attr
+                .entry(name.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        let names = old
+            .attrs
+            .keys()
+            .chain(new.attrs.keys().filter(|k| !old.attrs.contains_key(*k)));
+        for name in names {
+            let before = envelopes(old.attrs.get(name));
+            let after = envelopes(new.attrs.get(name));
+            if before == after {
+                continue;
+            }
+            if let Some(tree) = self.geo.get_mut(name) {
+                for env in before {
+                    tree.remove(&GeoEntry::new(env, id.clone()));
+                }
+            }
+            if !after.is_empty() {
+                let tree = self.geo.entry(name.clone()).or_default();
+                for env in after {
+                    tree.insert(GeoEntry::new(env, id.clone()));
+                }
+            }
+        }
+    }
+
     fn unindex(&mut self, e: &Entity) {
         if let Some(t) = earliest_expiry(e) {
             self.expiry.remove(&(t, e.id.clone()));
@@ -208,6 +268,18 @@ fn earliest_expiry(e: &Entity) -> Option<Timestamp> {
         .filter_map(|(_, a)| a.expires_at)
         .chain(e.expires_at)
         .min()
+}
+
+/// The envelopes of the GeoProperty instances among `instances`.
+fn envelopes(instances: Option<&Vec<Attribute>>) -> Vec<Rectangle<[f64; 2]>> {
+    instances
+        .into_iter()
+        .flatten()
+        .filter_map(|a| match &a.value {
+            AttrValue::GeoProperty(v) => envelope(v),
+            _ => None,
+        })
+        .collect()
 }
 
 fn remove_from(index: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {

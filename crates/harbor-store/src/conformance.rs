@@ -181,6 +181,59 @@ pub async fn run(store: &dyn EntityStore) {
         1,
         "geo index follows a replaced location",
     );
+    let old_place = parse_geo_query(
+        "near;maxDistance==10",
+        "Point",
+        &parse_coordinates_text("[103.806,1.29]").unwrap(),
+        None,
+        &expand,
+    )
+    .unwrap();
+    check(
+        &EntityQuery {
+            geo: Some(old_place),
+            ..Default::default()
+        },
+        0,
+        "a replaced location leaves the geo index",
+    );
+
+    // A replacement without an attribute leaves that attribute's index; one that only
+    // changes a value keeps every index entry.
+    let mut fewer = parking(5, 5, 103.81, 1.29);
+    fewer.attrs.remove(&expand("availableSpotNumber"));
+    let mut same_place = parking(6, 66, 103.812, 1.29);
+    same_place.modified_at = time::now();
+    store
+        .commit(&t, vec![Change::Put(fewer), Change::Put(same_place)])
+        .await
+        .unwrap();
+    let spots = EntityQuery {
+        attrs: Some(vec![expand("availableSpotNumber")]),
+        ..Default::default()
+    };
+    check(&spots, 48, "attribute index after an attribute is gone");
+    check(
+        &by_type("OffStreetParking"),
+        48,
+        "a value change keeps the type index",
+    );
+    let sixth = parse_geo_query(
+        "near;maxDistance==10",
+        "Point",
+        &parse_coordinates_text("[103.812,1.29]").unwrap(),
+        None,
+        &expand,
+    )
+    .unwrap();
+    check(
+        &EntityQuery {
+            geo: Some(sixth),
+            ..Default::default()
+        },
+        1,
+        "a value change keeps the geo index",
+    );
 
     // Expiry: entities holding an expiresAt (on themselves or on an attribute instance) are
     // found by the earliest one, and leave the index when replaced without it.
