@@ -26,6 +26,9 @@ pub struct HistoryConfig {
     pub flush: Duration,
     /// Feed records per batch at most.
     pub max_batch: usize,
+    /// Rows per commit at most (about: an entity's rows are never split), so that writes
+    /// waiting behind a history commit do not wait long.
+    pub max_commit_rows: usize,
     /// How long a temporal read waits for history to catch up before it answers anyway.
     pub catch_up_limit: Duration,
 }
@@ -36,6 +39,7 @@ impl Default for HistoryConfig {
             record: true,
             flush: Duration::from_millis(2000),
             max_batch: 32_768,
+            max_commit_rows: 4096,
             catch_up_limit: Duration::from_secs(10),
         }
     }
@@ -122,9 +126,12 @@ impl Historian {
                     continue;
                 }
             };
-            if let Err(e) = self.store.commit_history(batch).await {
-                tracing::error!(error = %e, "recording temporal history failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            for part in batch.split(self.cfg.max_commit_rows, cursor) {
+                if let Err(e) = self.store.commit_history(part).await {
+                    tracing::error!(error = %e, "recording temporal history failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
             }
         }
     }
