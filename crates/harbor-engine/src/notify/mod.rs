@@ -587,9 +587,13 @@ impl Notifier {
 
     // ---- settling ------------------------------------------------------------------------
 
+    /// How often the feed is trimmed of what nobody needs any more: often enough that the
+    /// records of a busy broker (each holding an entity state) do not pile up in memory.
+    const TRIM_EVERY: Duration = Duration::from_millis(500);
+
     async fn settle_loop(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Settle>) {
         let mut last_trim = std::time::Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(Self::TRIM_EVERY);
         loop {
             let first = tokio::select! {
                 s = rx.recv() => match s {
@@ -639,7 +643,7 @@ impl Notifier {
                 .into_iter()
                 .map(|((t, id), st)| (t, id, st))
                 .collect();
-            if last_trim.elapsed() > Duration::from_secs(2) {
+            if last_trim.elapsed() > Self::TRIM_EVERY {
                 batch.trim_below = Some(self.trim_point());
                 last_trim = std::time::Instant::now();
             }
