@@ -8,16 +8,21 @@
 //! is the index time (`observedAt`, else `modifiedAt`) in microseconds as a big-endian `i64`
 //! with its sign bit flipped, so byte order is time order. Ids, tenants and expanded names
 //! never hold a NUL.
+//!
+//! Instance value: the binary form of `codec` (the instance id is the key's tail); rows
+//! written as JSON by earlier versions are still read.
 
 use std::sync::Arc;
 
 use harbor_model::{TemporalHeader, TemporalInstance, Tenant, Timestamp};
-use harbor_store::{InstanceRange, StoreError, StoreResult, TemporalChange};
+use harbor_store::{InstanceRange, InstanceSample, StoreError, StoreResult, TemporalChange};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::commit::ByTenant;
 
-/// Temporal instances by the key above, as JSON.
+mod codec;
+
+/// Temporal instances by the key above, in the binary form of `codec` (or JSON).
 pub const INSTANCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("temporal_instances");
 /// Temporal entity headers by `tenant \0 id`, as JSON.
 pub const HEADERS: TableDefinition<&str, &[u8]> = TableDefinition::new("temporal_headers");
@@ -94,7 +99,7 @@ pub fn write(
                 instance,
             } => {
                 let k = instance_key(tenant, entity, attr, instance);
-                instances.insert(k.as_slice(), serde_json::to_vec(instance)?.as_slice())?;
+                instances.insert(k.as_slice(), codec::encode(instance).as_slice())?;
             }
             TemporalChange::DeleteInstance {
                 entity,
@@ -163,14 +168,16 @@ fn unavailable(e: &dyn std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("temporal read failed: {e}"))
 }
 
-/// Visits the instances of one attribute within `range`, in time order.
-pub fn visit(
+/// Calls `f` with the key and value of each row of one attribute within `range`, in time
+/// order (newest first if asked), until it returns false. `f` gets the length of the key's
+/// prefix (`tenant 0 entity 0 attribute 0`) too.
+fn scan(
     db: &redb::Database,
     tenant: &Tenant,
     entity: &str,
     attr: &str,
     range: InstanceRange,
-    f: &mut dyn FnMut(TemporalInstance) -> bool,
+    f: &mut dyn FnMut(usize, &[u8], &[u8]) -> StoreResult<bool>,
 ) -> StoreResult<()> {
     let txn = db.begin_read().map_err(|e| unavailable(&e))?;
     let table = txn.open_table(INSTANCES).map_err(|e| unavailable(&e))?;
@@ -194,10 +201,8 @@ pub fn visit(
         .range(lo.as_slice()..hi.as_slice())
         .map_err(|e| unavailable(&e))?;
     let mut step = |row: Row| -> StoreResult<bool> {
-        let (_, v) = row.map_err(|e| unavailable(&e))?;
-        let i: TemporalInstance =
-            serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(f(i))
+        let (k, v) = row.map_err(|e| unavailable(&e))?;
+        f(p.len(), k.value(), v.value())
     };
     if range.newest_first {
         for row in rows.rev() {
@@ -213,6 +218,56 @@ pub fn visit(
         }
     }
     Ok(())
+}
+
+fn corrupt(e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("temporal instance: {e}"))
+}
+
+/// The instance of one row; `prefix_len` as `scan` gives it.
+fn read_instance(prefix_len: usize, key: &[u8], value: &[u8]) -> StoreResult<TemporalInstance> {
+    if value.first() != Some(&codec::TAG) {
+        return serde_json::from_slice(value).map_err(|e| corrupt(&e));
+    }
+    // The key ends with the instance id, after the prefix and the 8 bytes of time.
+    let id = key
+        .get(prefix_len + 8..)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .ok_or_else(|| corrupt(&"key without an instance id"))?;
+    codec::decode(id, value).map_err(|e| corrupt(&e))
+}
+
+/// Visits the instances of one attribute within `range`, in time order.
+pub fn visit(
+    db: &redb::Database,
+    tenant: &Tenant,
+    entity: &str,
+    attr: &str,
+    range: InstanceRange,
+    f: &mut dyn FnMut(TemporalInstance) -> bool,
+) -> StoreResult<()> {
+    scan(db, tenant, entity, attr, range, &mut |p, k, v| {
+        Ok(f(read_instance(p, k, v)?))
+    })
+}
+
+/// Visits what aggregation reads of the instances of one attribute within `range`, in time
+/// order, straight from the rows: nothing is allocated for a number, boolean or string.
+pub fn visit_samples(
+    db: &redb::Database,
+    tenant: &Tenant,
+    entity: &str,
+    attr: &str,
+    range: InstanceRange,
+    f: &mut dyn FnMut(&InstanceSample<'_>) -> bool,
+) -> StoreResult<()> {
+    scan(db, tenant, entity, attr, range, &mut |p, k, v| {
+        if v.first() == Some(&codec::TAG) {
+            return Ok(f(&codec::sample(v).map_err(|e| corrupt(&e))?));
+        }
+        let i = read_instance(p, k, v)?;
+        Ok(f(&InstanceSample::of(&i)))
+    })
 }
 
 /// The attribute names with instances, sorted, skipping from one attribute to the next.
@@ -255,4 +310,98 @@ fn attr_names(
 /// Reads every header back at start-up.
 pub fn load(txn: &redb::ReadTransaction) -> StoreResult<Headers> {
     crate::commit::load_table(txn, HEADERS)
+}
+
+#[cfg(test)]
+mod tests {
+    use harbor_model::{AttrValue, Attribute};
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        harbor_model::time::parse(s).unwrap()
+    }
+
+    fn instance(id: &str, v: serde_json::Value, observed: &str) -> TemporalInstance {
+        let mut a = Attribute::new(AttrValue::Property(v), at("2026-01-01T00:00:00Z"));
+        a.observed_at = Some(at(observed));
+        TemporalInstance {
+            instance_id: harbor_model::temporal::instance_id(id),
+            attr: a,
+            deleted_at: None,
+        }
+    }
+
+    /// A series written partly as JSON (as before the binary form) and partly binary reads
+    /// back whole and in time order, as instances and as samples.
+    #[test]
+    fn reads_json_rows_beside_binary_ones() {
+        let dir = std::env::temp_dir().join(format!("harbor-temporal-json-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = redb::Database::create(dir.join("t.redb")).unwrap();
+        let tenant = Tenant::default_tenant();
+        let (entity, attr) = ("urn:ngsi-ld:V:1", "https://e.org/speed");
+        let old = [
+            instance("a", json!(1), "2026-01-01T00:01:00Z"),
+            instance("c", json!("x"), "2026-01-01T00:03:00Z"),
+        ];
+        let new = [
+            instance("b", json!(2.5), "2026-01-01T00:02:00Z"),
+            instance("d", json!([1, 2]), "2026-01-01T00:04:00Z"),
+        ];
+        let txn = db.begin_write().unwrap();
+        {
+            let mut instances = txn.open_table(INSTANCES).unwrap();
+            let mut headers = txn.open_table(HEADERS).unwrap();
+            for i in &old {
+                let k = instance_key(&tenant, entity, attr, i);
+                let v = serde_json::to_vec(i).unwrap();
+                instances.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+            let changes: Vec<TemporalChange> = new
+                .iter()
+                .map(|i| TemporalChange::PutInstance {
+                    entity: entity.into(),
+                    attr: attr.into(),
+                    instance: Box::new(i.clone()),
+                })
+                .collect();
+            write(&tenant, &changes, &mut instances, &mut headers).unwrap();
+        }
+        txn.commit().unwrap();
+
+        let want = [&old[0], &new[0], &old[1], &new[1]];
+        let mut got = Vec::new();
+        visit(
+            &db,
+            &tenant,
+            entity,
+            attr,
+            InstanceRange::default(),
+            &mut |i| {
+                got.push(i);
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+        let mut samples = 0;
+        visit_samples(
+            &db,
+            &tenant,
+            entity,
+            attr,
+            InstanceRange::default(),
+            &mut |s| {
+                assert_eq!(*s, InstanceSample::of(want[samples]));
+                samples += 1;
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!(samples, 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -828,6 +828,7 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
         .await
         .unwrap();
     assert!(temporal.temporal_attrs(&t, &id).unwrap().is_empty());
+    temporal_samples(temporal, &t).await;
     temporal
         .commit_temporal(&t, vec![TemporalChange::DeleteEntity(p.id.clone())])
         .await
@@ -835,4 +836,128 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
     assert!(temporal.temporal_header(&t, &p.id).unwrap().is_none());
     assert!(temporal.temporal_attrs(&t, &p.id).unwrap().is_empty());
     assert!(temporal.temporal_header(&t, &id).unwrap().is_some());
+}
+
+/// `visit_samples` gives, for every instance `visit_instances` gives, its `InstanceSample`:
+/// over payloads of every JSON type and every attribute kind, datasetIds, deletions, sub-attributes,
+/// ranges and newest first, stopping when told.
+async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
+    use crate::{InstanceRange, InstanceSample, TemporalChange};
+    use harbor_model::temporal::instance_id;
+    use harbor_model::TemporalInstance;
+
+    let id = "urn:ngsi-ld:Vehicle:Samples".to_string();
+    let attr = expand("reading");
+    let at = |s: &str| time::parse(s).unwrap();
+    let values = [
+        AttrValue::Property(json!(7)),
+        AttrValue::Property(json!(-2.5)),
+        AttrValue::Property(json!(true)),
+        AttrValue::Property(json!("high")),
+        AttrValue::Property(json!(null)),
+        AttrValue::Property(json!([1, 2, 3])),
+        AttrValue::Property(json!({"b": 1, "a": 2})),
+        AttrValue::Relationship {
+            object: json!("urn:ngsi-ld:Person:1"),
+            object_type: Some(json!(expand("Person"))),
+        },
+        AttrValue::GeoProperty(json!({"type": "Point", "coordinates": [1.0, 2.0]})),
+        AttrValue::LanguageProperty(json!({"en": "open"})),
+        AttrValue::JsonProperty(json!({"raw": [1]})),
+        AttrValue::VocabProperty(json!(expand("Open"))),
+        AttrValue::ListProperty(json!([1, "a"])),
+        AttrValue::ListRelationship {
+            object_list: json!(["urn:a:1"]),
+            object_type: None,
+        },
+    ];
+    let mut changes = vec![TemporalChange::PutHeader(harbor_model::TemporalHeader {
+        id: id.clone(),
+        types: vec![expand("Vehicle")],
+        scopes: vec![],
+        created_at: time::now(),
+        modified_at: time::now(),
+    })];
+    for (n, v) in values.iter().enumerate() {
+        let observed = at(&format!("2021-01-01T00:{n:02}:00.5Z"));
+        let mut a = Attribute::new(v.clone(), time::now());
+        a.observed_at = Some(observed);
+        if n % 3 == 0 {
+            a.dataset_id = Some(format!("urn:ngsi-ld:Dataset:{n}"));
+        }
+        if n == 1 {
+            a.unit_code = Some("KMH".into());
+            a.sub.insert(
+                expand("accuracy"),
+                Attribute::new(AttrValue::Property(json!(0.1)), time::now()),
+            );
+        }
+        let i = TemporalInstance {
+            instance_id: instance_id(&format!("s{n}")),
+            attr: a.clone(),
+            deleted_at: None,
+        };
+        changes.push(TemporalChange::PutInstance {
+            entity: id.clone(),
+            attr: attr.clone(),
+            instance: Box::new(i),
+        });
+        if n == 4 {
+            let gone = TemporalInstance::deleted(instance_id("gone"), &a, observed);
+            changes.push(TemporalChange::PutInstance {
+                entity: id.clone(),
+                attr: attr.clone(),
+                instance: Box::new(gone),
+            });
+        }
+    }
+    temporal.commit_temporal(t, changes).await.unwrap();
+
+    let ranges = [
+        InstanceRange::default(),
+        InstanceRange {
+            from: Some(at("2021-01-01T00:03:00Z")),
+            to: Some(at("2021-01-01T00:09:00Z")),
+            newest_first: false,
+        },
+        InstanceRange {
+            newest_first: true,
+            ..Default::default()
+        },
+    ];
+    for range in ranges {
+        let mut instances = Vec::new();
+        temporal
+            .visit_instances(t, &id, &attr, range, &mut |i| {
+                instances.push(i);
+                true
+            })
+            .unwrap();
+        let mut samples = 0;
+        temporal
+            .visit_samples(t, &id, &attr, range, &mut |s| {
+                assert_eq!(
+                    *s,
+                    InstanceSample::of(&instances[samples]),
+                    "sample {samples} of {range:?}"
+                );
+                samples += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!(samples, instances.len(), "{range:?}");
+        assert!(samples >= 6, "{range:?}");
+    }
+    let mut seen = 0;
+    temporal
+        .visit_samples(t, &id, &attr, InstanceRange::default(), &mut |_| {
+            seen += 1;
+            seen < 2
+        })
+        .unwrap();
+    assert_eq!(seen, 2, "a sample visit stops when told");
+    temporal
+        .commit_temporal(t, vec![TemporalChange::DeleteEntity(id)])
+        .await
+        .unwrap();
 }

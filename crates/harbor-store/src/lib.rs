@@ -264,6 +264,68 @@ pub struct InstanceRange {
     pub newest_first: bool,
 }
 
+/// What aggregation reads of one stored instance (4.5.19), borrowed from the store for one
+/// call of the visitor: its times, its `datasetId`, its kind and its payload, not its
+/// `instanceId` nor its sub-attributes. A backend can produce it straight from its stored
+/// bytes, without building a [`TemporalInstance`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSample<'a> {
+    pub observed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub dataset_id: Option<&'a str>,
+    /// The attribute's type name (`Property`, `Relationship`, ...).
+    pub kind: &'static str,
+    pub payload: SamplePayload<'a>,
+}
+
+/// The payload (`value`, `object`, `json`, ...) of an [`InstanceSample`]. JSON numbers,
+/// booleans and strings come as themselves, numbers as `f64` (all aggregation reads of
+/// them); any other payload comes with the whole attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SamplePayload<'a> {
+    Number(f64),
+    Bool(bool),
+    Str(&'a str),
+    Whole(std::borrow::Cow<'a, harbor_model::AttrValue>),
+}
+
+impl<'a> InstanceSample<'a> {
+    /// The sample of a whole instance.
+    pub fn of(i: &'a TemporalInstance) -> Self {
+        let a = &i.attr;
+        let payload = match a.value.payload() {
+            serde_json::Value::Number(n) => SamplePayload::Number(n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::Bool(b) => SamplePayload::Bool(*b),
+            serde_json::Value::String(s) => SamplePayload::Str(s),
+            _ => SamplePayload::Whole(std::borrow::Cow::Borrowed(&a.value)),
+        };
+        InstanceSample {
+            observed_at: a.observed_at,
+            created_at: a.created_at,
+            modified_at: a.modified_at,
+            deleted_at: i.deleted_at,
+            expires_at: a.expires_at,
+            dataset_id: a.dataset_id.as_deref(),
+            kind: a.value.type_name(),
+            payload,
+        }
+    }
+
+    /// The instance's value of a time property, if it has one.
+    pub fn time(&self, p: harbor_model::TimeProperty) -> Option<Timestamp> {
+        use harbor_model::TimeProperty;
+        match p {
+            TimeProperty::ObservedAt => self.observed_at,
+            TimeProperty::CreatedAt => Some(self.created_at),
+            TimeProperty::ModifiedAt => Some(self.modified_at),
+            TimeProperty::DeletedAt => self.deleted_at,
+        }
+    }
+}
+
 /// The temporal evolution of entities, per tenant. Changes of the current state are recorded
 /// here by the backend in the same commit as the change (`EntityStore::commit`), through
 /// `harbor_model::temporal::record_change`; the temporal API writes through `commit_temporal`.
@@ -295,4 +357,20 @@ pub trait TemporalStore: Send + Sync {
         range: InstanceRange,
         visit: &mut dyn FnMut(TemporalInstance) -> bool,
     ) -> StoreResult<()>;
+
+    /// Like [`visit_instances`](Self::visit_instances), with each instance as the
+    /// [`InstanceSample`] aggregation reads. The default builds every instance; a backend
+    /// that can read samples from its stored form without that should.
+    fn visit_samples(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        range: InstanceRange,
+        visit: &mut dyn FnMut(&InstanceSample<'_>) -> bool,
+    ) -> StoreResult<()> {
+        self.visit_instances(tenant, id, attr, range, &mut |i| {
+            visit(&InstanceSample::of(&i))
+        })
+    }
 }
