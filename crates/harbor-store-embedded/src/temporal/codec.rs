@@ -1,12 +1,10 @@
-//! The binary form of a temporal instance in the instance table, so that reading one costs a
-//! few field copies instead of a JSON parse (aggregation reads a whole series at a time).
-//!
-//! A row's value starts with [`TAG`], a byte no JSON text starts with: rows written as JSON
-//! before this encoding stay readable beside the new ones. The instance id is not repeated:
-//! every key ends with it. The layout, all integers little-endian:
+//! The binary form of a temporal instance, as a chunk row holds it (`chunk.rs`), so that
+//! reading one costs a few field copies instead of a JSON parse (aggregation reads a whole
+//! series at a time). The instance id is not part of it: the chunk keeps it beside. The
+//! layout, all integers little-endian:
 //!
 //! ```text
-//! instance  = TAG attribute                     ; the instance's deletedAt is in the flags
+//! instance  = attribute                         ; the instance's deletedAt is in the flags
 //! attribute = flags:u8 created:time modified:time [observed:time] [expires:time]
 //!             [deleted:time] [datasetId:str] [unitCode:str] kind:u8 payload:json
 //!             [objectType:json]                 ; Relationship, ListRelationship: when FLAG_OBJECT_TYPE
@@ -25,9 +23,6 @@ use std::collections::BTreeMap;
 use harbor_model::{AttrValue, Attribute, TemporalInstance, Timestamp};
 use harbor_store::{InstanceSample, SamplePayload};
 use serde_json::{Map, Number, Value};
-
-/// The first byte of a binary row (JSON rows start with `{`).
-pub const TAG: u8 = 0x01;
 
 const FLAG_OBSERVED: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
@@ -51,17 +46,16 @@ const J_OBJECT: u8 = 8;
 /// through limits far below this).
 const MAX_DEPTH: usize = 512;
 
-/// The row value of an instance (its id goes in the key).
+/// The binary form of an instance, without its id.
 pub fn encode(i: &TemporalInstance) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    out.push(TAG);
     put_attr(&mut out, &i.attr, i.deleted_at);
     out
 }
 
-/// The instance stored as `bytes` (which start with [`TAG`]) under a key ending with `id`.
+/// The instance with id `id` whose binary form is `bytes`.
 pub fn decode(id: &str, bytes: &[u8]) -> Result<TemporalInstance, String> {
-    let mut r = Reader::after_tag(bytes)?;
+    let mut r = Reader { bytes, pos: 0 };
     let (attr, deleted_at) = r.attr(0)?;
     r.finish()?;
     Ok(TemporalInstance {
@@ -71,11 +65,10 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<TemporalInstance, String> {
     })
 }
 
-/// What aggregation reads of the instance stored as `bytes` (which start with [`TAG`]),
-/// borrowing its strings; only a payload that is neither a number, a boolean nor a string
-/// is built.
+/// What aggregation reads of the instance whose binary form is `bytes`, borrowing its
+/// strings; only a payload that is neither a number, a boolean nor a string is built.
 pub fn sample(bytes: &[u8]) -> Result<InstanceSample<'_>, String> {
-    let mut r = Reader::after_tag(bytes)?;
+    let mut r = Reader { bytes, pos: 0 };
     let h = r.head()?;
     let scalar = match r.peek()? {
         J_FALSE => Some(SamplePayload::Bool(false)),
@@ -261,13 +254,6 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn after_tag(bytes: &'a [u8]) -> Result<Self, String> {
-        match bytes.first() {
-            Some(&TAG) => Ok(Reader { bytes, pos: 1 }),
-            _ => Err("not a binary temporal instance".into()),
-        }
-    }
-
     fn finish(&self) -> Result<(), String> {
         if self.pos == self.bytes.len() {
             Ok(())

@@ -102,7 +102,6 @@ fn every_kind() -> Vec<(&'static str, TemporalInstance)> {
 fn round_trips_every_kind() {
     for (what, i) in every_kind() {
         let bytes = encode(&i);
-        assert_eq!(bytes[0], TAG, "{what}");
         let back = decode(&i.instance_id, &bytes).unwrap();
         assert_eq!(back, i, "{what}");
         // Equal as values is not enough: the JSON written back must be the same text
@@ -141,8 +140,7 @@ fn refuses_corrupt_rows_without_panicking() {
     let mut extra = bytes.clone();
     extra.push(0);
     assert!(decode("x", &extra).unwrap_err().contains("left after"));
-    assert!(decode("x", b"{\"instance_id\":\"x\"}").is_err());
-    let mut huge = vec![TAG, 0];
+    let mut huge = vec![0];
     huge.extend_from_slice(&[0; 24]);
     huge.extend_from_slice(&[0, J_ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f]);
     assert!(decode("x", &huge).unwrap_err().contains("past the end"));
