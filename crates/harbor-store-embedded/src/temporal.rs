@@ -141,10 +141,8 @@ type Owned = (Vec<u8>, Vec<u8>);
 /// The instances of one row (`key` = `p` + the first suffix), owned, in key order.
 fn row_entries(p: &[u8], key: &[u8], value: &[u8]) -> Result<Vec<Owned>, Fail> {
     if chunk::is_chunk(value) {
-        return Ok(chunk::entries(value)?
-            .into_iter()
-            .map(|e| (e.suffix.to_vec(), e.body.to_vec()))
-            .collect());
+        let entries = chunk::entries(value).map(|e| e.map(|e| (e.suffix(), e.body.to_vec())));
+        return Ok(entries.collect::<Result<_, _>>()?);
     }
     let i: TemporalInstance = serde_json::from_slice(value)?;
     Ok(vec![(key[p.len()..].to_vec(), codec::encode(&i))])
@@ -160,10 +158,7 @@ fn put_chunks(
     for part in entries.chunks(chunk::MAX) {
         let mut key = p.to_vec();
         key.extend_from_slice(&part[0].0);
-        let row = chunk::build(
-            part.iter()
-                .map(|(suffix, body)| chunk::Entry { suffix, body }),
-        );
+        let row = chunk::build(part.iter().map(|(s, b)| (s.as_slice(), b.as_slice())));
         instances.insert(key.as_slice(), row.as_slice())?;
     }
     Ok(())
@@ -221,7 +216,11 @@ fn delete_instance(
         let (k, v) = row?;
         let (k, v) = (k.value(), v.value());
         let holds = if chunk::is_chunk(v) {
-            chunk::entries(v)?.iter().any(|e| e.id() == id)
+            let mut holds = false;
+            for e in chunk::entries(v) {
+                holds |= e?.id.to_vec() == id;
+            }
+            holds
         } else {
             k.get(p.len() + 8..) == Some(id)
         };
@@ -302,7 +301,7 @@ fn scan(
     entity: &str,
     attr: &str,
     range: InstanceRange,
-    f: &mut dyn FnMut(&[u8], Stored<'_>) -> StoreResult<bool>,
+    f: &mut dyn FnMut(chunk::Id<'_>, Stored<'_>) -> StoreResult<bool>,
 ) -> StoreResult<()> {
     let txn = db.begin_read().map_err(|e| unavailable(&e))?;
     let table = txn.open_table(INSTANCES).map_err(|e| unavailable(&e))?;
@@ -337,26 +336,43 @@ fn scan(
     let rows = table
         .range(lo.as_slice()..hi.as_slice())
         .map_err(|e| unavailable(&e))?;
-    let in_range = |time: &[u8]| {
-        from.is_none_or(|f| time >= f.as_slice()) && to.is_none_or(|t| time < t.as_slice())
+    // Times compared as the numbers their 8 bytes are, in key order.
+    let (from_n, to_n) = (from.map(u64::from_be_bytes), to.map(u64::from_be_bytes));
+    let in_range = |time: [u8; 8]| {
+        let t = u64::from_be_bytes(time);
+        from_n.is_none_or(|f| t >= f) && to_n.is_none_or(|to| t < to)
     };
     let newest_first = range.newest_first;
     // Visits the instances of one row; false once `f` said stop.
     let mut row = |k: &[u8], v: &[u8]| -> StoreResult<bool> {
         if !chunk::is_chunk(v) {
             let suffix = &k[p.len()..];
-            return match in_range(&suffix[..suffix.len().min(8)]) {
-                true => f(suffix.get(8..).unwrap_or_default(), Stored::Json(v)),
+            let time = suffix.get(..8).and_then(|t| <[u8; 8]>::try_from(t).ok());
+            let id = chunk::Id::Text(suffix.get(8..).unwrap_or_default());
+            return match time.is_some_and(in_range) {
+                true => f(id, Stored::Json(v)),
                 false => Ok(true),
             };
         }
-        let mut entries = chunk::entries(v).map_err(|e| corrupt(&e))?;
+        let mut visit = |e: Result<chunk::Entry, String>| -> StoreResult<bool> {
+            let e = e.map_err(|e| corrupt(&e))?;
+            match in_range(e.time) {
+                true => f(e.id, Stored::Binary(e.body)),
+                false => Ok(true),
+            }
+        };
         if newest_first {
-            entries.reverse();
-        }
-        for e in entries {
-            if in_range(e.time()) && !f(e.id(), Stored::Binary(e.body))? {
-                return Ok(false);
+            let entries: Vec<_> = chunk::entries(v).collect();
+            for e in entries.into_iter().rev() {
+                if !visit(e)? {
+                    return Ok(false);
+                }
+            }
+        } else {
+            for e in chunk::entries(v) {
+                if !visit(e)? {
+                    return Ok(false);
+                }
             }
         }
         Ok(true)
@@ -393,12 +409,12 @@ fn corrupt(e: &dyn std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("temporal instance: {e}"))
 }
 
-fn read_instance(id: &[u8], stored: Stored<'_>) -> StoreResult<TemporalInstance> {
+fn read_instance(id: chunk::Id<'_>, stored: Stored<'_>) -> StoreResult<TemporalInstance> {
     match stored {
         Stored::Json(v) => serde_json::from_slice(v).map_err(|e| corrupt(&e)),
         Stored::Binary(b) => {
-            let id = std::str::from_utf8(id).map_err(|e| corrupt(&e))?;
-            codec::decode(id, b).map_err(|e| corrupt(&e))
+            let id = String::from_utf8(id.to_vec()).map_err(|e| corrupt(&e))?;
+            codec::decode(&id, b).map_err(|e| corrupt(&e))
         }
     }
 }

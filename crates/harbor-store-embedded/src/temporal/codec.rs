@@ -9,7 +9,8 @@
 //!             [deleted:time] [datasetId:str] [unitCode:str] kind:u8 payload:json
 //!             [objectType:json]                 ; Relationship, ListRelationship: when FLAG_OBJECT_TYPE
 //!             [count:varint (name:str attribute)*]  ; sub-attributes, when FLAG_SUB
-//! time      = seconds:i64 nanoseconds:u32       ; exact, also before 1970 and leap seconds
+//! time      = year:i32 ordinal:u16 seconds-of-day:u32 nanoseconds:u32
+//!                                               ; exact, also before 1970 and leap seconds
 //! str       = length:varint utf-8
 //! json      = 0 null | 1 false | 2 true | 3 u64 | 4 i64 | 5 f64 | 6 str
 //!           | 7 count:varint json* | 8 count:varint (str json)*   ; object members in order
@@ -20,6 +21,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use harbor_model::{AttrValue, Attribute, TemporalInstance, Timestamp};
 use harbor_store::{InstanceSample, SamplePayload};
 use serde_json::{Map, Number, Value};
@@ -179,8 +181,10 @@ fn put_attr(out: &mut Vec<u8>, a: &Attribute, deleted_at: Option<Timestamp>) {
 }
 
 fn put_time(out: &mut Vec<u8>, t: Timestamp) {
-    out.extend_from_slice(&t.timestamp().to_le_bytes());
-    out.extend_from_slice(&t.timestamp_subsec_nanos().to_le_bytes());
+    out.extend_from_slice(&t.year().to_le_bytes());
+    out.extend_from_slice(&(t.ordinal() as u16).to_le_bytes());
+    out.extend_from_slice(&t.num_seconds_from_midnight().to_le_bytes());
+    out.extend_from_slice(&t.nanosecond().to_le_bytes());
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -320,10 +324,19 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).map_err(|e| e.to_string())
     }
 
+    /// A time as its calendar fields: building it from them skips the division of a day
+    /// count into years that a Unix time would need (a tenth of an aggregation's work).
     fn time(&mut self) -> Result<Timestamp, String> {
-        let secs = i64::from_le_bytes(self.array()?);
+        let year = i32::from_le_bytes(self.array()?);
+        let ordinal = u16::from_le_bytes(self.array()?);
+        let secs = u32::from_le_bytes(self.array()?);
         let nanos = u32::from_le_bytes(self.array()?);
-        Timestamp::from_timestamp(secs, nanos).ok_or_else(|| format!("bad time {secs}.{nanos}"))
+        let date = NaiveDate::from_yo_opt(year, u32::from(ordinal));
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos);
+        match (date, time) {
+            (Some(d), Some(t)) => Ok(NaiveDateTime::new(d, t).and_utc()),
+            _ => Err(format!("bad time {year}-{ordinal} {secs}.{nanos}")),
+        }
     }
 
     fn opt_time(&mut self, flags: u8, bit: u8) -> Result<Option<Timestamp>, String> {
