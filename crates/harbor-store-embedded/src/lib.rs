@@ -285,9 +285,10 @@ impl TemporalStore for EmbeddedStore {
         id: &str,
         attr: &str,
         range: InstanceRange,
+        time: harbor_model::TimeProperty,
         visit: &mut dyn FnMut(&harbor_store::InstanceSample<'_>) -> bool,
     ) -> StoreResult<()> {
-        temporal::visit_samples(&self.db, tenant, id, attr, range, visit)
+        temporal::visit_samples(&self.db, tenant, id, attr, range, time, visit)
     }
 }
 

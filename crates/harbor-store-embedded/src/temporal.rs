@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use harbor_model::{TemporalHeader, TemporalInstance, Tenant, Timestamp};
+use harbor_model::{TemporalHeader, TemporalInstance, Tenant, TimeProperty, Timestamp};
 use harbor_store::{InstanceRange, InstanceSample, StoreError, StoreResult, TemporalChange};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -441,6 +441,7 @@ pub fn visit_samples(
     entity: &str,
     attr: &str,
     range: InstanceRange,
+    time: TimeProperty,
     f: &mut dyn FnMut(&InstanceSample<'_>) -> bool,
 ) -> StoreResult<()> {
     scan(
@@ -450,8 +451,8 @@ pub fn visit_samples(
         attr,
         range,
         &mut |id, stored| match stored {
-            Stored::Binary(b) => Ok(f(&codec::sample(b).map_err(|e| corrupt(&e))?)),
-            json => Ok(f(&InstanceSample::of(&read_instance(id, json)?))),
+            Stored::Binary(b) => Ok(f(&codec::sample(b, time).map_err(|e| corrupt(&e))?)),
+            json => Ok(f(&InstanceSample::of(&read_instance(id, json)?, time))),
         },
     )
 }
@@ -592,8 +593,12 @@ mod tests {
             entity,
             attr,
             InstanceRange::default(),
+            TimeProperty::ObservedAt,
             &mut |s| {
-                assert_eq!(*s, InstanceSample::of(want[samples]));
+                assert_eq!(
+                    *s,
+                    InstanceSample::of(want[samples], TimeProperty::ObservedAt)
+                );
                 samples += 1;
                 true
             },

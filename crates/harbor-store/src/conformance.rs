@@ -845,7 +845,7 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
 async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
     use crate::{InstanceRange, InstanceSample, TemporalChange};
     use harbor_model::temporal::instance_id;
-    use harbor_model::TemporalInstance;
+    use harbor_model::{TemporalInstance, TimeProperty};
 
     let id = "urn:ngsi-ld:Vehicle:Samples".to_string();
     let attr = expand("reading");
@@ -926,7 +926,13 @@ async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
             ..Default::default()
         },
     ];
-    for range in ranges {
+    let times = [
+        TimeProperty::ObservedAt,
+        TimeProperty::CreatedAt,
+        TimeProperty::ModifiedAt,
+        TimeProperty::DeletedAt,
+    ];
+    for (range, time) in ranges.into_iter().flat_map(|r| times.map(|t| (r, t))) {
         let mut instances = Vec::new();
         temporal
             .visit_instances(t, &id, &attr, range, &mut |i| {
@@ -936,11 +942,11 @@ async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
             .unwrap();
         let mut samples = 0;
         temporal
-            .visit_samples(t, &id, &attr, range, &mut |s| {
+            .visit_samples(t, &id, &attr, range, time, &mut |s| {
                 assert_eq!(
                     *s,
-                    InstanceSample::of(&instances[samples]),
-                    "sample {samples} of {range:?}"
+                    InstanceSample::of(&instances[samples], time),
+                    "sample {samples} of {range:?} at {time:?}"
                 );
                 samples += 1;
                 true
@@ -950,11 +956,19 @@ async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
         assert!(samples >= 6, "{range:?}");
     }
     let mut seen = 0;
+    let observed = TimeProperty::ObservedAt;
     temporal
-        .visit_samples(t, &id, &attr, InstanceRange::default(), &mut |_| {
-            seen += 1;
-            seen < 2
-        })
+        .visit_samples(
+            t,
+            &id,
+            &attr,
+            InstanceRange::default(),
+            observed,
+            &mut |_| {
+                seen += 1;
+                seen < 2
+            },
+        )
         .unwrap();
     assert_eq!(seen, 2, "a sample visit stops when told");
     temporal

@@ -265,15 +265,16 @@ pub struct InstanceRange {
 }
 
 /// What aggregation reads of one stored instance (4.5.19), borrowed from the store for one
-/// call of the visitor: its times, its `datasetId`, its kind and its payload, not its
-/// `instanceId` nor its sub-attributes. A backend can produce it straight from its stored
-/// bytes, without building a [`TemporalInstance`].
+/// call of the visitor: the time it is aggregated at, its index time and expiry, its
+/// `datasetId`, its kind and its payload; not its `instanceId`, its other times nor its
+/// sub-attributes. A backend can produce it straight from its stored bytes, without
+/// building a [`TemporalInstance`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceSample<'a> {
-    pub observed_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub modified_at: Timestamp,
-    pub deleted_at: Option<Timestamp>,
+    /// The instance's value of the time property the visit asked for, if it has one.
+    pub at: Option<Timestamp>,
+    /// The time the store orders by: `observedAt`, else `modifiedAt`.
+    pub index_time: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub dataset_id: Option<&'a str>,
     /// The attribute's type name (`Property`, `Relationship`, ...).
@@ -289,39 +290,27 @@ pub enum SamplePayload<'a> {
     Number(f64),
     Bool(bool),
     Str(&'a str),
-    Whole(std::borrow::Cow<'a, harbor_model::AttrValue>),
+    /// Boxed: samples are moved for every instance, and this is the rare case.
+    Whole(Box<std::borrow::Cow<'a, harbor_model::AttrValue>>),
 }
 
 impl<'a> InstanceSample<'a> {
-    /// The sample of a whole instance.
-    pub fn of(i: &'a TemporalInstance) -> Self {
+    /// The sample of a whole instance, at its value of `time`.
+    pub fn of(i: &'a TemporalInstance, time: harbor_model::TimeProperty) -> Self {
         let a = &i.attr;
         let payload = match a.value.payload() {
             serde_json::Value::Number(n) => SamplePayload::Number(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::Bool(b) => SamplePayload::Bool(*b),
             serde_json::Value::String(s) => SamplePayload::Str(s),
-            _ => SamplePayload::Whole(std::borrow::Cow::Borrowed(&a.value)),
+            _ => SamplePayload::Whole(Box::new(std::borrow::Cow::Borrowed(&a.value))),
         };
         InstanceSample {
-            observed_at: a.observed_at,
-            created_at: a.created_at,
-            modified_at: a.modified_at,
-            deleted_at: i.deleted_at,
+            at: i.time(time),
+            index_time: i.index_time(),
             expires_at: a.expires_at,
             dataset_id: a.dataset_id.as_deref(),
             kind: a.value.type_name(),
             payload,
-        }
-    }
-
-    /// The instance's value of a time property, if it has one.
-    pub fn time(&self, p: harbor_model::TimeProperty) -> Option<Timestamp> {
-        use harbor_model::TimeProperty;
-        match p {
-            TimeProperty::ObservedAt => self.observed_at,
-            TimeProperty::CreatedAt => Some(self.created_at),
-            TimeProperty::ModifiedAt => Some(self.modified_at),
-            TimeProperty::DeletedAt => self.deleted_at,
         }
     }
 }
@@ -359,18 +348,20 @@ pub trait TemporalStore: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Like [`visit_instances`](Self::visit_instances), with each instance as the
-    /// [`InstanceSample`] aggregation reads. The default builds every instance; a backend
-    /// that can read samples from its stored form without that should.
+    /// [`InstanceSample`] aggregation reads, at its value of `time`. The default builds
+    /// every instance; a backend that can read samples from its stored form without that
+    /// should.
     fn visit_samples(
         &self,
         tenant: &Tenant,
         id: &str,
         attr: &str,
         range: InstanceRange,
+        time: harbor_model::TimeProperty,
         visit: &mut dyn FnMut(&InstanceSample<'_>) -> bool,
     ) -> StoreResult<()> {
         self.visit_instances(tenant, id, attr, range, &mut |i| {
-            visit(&InstanceSample::of(&i))
+            visit(&InstanceSample::of(&i, time))
         })
     }
 }

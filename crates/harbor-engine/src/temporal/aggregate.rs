@@ -108,6 +108,7 @@ impl Engine {
                 tenant,
                 id: &header.id,
                 name: &name,
+                time: sel.query.time_property,
             };
             match scan.aggregate(&attr, aggr, origin, ctx)? {
                 Outcome::Empty => {}
@@ -142,9 +143,9 @@ impl Engine {
             .map(|(name, list)| {
                 let mut timed: Vec<(Timestamp, InstanceSample<'_>)> = list
                     .iter()
-                    .map(InstanceSample::of)
+                    .map(|i| InstanceSample::of(i, tp))
                     .filter(|s| !is_deletion(s))
-                    .filter_map(|s| Some((s.time(tp)?, s)))
+                    .filter_map(|s| Some((s.at?, s)))
                     .collect();
                 timed.sort_by_key(|(at, _)| *at);
                 let mut series = Series::new(aggr, origin);
@@ -170,6 +171,8 @@ struct Attr<'a> {
     tenant: &'a Tenant,
     id: &'a str,
     name: &'a str,
+    /// The time property instances are selected and aggregated by.
+    time: TimeProperty,
 }
 
 impl Attr<'_> {
@@ -179,7 +182,7 @@ impl Attr<'_> {
         f: &mut dyn FnMut(&InstanceSample<'_>) -> bool,
     ) -> NgsiResult<()> {
         self.store
-            .visit_samples(self.tenant, self.id, self.name, range, f)
+            .visit_samples(self.tenant, self.id, self.name, range, self.time, f)
             .map_err(store_err)
     }
 }
@@ -226,7 +229,7 @@ impl<'a> Scan<'a> {
     }
 
     fn selects(&self, s: &InstanceSample<'_>) -> bool {
-        let t = s.time(self.tp());
+        let t = s.at;
         // A transient instance's history evaporates with it (4.22).
         let expired = s.expires_at.is_some_and(|t| t <= self.now);
         let in_dataset = !expired
@@ -249,20 +252,20 @@ impl<'a> Scan<'a> {
             tenant,
             id,
             name,
+            time: self.tp(),
         };
         let by_observed = self.tp() == TimeProperty::ObservedAt;
         let mut oldest: Option<Timestamp> = None;
         attr.visit(self.range, &mut |s| {
             if self.selects(s) {
-                if let Some(t) = s.time(self.tp()) {
+                if let Some(t) = s.at {
                     oldest = Some(oldest.map_or(t, |o| o.min(t)));
                 }
             }
             // The store orders by observedAt to the microsecond: once past the oldest
             // one's microsecond, nothing older can come.
-            let index_time = s.observed_at.unwrap_or(s.modified_at);
             !(by_observed
-                && oldest.is_some_and(|o| index_time.timestamp_micros() > o.timestamp_micros()))
+                && oldest.is_some_and(|o| s.index_time.timestamp_micros() > o.timestamp_micros()))
         })?;
         Ok(oldest)
     }
@@ -276,7 +279,6 @@ impl<'a> Scan<'a> {
         origin: Option<Timestamp>,
         ctx: &Context,
     ) -> NgsiResult<Outcome> {
-        let tp = self.tp();
         let mut selected = 0usize;
         let mut series = Series::new(aggr, origin);
         let mut in_order = true;
@@ -288,7 +290,7 @@ impl<'a> Scan<'a> {
             if selected > self.max {
                 return false;
             }
-            if let (false, Some(at)) = (is_deletion(s), s.time(tp)) {
+            if let (false, Some(at)) = (is_deletion(s), s.at) {
                 in_order = series.push(s.dataset_id, s.kind, &s.payload, at, ctx);
             }
             in_order
@@ -309,7 +311,7 @@ impl<'a> Scan<'a> {
                 return true;
             }
             selected += 1;
-            if let (false, Some(at)) = (is_deletion(s), s.time(tp)) {
+            if let (false, Some(at)) = (is_deletion(s), s.at) {
                 owned.push((at, Owned::of(s)));
             }
             selected <= self.max
@@ -421,7 +423,7 @@ fn wrapped(kind: &str, payload: &SamplePayload<'_>) -> Option<AttrValue> {
         _ => return None,
     };
     Some(match payload {
-        SamplePayload::Whole(v) => v.clone().into_owned(),
+        SamplePayload::Whole(v) => v.as_ref().clone().into_owned(),
         SamplePayload::Number(x) => make(Value::from(*x)),
         SamplePayload::Bool(b) => make(Value::Bool(*b)),
         SamplePayload::Str(s) => make(Value::String(s.to_string())),
@@ -448,7 +450,7 @@ impl Owned {
             SamplePayload::Number(x) => OwnedPayload::Number(*x),
             SamplePayload::Bool(b) => OwnedPayload::Bool(*b),
             SamplePayload::Str(p) => OwnedPayload::Str(p.to_string()),
-            SamplePayload::Whole(v) => OwnedPayload::Whole(v.clone().into_owned()),
+            SamplePayload::Whole(v) => OwnedPayload::Whole(v.as_ref().clone().into_owned()),
         };
         Owned {
             dataset_id: s.dataset_id.map(str::to_string),
@@ -462,7 +464,7 @@ impl Owned {
             OwnedPayload::Number(x) => SamplePayload::Number(*x),
             OwnedPayload::Bool(b) => SamplePayload::Bool(*b),
             OwnedPayload::Str(s) => SamplePayload::Str(s),
-            OwnedPayload::Whole(v) => SamplePayload::Whole(std::borrow::Cow::Borrowed(v)),
+            OwnedPayload::Whole(v) => SamplePayload::Whole(Box::new(std::borrow::Cow::Borrowed(v))),
         }
     }
 }

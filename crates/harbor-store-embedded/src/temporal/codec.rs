@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-use harbor_model::{AttrValue, Attribute, TemporalInstance, Timestamp};
+use harbor_model::{AttrValue, Attribute, TemporalInstance, TimeProperty, Timestamp};
 use harbor_store::{InstanceSample, SamplePayload};
 use serde_json::{Map, Number, Value};
 
@@ -43,6 +43,9 @@ const J_F64: u8 = 5;
 const J_STR: u8 = 6;
 const J_ARRAY: u8 = 7;
 const J_OBJECT: u8 = 8;
+
+/// Bytes of one time.
+const TIME_LEN: usize = 14;
 
 /// Deepest JSON nesting read back; deeper input is corrupt (what is stored was accepted
 /// through limits far below this).
@@ -69,16 +72,52 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<TemporalInstance, String> {
 
 /// What aggregation reads of the instance whose binary form is `bytes`, borrowing its
 /// strings; only a payload that is neither a number, a boolean nor a string is built.
-pub fn sample(bytes: &[u8]) -> Result<InstanceSample<'_>, String> {
+///
+/// Only the times the sample holds are built: the one of `time`, the index time and the
+/// expiry; the others are skipped over.
+pub fn sample(bytes: &[u8], time: TimeProperty) -> Result<InstanceSample<'_>, String> {
     let mut r = Reader { bytes, pos: 0 };
-    let h = r.head()?;
+    let flags = r.u8()?;
+    let has = |bit| flags & bit != 0;
+    let created_at = r.time_if(true, time == TimeProperty::CreatedAt)?;
+    let modified_at = r.time_if(
+        true,
+        time == TimeProperty::ModifiedAt || !has(FLAG_OBSERVED),
+    )?;
+    let observed_at = r.time_if(has(FLAG_OBSERVED), true)?;
+    let expires_at = r.time_if(has(FLAG_EXPIRES), true)?;
+    let deleted_at = r.time_if(has(FLAG_DELETED), time == TimeProperty::DeletedAt)?;
+    let h = Head {
+        flags,
+        dataset_id: r.opt_str(flags, FLAG_DATASET)?,
+        unit_code: r.opt_str(flags, FLAG_UNIT)?,
+        kind: r.u8()?,
+    };
+    let at = match time {
+        TimeProperty::ObservedAt => observed_at,
+        TimeProperty::CreatedAt => created_at,
+        TimeProperty::ModifiedAt => modified_at,
+        TimeProperty::DeletedAt => deleted_at,
+    };
+    let index_time = observed_at
+        .or(modified_at)
+        .ok_or("an instance without a time")?;
     let scalar = match r.peek()? {
         J_FALSE => Some(SamplePayload::Bool(false)),
         J_TRUE => Some(SamplePayload::Bool(true)),
-        J_U64 | J_I64 | J_F64 => match r.json(0)? {
-            Value::Number(n) => Some(SamplePayload::Number(n.as_f64().unwrap_or(f64::NAN))),
-            _ => None,
-        },
+        // As serde_json's as_f64 converts each kind of number.
+        J_U64 => {
+            r.pos += 1;
+            Some(SamplePayload::Number(u64::from_le_bytes(r.array()?) as f64))
+        }
+        J_I64 => {
+            r.pos += 1;
+            Some(SamplePayload::Number(i64::from_le_bytes(r.array()?) as f64))
+        }
+        J_F64 => {
+            r.pos += 1;
+            Some(SamplePayload::Number(f64::from_le_bytes(r.array()?)))
+        }
         J_STR => {
             r.pos += 1;
             Some(SamplePayload::Str(r.str()?))
@@ -87,14 +126,12 @@ pub fn sample(bytes: &[u8]) -> Result<InstanceSample<'_>, String> {
     };
     let payload = match scalar {
         Some(p) => p,
-        None => SamplePayload::Whole(Cow::Owned(r.value(h.kind, h.flags)?)),
+        None => SamplePayload::Whole(Box::new(Cow::Owned(r.value(h.kind, h.flags)?))),
     };
     Ok(InstanceSample {
-        observed_at: h.observed_at,
-        created_at: h.created_at,
-        modified_at: h.modified_at,
-        deleted_at: h.deleted_at,
-        expires_at: h.expires_at,
+        at,
+        index_time,
+        expires_at,
         dataset_id: h.dataset_id,
         kind: kind_name(h.kind)?,
         payload,
@@ -239,14 +276,18 @@ fn put_json(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
-/// The fixed part of an attribute, up to its kind.
-struct Head<'a> {
-    flags: u8,
+/// The times of an attribute.
+struct Times {
     created_at: Timestamp,
     modified_at: Timestamp,
     observed_at: Option<Timestamp>,
     expires_at: Option<Timestamp>,
     deleted_at: Option<Timestamp>,
+}
+
+/// The part of an attribute after its times, up to its kind.
+struct Head<'a> {
+    flags: u8,
     dataset_id: Option<&'a str>,
     unit_code: Option<&'a str>,
     kind: u8,
@@ -269,6 +310,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
         let Some(end) = end else {
@@ -279,12 +321,14 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let mut a = [0; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
+    #[inline]
     fn peek(&self) -> Result<u8, String> {
         self.bytes
             .get(self.pos)
@@ -292,6 +336,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| format!("truncated at byte {}", self.pos))
     }
 
+    #[inline]
     fn u8(&mut self) -> Result<u8, String> {
         let b = self.peek()?;
         self.pos += 1;
@@ -326,6 +371,7 @@ impl<'a> Reader<'a> {
 
     /// A time as its calendar fields: building it from them skips the division of a day
     /// count into years that a Unix time would need (a tenth of an aggregation's work).
+    #[inline]
     fn time(&mut self) -> Result<Timestamp, String> {
         let year = i32::from_le_bytes(self.array()?);
         let ordinal = u16::from_le_bytes(self.array()?);
@@ -340,26 +386,40 @@ impl<'a> Reader<'a> {
     }
 
     fn opt_time(&mut self, flags: u8, bit: u8) -> Result<Option<Timestamp>, String> {
-        (flags & bit != 0).then(|| self.time()).transpose()
+        self.time_if(flags & bit != 0, true)
+    }
+
+    /// The next time if it is `present` and `wanted`; one present but not wanted is
+    /// skipped over.
+    #[inline]
+    fn time_if(&mut self, present: bool, wanted: bool) -> Result<Option<Timestamp>, String> {
+        match (present, wanted) {
+            (false, _) => Ok(None),
+            (true, true) => self.time().map(Some),
+            (true, false) => self.take(TIME_LEN).map(|_| None),
+        }
     }
 
     fn opt_str(&mut self, flags: u8, bit: u8) -> Result<Option<&'a str>, String> {
         (flags & bit != 0).then(|| self.str()).transpose()
     }
 
-    fn head(&mut self) -> Result<Head<'a>, String> {
+    fn head(&mut self) -> Result<(Times, Head<'a>), String> {
         let flags = self.u8()?;
-        Ok(Head {
-            flags,
+        let times = Times {
             created_at: self.time()?,
             modified_at: self.time()?,
             observed_at: self.opt_time(flags, FLAG_OBSERVED)?,
             expires_at: self.opt_time(flags, FLAG_EXPIRES)?,
             deleted_at: self.opt_time(flags, FLAG_DELETED)?,
+        };
+        let head = Head {
+            flags,
             dataset_id: self.opt_str(flags, FLAG_DATASET)?,
             unit_code: self.opt_str(flags, FLAG_UNIT)?,
             kind: self.u8()?,
-        })
+        };
+        Ok((times, head))
     }
 
     /// The payload (and object type) of an attribute of `kind`.
@@ -391,7 +451,7 @@ impl<'a> Reader<'a> {
         if depth > MAX_DEPTH {
             return Err("sub-attributes nested too deep".into());
         }
-        let h = self.head()?;
+        let (t, h) = self.head()?;
         let value = self.value(h.kind, h.flags)?;
         let mut sub = BTreeMap::new();
         if h.flags & FLAG_SUB != 0 {
@@ -404,14 +464,14 @@ impl<'a> Reader<'a> {
         let attr = Attribute {
             value,
             dataset_id: h.dataset_id.map(str::to_string),
-            observed_at: h.observed_at,
+            observed_at: t.observed_at,
             unit_code: h.unit_code.map(str::to_string),
-            created_at: h.created_at,
-            modified_at: h.modified_at,
-            expires_at: h.expires_at,
+            created_at: t.created_at,
+            modified_at: t.modified_at,
+            expires_at: t.expires_at,
             sub,
         };
-        Ok((attr, h.deleted_at))
+        Ok((attr, t.deleted_at))
     }
 
     fn json(&mut self, depth: usize) -> Result<Value, String> {

@@ -118,7 +118,15 @@ fn round_trips_every_kind() {
 fn samples_agree_with_the_decoded_instance() {
     for (what, i) in every_kind() {
         let bytes = encode(&i);
-        assert_eq!(sample(&bytes).unwrap(), InstanceSample::of(&i), "{what}");
+        for time in [
+            TimeProperty::ObservedAt,
+            TimeProperty::CreatedAt,
+            TimeProperty::ModifiedAt,
+            TimeProperty::DeletedAt,
+        ] {
+            let want = InstanceSample::of(&i, time);
+            assert_eq!(sample(&bytes, time).unwrap(), want, "{what} at {time:?}");
+        }
     }
 }
 
