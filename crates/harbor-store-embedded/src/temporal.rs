@@ -138,6 +138,12 @@ pub fn write(
 /// One instance of a row, owned: its key suffix and its binary form.
 type Owned = (Vec<u8>, Vec<u8>);
 
+/// A row's key and value, owned.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// What `scan` does with one row's key and value; false once told to stop.
+type RowVisit<'r> = dyn FnMut(&[u8], &[u8]) -> StoreResult<bool> + 'r;
+
 /// The instances of one row (`key` = `p` + the first suffix), owned, in key order.
 fn row_entries(p: &[u8], key: &[u8], value: &[u8]) -> Result<Vec<Owned>, Fail> {
     if chunk::is_chunk(value) {
@@ -169,7 +175,7 @@ fn row_at_or_before(
     instances: &redb::Table<&[u8], &[u8]>,
     p: &[u8],
     key: &[u8],
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, Fail> {
+) -> Result<Option<KeyValue>, Fail> {
     let row = instances.range(p..=key)?.next_back().transpose()?;
     Ok(row.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
 }
@@ -218,7 +224,7 @@ fn delete_instance(
         let holds = if chunk::is_chunk(v) {
             let mut holds = false;
             for e in chunk::entries(v) {
-                holds |= e?.id.to_vec() == id;
+                holds |= e?.id.text() == id;
             }
             holds
         } else {
@@ -377,7 +383,7 @@ fn scan(
         }
         Ok(true)
     };
-    let step = |r: Row, row: &mut dyn FnMut(&[u8], &[u8]) -> StoreResult<bool>| {
+    let step = |r: Row, row: &mut RowVisit| {
         let (k, v) = r.map_err(|e| unavailable(&e))?;
         row(k.value(), v.value())
     };
@@ -413,7 +419,7 @@ fn read_instance(id: chunk::Id<'_>, stored: Stored<'_>) -> StoreResult<TemporalI
     match stored {
         Stored::Json(v) => serde_json::from_slice(v).map_err(|e| corrupt(&e)),
         Stored::Binary(b) => {
-            let id = String::from_utf8(id.to_vec()).map_err(|e| corrupt(&e))?;
+            let id = String::from_utf8(id.text()).map_err(|e| corrupt(&e))?;
             codec::decode(&id, b).map_err(|e| corrupt(&e))
         }
     }

@@ -54,7 +54,7 @@ impl Id<'_> {
         }
     }
 
-    pub fn to_vec(&self) -> Vec<u8> {
+    pub fn text(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(66);
         self.write_to(&mut out);
         out
