@@ -37,8 +37,8 @@ use scenarios::{plan, Sizes, NAMES};
 ///                 window of 100 instances at random places, over series of 1k, 10k and 100k
 ///                 instances one a minute (1k, 10k --quick); one row per query and size
 ///   temporal-aggregate  aggrMethods=avg,max, aggrPeriodDuration=PT1H over a whole series of
-///                 100k instances (10k --quick), every hour checked against the seed; p50 is
-///                 held against a target of 10 ms
+///                 1k, 10k and 100k instances (1k, 10k --quick), every hour checked against
+///                 the seed; p50 over 100k is held against a target of 10 ms
 ///   resident      seeds 1M entities (100k --quick): RSS with them resident; then, on a broker
 ///                 this tool started, kill -9 and restart, timing until a query counts them all
 ///   all           every scenario above, in this order (resident last)

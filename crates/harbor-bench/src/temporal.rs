@@ -1,6 +1,6 @@
 //! The temporal scenarios: `temporal-retrieve` (lastN and a between window over series of 1k,
 //! 10k and 100k instances) and `temporal-aggregate` (avg and max per hour over a whole series of
-//! 100k). Each series is one entity with one instance a minute, seeded (not measured) through the
+//! 1k, 10k and 100k). Each series is one entity with one instance a minute, seeded (not measured) through the
 //! Temporal API in a tenant of the scenario's own; every answer is checked against the seed.
 
 use std::sync::Arc;
@@ -85,8 +85,8 @@ impl Kind {
         match (self, sizes.quick) {
             (Kind::Retrieve, true) => vec![1_000, 10_000],
             (Kind::Retrieve, false) => vec![1_000, 10_000, 100_000],
-            (Kind::Aggregate, true) => vec![10_000],
-            (Kind::Aggregate, false) => vec![100_000],
+            (Kind::Aggregate, true) => vec![1_000, 10_000],
+            (Kind::Aggregate, false) => vec![1_000, 10_000, 100_000],
         }
     }
 }
@@ -457,9 +457,13 @@ mod tests {
         assert_eq!(names(Kind::Retrieve, true).len(), 4);
         assert_eq!(
             names(Kind::Aggregate, false),
-            ["temporal-aggregate avg,max PT1H (100k)"]
+            [
+                "temporal-aggregate avg,max PT1H (1k)",
+                "temporal-aggregate avg,max PT1H (10k)",
+                "temporal-aggregate avg,max PT1H (100k)"
+            ]
         );
-        let p = &probes(Kind::Aggregate, Sizes { quick: false }, "r")[0];
+        let p = &probes(Kind::Aggregate, Sizes { quick: false }, "r")[2];
         assert_eq!(p.target_p50_ms, Some(10.0));
         let r = (p.make)(0);
         assert!(r

@@ -25,6 +25,10 @@ use harbor_store::{EntityQuery, InstanceRange, TemporalChange, TemporalStore};
 use crate::merge::apply_fragment;
 use crate::{store_err, Engine};
 
+mod aggregate;
+
+pub use aggregate::AggregatedEntity;
+
 /// Which instances of a temporal entity to return.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceSelection {
@@ -500,6 +504,22 @@ impl Engine {
         offset: usize,
         limit: usize,
     ) -> NgsiResult<(Vec<TemporalEntity>, usize, Option<TemporalRange>)> {
+        self.select_temporal(tenant, q, sel, offset, limit, &|h| {
+            self.load_temporal(tenant, h, sel)
+        })
+    }
+
+    /// The matching temporal entities as `query_temporal_entities` selects them, each made by
+    /// `load` (its instances, or their aggregation).
+    fn select_temporal<A>(
+        &self,
+        tenant: &Tenant,
+        q: &EntityQuery,
+        sel: &InstanceSelection,
+        offset: usize,
+        limit: usize,
+        load: &dyn Fn(TemporalHeader) -> NgsiResult<(TemporalEntity<A>, Option<TemporalRange>)>,
+    ) -> NgsiResult<(Vec<TemporalEntity<A>>, usize, Option<TemporalRange>)> {
         self.check_tenant(tenant)?;
         let store = self.temporal()?;
         let needs_state = q.q.is_some() || q.geo.is_some();
@@ -540,14 +560,14 @@ impl Engine {
             if !narrowed {
                 total += 1;
                 if total > offset && loaded.len() < limit {
-                    let (e, r) = self.load_temporal(tenant, h, sel)?;
+                    let (e, r) = load(h)?;
                     first_range = first_range.or(r);
                     loaded.push(e);
                 }
                 continue;
             }
             // Whether the entity has instances in the interval needs them read.
-            let (e, r) = self.load_temporal(tenant, h, sel)?;
+            let (e, r) = load(h)?;
             if e.attrs.is_empty() {
                 continue;
             }

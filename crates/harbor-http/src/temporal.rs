@@ -5,10 +5,11 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use harbor_engine::{InstanceSelection, TemporalRange};
+use harbor_engine::{AggregatedEntity, InstanceSelection, TemporalRange};
 use harbor_jsonld::expand::{is_uri, parse_attribute_fragment};
 use harbor_jsonld::temporal::{
-    parse_temporal_entity, render_temporal_entity, Aggregation, TemporalRenderOptions,
+    parse_temporal_entity, render_aggregated_temporal_entity, render_temporal_entity, Aggregation,
+    TemporalRenderOptions,
 };
 use harbor_model::{time, NgsiError, NgsiResult, TemporalEntity};
 use harbor_query::{
@@ -162,15 +163,29 @@ fn request(s: &SharedState, p: &Params, ld: &Ld) -> NgsiResult<Request> {
     })
 }
 
-fn render(e: &TemporalEntity, ld: &Ld, r: &Request) -> Option<Value> {
-    let opts = TemporalRenderOptions {
+fn render_options(r: &Request) -> TemporalRenderOptions<'_> {
+    TemporalRenderOptions {
         aggregation: r.aggregation.as_ref(),
         temporal_values: r.options.representation == Representation::TemporalValues,
         sys_attrs: r.options.sys_attrs,
         lang: r.view.lang.as_deref(),
         time_property: r.sel.query.time_property,
-    };
-    let mut v = render_temporal_entity(e, &ld.ctx, &opts);
+    }
+}
+
+fn render(e: &TemporalEntity, ld: &Ld, r: &Request) -> Option<Value> {
+    picked(render_temporal_entity(e, &ld.ctx, &render_options(r)), r)
+}
+
+fn render_aggregated(e: &AggregatedEntity, ld: &Ld, r: &Request) -> Option<Value> {
+    picked(
+        render_aggregated_temporal_entity(e, &ld.ctx, &render_options(r)),
+        r,
+    )
+}
+
+/// A rendered entity with `pick` / `omit` applied; `None` when no member is left.
+fn picked(mut v: Value, r: &Request) -> Option<Value> {
     if let Value::Object(o) = &mut v {
         for p in [r.view.pick.as_ref(), r.view.omit.as_ref()]
             .into_iter()
@@ -350,7 +365,39 @@ pub async fn retrieve(
     let ld = body::context_from_link(&s, &headers).await?;
     let r = request(&s, &p, &ld)?;
     s.engine.history_caught_up().await;
-    let (e, range) = s.engine.retrieve_temporal_entity(&tenant, &id, &r.sel)?;
+    // An aggregation is computed as the instances are read, never holding them.
+    let (v, range) = match &r.aggregation {
+        Some(aggr) => {
+            let (e, range) = s
+                .engine
+                .retrieve_aggregated_temporal_entity(&tenant, &id, &r.sel, aggr, &ld.ctx)?;
+            check_retrieved(&id, &e, &r, &p, &ld)?;
+            (render_aggregated(&e, &ld, &r), range)
+        }
+        None => {
+            let (e, range) = s.engine.retrieve_temporal_entity(&tenant, &id, &r.sel)?;
+            check_retrieved(&id, &e, &r, &p, &ld)?;
+            (render(&e, &ld, &r), range)
+        }
+    };
+    let v = v.ok_or_else(|| {
+        NgsiError::not_found(format!(
+            "temporal entity {id} has no member left after pick / omit"
+        ))
+    })?;
+    let (status, h) = partial(range);
+    Ok(reply::json(status, media, &ld, v, h))
+}
+
+/// A retrieved temporal entity must have one of the attributes asked for (unless a time
+/// interval was) and one of the types.
+fn check_retrieved<A>(
+    id: &str,
+    e: &TemporalEntity<A>,
+    r: &Request,
+    p: &Params,
+    ld: &Ld,
+) -> ApiResult<()> {
     if let Some(attrs) = &r.sel.attrs {
         if !attrs.iter().any(|a| e.attrs.contains_key(a)) && r.sel.query.timerel.is_none() {
             return Err(NgsiError::not_found(format!(
@@ -369,13 +416,7 @@ pub async fn retrieve(
             .into());
         }
     }
-    let v = render(&e, &ld, &r).ok_or_else(|| {
-        NgsiError::not_found(format!(
-            "temporal entity {id} has no member left after pick / omit"
-        ))
-    })?;
-    let (status, h) = partial(range);
-    Ok(reply::json(status, media, &ld, v, h))
+    Ok(())
 }
 
 /// 206 with a `Content-Range` in time when the instances were cut short (6.3.10).
@@ -505,40 +546,58 @@ fn run_query(
         }
     };
     let limits = &s.engine.limits;
-    let Page {
-        limit,
-        offset,
-        count,
-    } = query::page(p, limits.default_page, limits.max_page)?;
-    let (mut entities, total, range) = if descending {
-        let (all, total, range) =
-            s.engine
-                .query_temporal_entities(tenant, &q, &r.sel, 0, usize::MAX)?;
-        let page: Vec<_> = all.into_iter().rev().skip(offset).take(limit).collect();
-        (page, total, range)
-    } else {
-        s.engine
-            .query_temporal_entities(tenant, &q, &r.sel, offset, limit)?
+    let page = query::page(p, limits.default_page, limits.max_page)?;
+    let (items, total, range) = match &r.aggregation {
+        Some(aggr) => rendered_page(
+            descending,
+            &page,
+            &|offset, limit| {
+                s.engine.query_aggregated_temporal_entities(
+                    tenant, &q, &r.sel, aggr, &ld.ctx, offset, limit,
+                )
+            },
+            &|e| render_aggregated(e, ld, &r),
+        )?,
+        None => rendered_page(
+            descending,
+            &page,
+            &|offset, limit| {
+                s.engine
+                    .query_temporal_entities(tenant, &q, &r.sel, offset, limit)
+            },
+            &|e| render(e, ld, &r),
+        )?,
     };
-    let items: Vec<Value> = entities
-        .drain(..)
-        .filter_map(|e| render(&e, ld, &r))
-        .collect();
-    let mut resp = reply::page(
-        path,
-        p,
-        media,
-        ld,
-        Value::Array(items),
-        total,
-        Page {
-            limit,
-            offset,
-            count,
-        },
-    );
+    let mut resp = reply::page(path, p, media, ld, Value::Array(items), total, page);
     let (status, h) = partial(range);
     *resp.status_mut() = status;
     resp.headers_mut().extend(h);
     Ok(resp)
+}
+
+/// What the engine answers for one page of a temporal query.
+type Found<A> = (Vec<TemporalEntity<A>>, usize, Option<TemporalRange>);
+
+/// One page of temporal entities, rendered: the engine pages by id ascending; descending,
+/// every match is read and the page taken from the end.
+fn rendered_page<A>(
+    descending: bool,
+    page: &Page,
+    query: &dyn Fn(usize, usize) -> NgsiResult<Found<A>>,
+    render: &dyn Fn(&TemporalEntity<A>) -> Option<Value>,
+) -> NgsiResult<(Vec<Value>, usize, Option<TemporalRange>)> {
+    let (entities, total, range) = if descending {
+        let (all, total, range) = query(0, usize::MAX)?;
+        let page: Vec<_> = all
+            .into_iter()
+            .rev()
+            .skip(page.offset)
+            .take(page.limit)
+            .collect();
+        (page, total, range)
+    } else {
+        query(page.offset, page.limit)?
+    };
+    let items = entities.iter().filter_map(render).collect();
+    Ok((items, total, range))
 }

@@ -25,6 +25,8 @@ mod registrations;
 mod subscriptions;
 #[path = "api/temporal.rs"]
 mod temporal;
+#[path = "api/temporal_aggregate.rs"]
+mod temporal_aggregate;
 
 /// No network in tests: every remote @context is unavailable.
 struct Offline;

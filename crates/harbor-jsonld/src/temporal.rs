@@ -9,7 +9,7 @@ use harbor_model::{
     AttrValue, Attribute, NgsiError, NgsiResult, TemporalEntity, TemporalInstance, TimeProperty,
     Timestamp,
 };
-use harbor_query::{AggrMethod, Aggregator, Period, TimeRange};
+use harbor_query::{AggrMethod, AggregatedSeries, Aggregator, Period, TimeRange};
 use serde_json::{Map, Value};
 
 use crate::attribute::{AttrInput, Payload};
@@ -233,6 +233,45 @@ fn aggregated_values(
     }
 }
 
+/// A temporal entity whose attributes were aggregated as the store streamed them (4.5.19):
+/// the header as [`render_temporal_entity`] renders it, then per attribute one entry per
+/// `datasetId` (an object for one, else an array); an attribute without any is left out.
+pub fn render_aggregated_temporal_entity(
+    e: &TemporalEntity<Vec<AggregatedSeries>>,
+    ctx: &Context,
+    opts: &TemporalRenderOptions,
+) -> Value {
+    let header = TemporalEntity {
+        header: e.header.clone(),
+        attrs: Default::default(),
+    };
+    let mut out = match render_temporal_entity(&header, ctx, opts) {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    };
+    for (name, series) in &e.attrs {
+        let mut items: Vec<Value> = series
+            .iter()
+            .map(|s| {
+                let mut head = Map::new();
+                head.insert("type".into(), Value::String(s.kind.into()));
+                if let Some(d) = &s.dataset_id {
+                    head.insert("datasetId".into(), Value::String(d.clone()));
+                }
+                head.extend(s.values.to_members());
+                Value::Object(head)
+            })
+            .collect();
+        let v = match items.len() {
+            0 => continue,
+            1 => items.swap_remove(0),
+            _ => Value::Array(items),
+        };
+        out.insert(ctx.compact_iri(name), v);
+    }
+    Value::Object(out)
+}
+
 /// The instances of one datasetId in the simplified representation.
 type Group = (Option<String>, Map<String, Value>, Vec<Value>);
 
@@ -297,7 +336,7 @@ fn temporal_values(
 /// The value of one pair (4.5.9): the payload, wrapped in its member for the kinds whose
 /// payload is an object (`{"json": ...}`, `{"languageMap": ...}`, `{"vocab": ...}`), as in
 /// the simplified representation of the current state. A deletion stays the NGSI-LD Null.
-fn simplified_payload(v: &AttrValue, ctx: &Context) -> Value {
+pub fn simplified_payload(v: &AttrValue, ctx: &Context) -> Value {
     let wrap = |k: &str, inner: Value| {
         let mut m = Map::new();
         m.insert(k.into(), inner);

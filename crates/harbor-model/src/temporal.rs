@@ -35,11 +35,12 @@ pub struct TemporalHeader {
     pub modified_at: Timestamp,
 }
 
-/// A temporal entity as a query returns it: instances by expanded attribute name, oldest first.
+/// A temporal entity as a query returns it: instances by expanded attribute name, oldest
+/// first; or, for the aggregated representation, what was made of them (`A`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct TemporalEntity {
+pub struct TemporalEntity<A = Vec<TemporalInstance>> {
     pub header: TemporalHeader,
-    pub attrs: BTreeMap<String, Vec<TemporalInstance>>,
+    pub attrs: BTreeMap<String, A>,
 }
 
 /// The time an instance is selected and ordered by (`timeproperty`, 6.3.x).

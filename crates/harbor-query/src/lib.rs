@@ -50,7 +50,8 @@ mod tests;
 
 pub use aggregate::{
     aggr_methods_from_json, parse_aggr_methods, parse_aggr_period_duration, AggrMethod, Aggregated,
-    Aggregator, Period, PeriodValues, TimeRange, MAX_DISTINCT, MAX_PERIOD_YEARS,
+    AggregatedSeries, Aggregator, Period, PeriodValues, Sample, TimeRange, MAX_DISTINCT,
+    MAX_PERIOD_YEARS,
 };
 pub use error::QueryError;
 pub use geo_query::{parse_coordinates_text, parse_geo_query, GeoQuery, GeoRel};

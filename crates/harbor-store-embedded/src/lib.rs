@@ -295,6 +295,18 @@ impl TemporalStore for EmbeddedStore {
     ) -> StoreResult<()> {
         temporal::visit(&self.db, tenant, id, attr, range, visit)
     }
+
+    fn visit_samples(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        range: InstanceRange,
+        time: harbor_model::TimeProperty,
+        visit: &mut dyn FnMut(&harbor_store::InstanceSample<'_>) -> bool,
+    ) -> StoreResult<()> {
+        temporal::visit_samples(&self.db, tenant, id, attr, range, time, visit)
+    }
 }
 
 fn one<T>(m: &ByTenant<T>, tenant: &Tenant, id: &str) -> Option<Arc<T>> {

@@ -936,6 +936,8 @@ pub async fn run_temporal(
         .await
         .unwrap();
     assert!(temporal.temporal_attrs(&t, &id).unwrap().is_empty());
+    temporal_samples(temporal, &t).await;
+    temporal_many(temporal, &t).await;
     temporal
         .commit_temporal(&t, vec![TemporalChange::DeleteEntity(p.id.clone())])
         .await
@@ -943,4 +945,273 @@ pub async fn run_temporal(
     assert!(temporal.temporal_header(&t, &p.id).unwrap().is_none());
     assert!(temporal.temporal_attrs(&t, &p.id).unwrap().is_empty());
     assert!(temporal.temporal_header(&t, &id).unwrap().is_some());
+}
+
+/// `visit_samples` gives, for every instance `visit_instances` gives, its `InstanceSample`:
+/// over payloads of every JSON type and every attribute kind, datasetIds, deletions, sub-attributes,
+/// ranges and newest first, stopping when told.
+async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
+    use crate::{InstanceRange, InstanceSample, TemporalChange};
+    use harbor_model::temporal::instance_id;
+    use harbor_model::{TemporalInstance, TimeProperty};
+
+    let id = "urn:ngsi-ld:Vehicle:Samples".to_string();
+    let attr = expand("reading");
+    let at = |s: &str| time::parse(s).unwrap();
+    let values = [
+        AttrValue::Property(json!(7)),
+        AttrValue::Property(json!(-2.5)),
+        AttrValue::Property(json!(true)),
+        AttrValue::Property(json!("high")),
+        AttrValue::Property(json!(null)),
+        AttrValue::Property(json!([1, 2, 3])),
+        AttrValue::Property(json!({"b": 1, "a": 2})),
+        AttrValue::Relationship {
+            object: json!("urn:ngsi-ld:Person:1"),
+            object_type: Some(json!(expand("Person"))),
+        },
+        AttrValue::GeoProperty(json!({"type": "Point", "coordinates": [1.0, 2.0]})),
+        AttrValue::LanguageProperty(json!({"en": "open"})),
+        AttrValue::JsonProperty(json!({"raw": [1]})),
+        AttrValue::VocabProperty(json!(expand("Open"))),
+        AttrValue::ListProperty(json!([1, "a"])),
+        AttrValue::ListRelationship {
+            object_list: json!(["urn:a:1"]),
+            object_type: None,
+        },
+    ];
+    let mut changes = vec![TemporalChange::PutHeader(harbor_model::TemporalHeader {
+        id: id.clone(),
+        types: vec![expand("Vehicle")],
+        scopes: vec![],
+        created_at: time::now(),
+        modified_at: time::now(),
+    })];
+    for (n, v) in values.iter().enumerate() {
+        let observed = at(&format!("2021-01-01T00:{n:02}:00.5Z"));
+        let mut a = Attribute::new(v.clone(), time::now());
+        a.observed_at = Some(observed);
+        if n % 3 == 0 {
+            a.dataset_id = Some(format!("urn:ngsi-ld:Dataset:{n}"));
+        }
+        if n == 1 {
+            a.unit_code = Some("KMH".into());
+            a.sub.insert(
+                expand("accuracy"),
+                Attribute::new(AttrValue::Property(json!(0.1)), time::now()),
+            );
+        }
+        let i = TemporalInstance {
+            instance_id: instance_id(&format!("s{n}")),
+            attr: a.clone(),
+            deleted_at: None,
+        };
+        changes.push(TemporalChange::PutInstance {
+            entity: id.clone(),
+            attr: attr.clone(),
+            instance: Box::new(i),
+        });
+        if n == 4 {
+            let gone = TemporalInstance::deleted(instance_id("gone"), &a, observed);
+            changes.push(TemporalChange::PutInstance {
+                entity: id.clone(),
+                attr: attr.clone(),
+                instance: Box::new(gone),
+            });
+        }
+    }
+    temporal.commit_temporal(t, changes).await.unwrap();
+
+    let ranges = [
+        InstanceRange::default(),
+        InstanceRange {
+            from: Some(at("2021-01-01T00:03:00Z")),
+            to: Some(at("2021-01-01T00:09:00Z")),
+            newest_first: false,
+        },
+        InstanceRange {
+            newest_first: true,
+            ..Default::default()
+        },
+    ];
+    let times = [
+        TimeProperty::ObservedAt,
+        TimeProperty::CreatedAt,
+        TimeProperty::ModifiedAt,
+        TimeProperty::DeletedAt,
+    ];
+    for (range, time) in ranges.into_iter().flat_map(|r| times.map(|t| (r, t))) {
+        let mut instances = Vec::new();
+        temporal
+            .visit_instances(t, &id, &attr, range, &mut |i| {
+                instances.push(i);
+                true
+            })
+            .unwrap();
+        let mut samples = 0;
+        temporal
+            .visit_samples(t, &id, &attr, range, time, &mut |s| {
+                assert_eq!(
+                    *s,
+                    InstanceSample::of(&instances[samples], time),
+                    "sample {samples} of {range:?} at {time:?}"
+                );
+                samples += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!(samples, instances.len(), "{range:?}");
+        assert!(samples >= 6, "{range:?}");
+    }
+    let mut seen = 0;
+    let observed = TimeProperty::ObservedAt;
+    temporal
+        .visit_samples(
+            t,
+            &id,
+            &attr,
+            InstanceRange::default(),
+            observed,
+            &mut |_| {
+                seen += 1;
+                seen < 2
+            },
+        )
+        .unwrap();
+    assert_eq!(seen, 2, "a sample visit stops when told");
+    temporal
+        .commit_temporal(t, vec![TemporalChange::DeleteEntity(id)])
+        .await
+        .unwrap();
+}
+
+/// A long series written out of order over several commits, then read whole, by ranges and
+/// newest first, and cut by deletions and retention, always against a model of it: however
+/// a backend groups instances, every instance comes back once, in (time, instanceId) order.
+async fn temporal_many(temporal: &dyn crate::TemporalStore, t: &Tenant) {
+    use crate::{InstanceRange, TemporalChange};
+    use harbor_model::temporal::instance_id;
+    use harbor_model::{TemporalInstance, Timestamp};
+
+    let id = "urn:ngsi-ld:Vehicle:Many".to_string();
+    let attr = expand("speed");
+    let base = time::parse("2022-01-01T00:00:00Z").unwrap();
+    // Instance n at minute (n * 37) % 100, so two share each minute and none comes in order.
+    let when = |n: u64| base + chrono::Duration::minutes(((n * 37) % 100) as i64 / 2 * 2);
+    let inst = |n: u64| {
+        let mut a = Attribute::new(AttrValue::Property(json!(n)), time::now());
+        a.observed_at = Some(when(n));
+        TemporalInstance {
+            instance_id: instance_id(&format!("{n:03}")),
+            attr: a,
+            deleted_at: None,
+        }
+    };
+    let mut model: BTreeMap<(Timestamp, String), u64> = BTreeMap::new();
+    let mut header = vec![TemporalChange::PutHeader(harbor_model::TemporalHeader {
+        id: id.clone(),
+        types: vec![expand("Vehicle")],
+        scopes: vec![],
+        created_at: time::now(),
+        modified_at: time::now(),
+    })];
+    let order: Vec<u64> = (0..100).map(|n| (n * 61) % 100).collect();
+    for batch in order.chunks(17) {
+        let mut changes = std::mem::take(&mut header);
+        for &n in batch {
+            let i = inst(n);
+            model.insert((when(n), i.instance_id.clone()), n);
+            changes.push(TemporalChange::PutInstance {
+                entity: id.clone(),
+                attr: attr.clone(),
+                instance: Box::new(i),
+            });
+        }
+        temporal.commit_temporal(t, changes).await.unwrap();
+    }
+    let read = |range: InstanceRange, stop_after: usize| {
+        let mut out = Vec::new();
+        temporal
+            .visit_instances(t, &id, &attr, range, &mut |i| {
+                out.push(i.attr.value.payload().as_u64().unwrap());
+                out.len() < stop_after
+            })
+            .unwrap();
+        out
+    };
+    let check = |model: &BTreeMap<(Timestamp, String), u64>, what: &str| {
+        let all: Vec<u64> = model.values().copied().collect();
+        assert_eq!(read(InstanceRange::default(), usize::MAX), all, "{what}");
+        for (from, to) in [(0, 100), (7, 8), (10, 11), (33, 71), (50, 50), (98, 200)] {
+            let (from, to) = (
+                base + chrono::Duration::minutes(from),
+                base + chrono::Duration::minutes(to),
+            );
+            let range = InstanceRange {
+                from: Some(from),
+                to: Some(to),
+                newest_first: false,
+            };
+            let want: Vec<u64> = model
+                .iter()
+                .filter(|((at, _), _)| from <= *at && *at < to)
+                .map(|(_, n)| *n)
+                .collect();
+            assert_eq!(read(range, usize::MAX), want, "{what}: {from} to {to}");
+            let newest = InstanceRange {
+                newest_first: true,
+                ..range
+            };
+            let want: Vec<u64> = want.into_iter().rev().take(5).collect();
+            assert_eq!(read(newest, 5), want, "{what}: newest of {from} to {to}");
+        }
+    };
+    check(&model, "written out of order");
+
+    let gone = [0u64, 99, 50, 51, 13];
+    let changes = gone
+        .iter()
+        .map(|n| TemporalChange::DeleteInstance {
+            entity: id.clone(),
+            attr: attr.clone(),
+            instance_id: instance_id(&format!("{n:03}")),
+        })
+        .collect();
+    temporal.commit_temporal(t, changes).await.unwrap();
+    model.retain(|_, n| !gone.contains(n));
+    check(&model, "after deleting instances by id");
+
+    let cut = base + chrono::Duration::minutes(41);
+    temporal
+        .commit_temporal(
+            t,
+            vec![TemporalChange::TrimBefore {
+                entity: id.clone(),
+                before: cut,
+            }],
+        )
+        .await
+        .unwrap();
+    model.retain(|(at, _), _| *at >= cut);
+    check(&model, "after retention");
+
+    // One more instance, older than every other: it comes first.
+    let late = inst(1_000);
+    model.insert((when(1_000), late.instance_id.clone()), 1_000);
+    temporal
+        .commit_temporal(
+            t,
+            vec![TemporalChange::PutInstance {
+                entity: id.clone(),
+                attr: attr.clone(),
+                instance: Box::new(late),
+            }],
+        )
+        .await
+        .unwrap();
+    check(&model, "after one more instance");
+    temporal
+        .commit_temporal(t, vec![TemporalChange::DeleteEntity(id)])
+        .await
+        .unwrap();
 }

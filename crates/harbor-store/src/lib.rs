@@ -275,6 +275,57 @@ pub struct HistoryBatch {
     pub cursor: u64,
 }
 
+/// What aggregation reads of one stored instance (4.5.19), borrowed from the store for one
+/// call of the visitor: the time it is aggregated at, its index time and expiry, its
+/// `datasetId`, its kind and its payload; not its `instanceId`, its other times nor its
+/// sub-attributes. A backend can produce it straight from its stored bytes, without
+/// building a [`TemporalInstance`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSample<'a> {
+    /// The instance's value of the time property the visit asked for, if it has one.
+    pub at: Option<Timestamp>,
+    /// The time the store orders by: `observedAt`, else `modifiedAt`.
+    pub index_time: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub dataset_id: Option<&'a str>,
+    /// The attribute's type name (`Property`, `Relationship`, ...).
+    pub kind: &'static str,
+    pub payload: SamplePayload<'a>,
+}
+
+/// The payload (`value`, `object`, `json`, ...) of an [`InstanceSample`]. JSON numbers,
+/// booleans and strings come as themselves, numbers as `f64` (all aggregation reads of
+/// them); any other payload comes with the whole attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SamplePayload<'a> {
+    Number(f64),
+    Bool(bool),
+    Str(&'a str),
+    /// Boxed: samples are moved for every instance, and this is the rare case.
+    Whole(Box<std::borrow::Cow<'a, harbor_model::AttrValue>>),
+}
+
+impl<'a> InstanceSample<'a> {
+    /// The sample of a whole instance, at its value of `time`.
+    pub fn of(i: &'a TemporalInstance, time: harbor_model::TimeProperty) -> Self {
+        let a = &i.attr;
+        let payload = match a.value.payload() {
+            serde_json::Value::Number(n) => SamplePayload::Number(n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::Bool(b) => SamplePayload::Bool(*b),
+            serde_json::Value::String(s) => SamplePayload::Str(s),
+            _ => SamplePayload::Whole(Box::new(std::borrow::Cow::Borrowed(&a.value))),
+        };
+        InstanceSample {
+            at: i.time(time),
+            index_time: i.index_time(),
+            expires_at: a.expires_at,
+            dataset_id: a.dataset_id.as_deref(),
+            kind: a.value.type_name(),
+            payload,
+        }
+    }
+}
+
 /// The temporal evolution of entities, per tenant. Changes of the current state reach it from
 /// the change feed: the engine's historian derives their rows with
 /// `harbor_model::temporal::record_change` and commits them with the feed position they cover
@@ -318,4 +369,22 @@ pub trait TemporalStore: Send + Sync {
         range: InstanceRange,
         visit: &mut dyn FnMut(TemporalInstance) -> bool,
     ) -> StoreResult<()>;
+
+    /// Like [`visit_instances`](Self::visit_instances), with each instance as the
+    /// [`InstanceSample`] aggregation reads, at its value of `time`. The default builds
+    /// every instance; a backend that can read samples from its stored form without that
+    /// should.
+    fn visit_samples(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        range: InstanceRange,
+        time: harbor_model::TimeProperty,
+        visit: &mut dyn FnMut(&InstanceSample<'_>) -> bool,
+    ) -> StoreResult<()> {
+        self.visit_instances(tenant, id, attr, range, &mut |i| {
+            visit(&InstanceSample::of(&i, time))
+        })
+    }
 }
