@@ -33,10 +33,10 @@ impl HistoryBatch {
                     stored.as_ref()
                 }
             };
-            let (seq, mut nth) = (c.seq, 0u32);
+            let (seq, mut nth) = (c.seq, 0u16);
             let Some(r) = record_change(c, header, &mut || {
-                nth += 1;
-                instance_id(&format!("{seq:016x}-{nth:04x}"))
+                nth = nth.wrapping_add(1);
+                recorded_id(seq, nth)
             }) else {
                 continue;
             };
@@ -68,6 +68,18 @@ fn rows_of<'a>(
         rows.len() - 1
     });
     &mut rows[i].1
+}
+
+/// The id of the `nth` instance recorded from feed record `seq`: unique for good, the same
+/// every time the record is recorded, and shaped as a UUID (the 128 bits `seq`, `nth`, 0), the
+/// form stores keep in 16 bytes.
+fn recorded_id(seq: u64, nth: u16) -> String {
+    instance_id(&format!(
+        "{:08x}-{:04x}-{:04x}-{nth:04x}-000000000000",
+        seq >> 32,
+        (seq >> 16) & 0xffff,
+        seq & 0xffff
+    ))
 }
 
 /// The entity a temporal row belongs to.
@@ -195,6 +207,17 @@ mod tests {
         );
         let cursors: Vec<u64> = parts.iter().map(|p| p.cursor).collect();
         assert_eq!(cursors, [7, 7, 42], "only the last part moves the cursor");
+    }
+
+    #[test]
+    fn recorded_ids_are_uuid_shaped_and_distinct() {
+        let a = recorded_id(0x0123_4567_89ab_cdef, 1);
+        assert_eq!(
+            a,
+            "urn:ngsi-ld:AttributeInstance:01234567-89ab-cdef-0001-000000000000"
+        );
+        assert_ne!(recorded_id(1, 2), recorded_id(2, 1));
+        assert_ne!(recorded_id(u64::MAX, 1), recorded_id(u64::MAX, 2));
     }
 
     #[test]
