@@ -50,6 +50,14 @@ pub struct TemporalRange {
     pub size: Option<usize>,
 }
 
+/// Which page of matching temporal entities a query returns, in the order of their ids.
+#[derive(Debug, Clone, Copy)]
+pub struct TemporalPage {
+    pub offset: usize,
+    pub limit: usize,
+    pub descending: bool,
+}
+
 fn new_instance(attr: harbor_model::Attribute) -> TemporalInstance {
     let deleted_at = is_deletion(&attr).then(|| attr.observed_at.unwrap_or(attr.modified_at));
     TemporalInstance {
@@ -61,6 +69,60 @@ fn new_instance(attr: harbor_model::Attribute) -> TemporalInstance {
 
 fn not_found(id: &str) -> NgsiError {
     NgsiError::not_found(format!("temporal entity {id} does not exist"))
+}
+
+/// The time an instance is paged by: its `timeproperty`, else its index time.
+fn page_time(i: &TemporalInstance, q: &TemporalQuery) -> Timestamp {
+    i.time(q.time_property).unwrap_or(i.index_time())
+}
+
+/// Of a cut so far and a new one, the one reached first in the order of pagination: the
+/// earlier going forwards, the later going backwards (`lastN`).
+fn earlier_in_paging(cut: Option<Timestamp>, new: Timestamp, backwards: bool) -> Timestamp {
+    match (cut, backwards) {
+        (None, _) => new,
+        (Some(c), false) => c.min(new),
+        (Some(c), true) => c.max(new),
+    }
+}
+
+/// Cuts every entity of one response at the same instant, so that the page covers one range
+/// of time for all of them (6.3.10), and returns that range; `None` when nothing was cut. An
+/// attribute emptied by the cut stays as an empty list: it has instances later on.
+fn cut_page(
+    entities: &mut [TemporalEntity],
+    cut: Option<Timestamp>,
+    q: &TemporalQuery,
+) -> Option<TemporalRange> {
+    let cut = cut?;
+    let backwards = q.last_n.is_some();
+    for e in entities.iter_mut() {
+        for list in e.attrs.values_mut() {
+            list.retain(|i| {
+                let t = page_time(i, q);
+                if backwards {
+                    t >= cut
+                } else {
+                    t <= cut
+                }
+            });
+        }
+    }
+    let times = entities
+        .iter()
+        .flat_map(|e| e.attrs.values().flatten())
+        .map(|i| page_time(i, q));
+    let (lower, upper) = q.bounds();
+    let start = if backwards {
+        upper.or_else(|| times.max())
+    } else {
+        lower.or_else(|| times.min())
+    };
+    Some(TemporalRange {
+        start: start.unwrap_or(cut),
+        end: cut,
+        size: q.last_n,
+    })
 }
 
 impl Engine {
@@ -337,13 +399,15 @@ impl Engine {
         self.commit_temporal(tenant, vec![change]).await
     }
 
-    /// The selected instances of one temporal entity.
-    fn load_temporal(
+    /// The selected instances of one temporal entity, and the instant its instances were cut
+    /// at when an attribute had more than `max_instances` (6.3.10): the time of the last
+    /// instance kept of the attribute cut first (going backwards with `lastN`).
+    fn select_instances(
         &self,
         tenant: &Tenant,
         header: TemporalHeader,
         sel: &InstanceSelection,
-    ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
+    ) -> NgsiResult<(TemporalEntity, Option<Timestamp>)> {
         let store = self.temporal()?;
         let q = &sel.query;
         let names = store
@@ -357,15 +421,12 @@ impl Engine {
         let max = sel.max_instances.max(1);
         let cap = q.last_n.map_or(max, |n| n.min(max));
         let backwards = q.last_n.is_some();
-        let when = |i: &TemporalInstance| i.time(q.time_property).unwrap_or(i.index_time());
-        // Where the page stops: the earliest cut among the attributes cut short (the latest
-        // going backwards).
         let mut cut: Option<Timestamp> = None;
         let now = time::now();
         let range = InstanceRange {
             from,
             to,
-            newest_first: q.last_n.is_some(),
+            newest_first: backwards,
         };
         let mut attrs = BTreeMap::new();
         for name in names {
@@ -395,47 +456,32 @@ impl Engine {
             let max_cut = list.len() > max && list.len() > cap;
             list.truncate(cap);
             if max_cut {
-                if let Some(last) = list.last().map(when) {
-                    cut = Some(match (cut, backwards) {
-                        (None, _) => last,
-                        (Some(c), false) => c.min(last),
-                        (Some(c), true) => c.max(last),
-                    });
+                if let Some(last) = list.last().map(|i| page_time(i, q)) {
+                    cut = Some(earlier_in_paging(cut, last, backwards));
                 }
             }
-            if range.newest_first {
+            if backwards {
                 list.reverse();
             }
             if !list.is_empty() {
                 attrs.insert(name, list);
             }
         }
-        let Some(cut) = cut else {
-            return Ok((TemporalEntity { header, attrs }, None));
-        };
-        for list in attrs.values_mut() {
-            list.retain(|i| {
-                if backwards {
-                    when(i) >= cut
-                } else {
-                    when(i) <= cut
-                }
-            });
-        }
-        // An attribute emptied by the cut stays as an empty list: it has instances later on.
-        let times = attrs.values().flatten().map(when);
-        let (lower, upper) = q.bounds();
-        let start = if backwards {
-            upper.or_else(|| times.max())
-        } else {
-            lower.or_else(|| times.min())
-        };
-        let range = TemporalRange {
-            start: start.unwrap_or(cut),
-            end: cut,
-            size: q.last_n,
-        };
-        Ok((TemporalEntity { header, attrs }, Some(range)))
+        Ok((TemporalEntity { header, attrs }, cut))
+    }
+
+    /// The selected instances of one temporal entity, cut to one page (6.3.10).
+    fn load_temporal(
+        &self,
+        tenant: &Tenant,
+        header: TemporalHeader,
+        sel: &InstanceSelection,
+    ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
+        let (e, cut) = self.select_instances(tenant, header, sel)?;
+        let mut page = [e];
+        let range = cut_page(&mut page, cut, &sel.query);
+        let [e] = page;
+        Ok((e, range))
     }
 
     /// 5.7.3 Retrieve Temporal Evolution of an Entity.
@@ -483,16 +529,15 @@ impl Engine {
     }
 
     /// 5.7.4 Query Temporal Evolution of Entities: one page of the matching temporal
-    /// entities (by id), how many match in all, and the first time range a page was cut to.
-    /// With a `timerel`, `attrs` or `datasetId`, an entity with no instance selected does
-    /// not match.
+    /// entities (by id, descending when asked), how many match in all, and the time range
+    /// the page was cut to: one cut for every entity of the page (6.3.10). With a `timerel`,
+    /// `attrs` or `datasetId`, an entity with no instance selected does not match.
     pub fn query_temporal_entities(
         &self,
         tenant: &Tenant,
         q: &EntityQuery,
         sel: &InstanceSelection,
-        offset: usize,
-        limit: usize,
+        page: TemporalPage,
     ) -> NgsiResult<(Vec<TemporalEntity>, usize, Option<TemporalRange>)> {
         self.check_tenant(tenant)?;
         let store = self.temporal()?;
@@ -525,33 +570,41 @@ impl Engine {
                 matching.push(h);
             }
         }
+        if page.descending {
+            matching.reverse();
+        }
+        let narrowed = sel.query.timerel.is_some() || sel.datasets.is_some() || sel.attrs.is_some();
         let mut loaded = Vec::new();
         let mut total = 0;
-        let mut first_range = None;
+        let mut cut = None;
         for h in matching {
-            let narrowed =
-                sel.query.timerel.is_some() || sel.datasets.is_some() || sel.attrs.is_some();
+            let in_page = |total: usize, n: usize| total > page.offset && n < page.limit;
             if !narrowed {
                 total += 1;
-                if total > offset && loaded.len() < limit {
-                    let (e, r) = self.load_temporal(tenant, h, sel)?;
-                    first_range = first_range.or(r);
+                if in_page(total, loaded.len()) {
+                    let (e, c) = self.select_instances(tenant, h, sel)?;
+                    if let Some(c) = c {
+                        cut = Some(earlier_in_paging(cut, c, sel.query.last_n.is_some()));
+                    }
                     loaded.push(e);
                 }
                 continue;
             }
             // Whether the entity has instances in the interval needs them read.
-            let (e, r) = self.load_temporal(tenant, h, sel)?;
+            let (e, c) = self.select_instances(tenant, h, sel)?;
             if e.attrs.is_empty() {
                 continue;
             }
             total += 1;
-            if total > offset && loaded.len() < limit {
-                first_range = first_range.or(r);
+            if in_page(total, loaded.len()) {
+                if let Some(c) = c {
+                    cut = Some(earlier_in_paging(cut, c, sel.query.last_n.is_some()));
+                }
                 loaded.push(e);
             }
         }
-        Ok((loaded, total, first_range))
+        let range = cut_page(&mut loaded, cut, &sel.query);
+        Ok((loaded, total, range))
     }
 }
 

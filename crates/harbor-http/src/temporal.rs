@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use harbor_engine::{InstanceSelection, TemporalRange};
+use harbor_engine::{InstanceSelection, TemporalPage, TemporalRange};
 use harbor_jsonld::expand::{is_uri, parse_attribute_fragment};
 use harbor_jsonld::temporal::{
     parse_temporal_entity, render_temporal_entity, Aggregation, TemporalRenderOptions,
@@ -486,10 +486,25 @@ fn run_query(
     media: Media,
     ld: &Ld,
     p: &Params,
-    q: harbor_store::EntityQuery,
+    mut q: harbor_store::EntityQuery,
     path: &str,
 ) -> ApiResult<Response> {
     let r = request(s, p, ld)?;
+    if let Some(expr) = &mut q.q {
+        // 5.7.4: the temporal query has no join, so `q` cannot reach into Linked Entities.
+        if expr.link_depth() > 0 {
+            return Err(NgsiError::bad_request(
+                "parameter \"q\": a temporal query cannot filter on attributes of Linked \
+                 Entities (rel{attr}); it has no join",
+            )
+            .into());
+        }
+        if let Some(attrs) = p.list("expandValues")? {
+            let expand = |n: &str| ld.ctx.expand_term(n);
+            let names: Vec<String> = attrs.iter().map(|a| expand(a)).collect();
+            expr.expand_values(&names, &expand);
+        }
+    }
     query::check_not_too_wide(&q, p.list("attrs")?.as_deref(), p.flag("local")?)?;
     let descending = match p.get("orderBy") {
         None | Some("") | Some("id") => false,
@@ -507,16 +522,16 @@ fn run_query(
         offset,
         count,
     } = query::page(p, limits.default_page, limits.max_page)?;
-    let (mut entities, total, range) = if descending {
-        let (all, total, range) =
-            s.engine
-                .query_temporal_entities(tenant, &q, &r.sel, 0, usize::MAX)?;
-        let page: Vec<_> = all.into_iter().rev().skip(offset).take(limit).collect();
-        (page, total, range)
-    } else {
-        s.engine
-            .query_temporal_entities(tenant, &q, &r.sel, offset, limit)?
-    };
+    let (mut entities, total, range) = s.engine.query_temporal_entities(
+        tenant,
+        &q,
+        &r.sel,
+        TemporalPage {
+            offset,
+            limit,
+            descending,
+        },
+    )?;
     let items: Vec<Value> = entities
         .drain(..)
         .filter_map(|e| render(&e, ld, &r))

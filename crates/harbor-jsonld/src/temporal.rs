@@ -280,6 +280,13 @@ fn temporal_values(
             .2
             .push(Value::Array(vec![payload, time.unwrap_or(Value::Null)]));
     }
+    if groups.is_empty() {
+        // A page cut before the attribute's first instance (6.3.10) leaves no instance to
+        // tell its kind: it shows as an empty series of the most common kind.
+        let mut head = Map::new();
+        head.insert("type".into(), Value::String("Property".into()));
+        groups.push((None, head, Vec::new()));
+    }
     let mut out: Vec<Value> = groups
         .into_iter()
         .map(|(_, mut head, pairs)| {

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{app, call, JSON};
+use super::{app, app_paging_instances_at, call, JSON};
 
 const T: &str = "/ngsi-ld/v1/temporal/entities";
 const ID: &str = "urn:ngsi-ld:Vehicle:T1";
@@ -263,4 +263,121 @@ async fn aggregation_reads_every_instance_not_one_page() {
     let expected_sum: i64 = (0..1500).map(|i| i % 7).sum();
     assert_eq!(total.as_f64(), Some(1500.0), "{v}");
     assert_eq!(sum.as_f64(), Some(expected_sum as f64), "{v}");
+}
+
+/// Creates a temporal Vehicle whose `speed` has one instance a minute from `first`.
+async fn vehicle_with_speeds(app: &axum::Router, id: &str, first: &str, n: i64) {
+    let base = chrono::DateTime::parse_from_rfc3339(first).unwrap();
+    let speeds: Vec<Value> = (0..n)
+        .map(|i| {
+            let at = base + chrono::Duration::minutes(i);
+            json!({"type": "Property", "value": i, "observedAt": at.format("%Y-%m-%dT%H:%M:%SZ").to_string()})
+        })
+        .collect();
+    let body = json!({"id": id, "type": "Vehicle", "speed": speeds});
+    let (s, v, _) = call(app, "POST", T, JSON, body.to_string().into_bytes(), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+#[tokio::test]
+async fn one_cut_pages_every_entity_of_a_temporal_query() {
+    // At most 3 instances per attribute: A (5 instances in January) is cut, and B (in
+    // September) lies wholly after the cut, so the page covers one range for both.
+    let app = app_paging_instances_at("temporal-page-cut", 3);
+    vehicle_with_speeds(&app, "urn:ngsi-ld:Vehicle:A", "2020-01-01T00:00:00Z", 5).await;
+    vehicle_with_speeds(&app, "urn:ngsi-ld:Vehicle:B", "2020-09-01T00:00:00Z", 2).await;
+    let cases = [
+        (
+            "?type=Vehicle",
+            "date-time 2020-01-01T00:00:00.000Z-2020-01-01T00:02:00.000Z/*",
+            vec![json!(0), json!(1), json!(2)],
+            Vec::<Value>::new(),
+        ),
+        (
+            // Backwards: B is newest and whole, A keeps its instances from the cut on.
+            "?type=Vehicle&lastN=4",
+            "date-time 2020-09-01T00:01:00.000Z-2020-01-01T00:02:00.000Z/4",
+            vec![json!(2), json!(3), json!(4)],
+            vec![json!(0), json!(1)],
+        ),
+    ];
+    for (query, range, a, b) in cases {
+        let (s, v, h) = call(&app, "GET", &format!("{T}{query}"), None, vec![], &[]).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT, "{query}: {v}");
+        assert_eq!(h["content-range"], range, "{query}");
+        assert_eq!(values(&v[0], "speed"), a, "{query}: {v}");
+        assert_eq!(values(&v[1], "speed"), b, "{query}: {v}");
+        assert!(
+            v[1]["speed"].is_array(),
+            "an attribute cut away stays, empty: {v}"
+        );
+    }
+    let (_, v, _) = call(
+        &app,
+        "GET",
+        &format!("{T}?type=Vehicle&options=temporalValues"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        v[1]["speed"],
+        json!({"type": "Property", "values": []}),
+        "{v}"
+    );
+    let (s, _, h) = call(
+        &app,
+        "GET",
+        &format!("{T}?type=Vehicle&lastN=2"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "lastN within the limit is the whole answer"
+    );
+    assert!(h.get("content-range").is_none());
+}
+
+#[tokio::test]
+async fn temporal_q_expands_values_and_refuses_linked_entities() {
+    let app = app("temporal-q");
+    let shop = json!({"id": "urn:ngsi-ld:Shop:1", "type": "Shop",
+                      "category": {"type": "VocabProperty", "vocab": "commercial"}});
+    let (s, _, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entities",
+        JSON,
+        shop.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let ids = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .map(|l| l.iter().map(|e| e["id"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let q = "?type=Shop&q=category%3D%3Dcommercial";
+    let (s, v) = get(&app, &format!("{T}{q}&expandValues=category")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v), [json!("urn:ngsi-ld:Shop:1")], "{v}");
+    let (_, v) = get(&app, &format!("{T}{q}")).await;
+    assert!(
+        ids(&v).is_empty(),
+        "without expandValues the term stays a literal: {v}"
+    );
+
+    let (s, v) = get(
+        &app,
+        &format!("{T}?type=Shop&q=owner%7Bname%7D%3D%3D%22x%22"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("Linked"), "{v}");
 }
