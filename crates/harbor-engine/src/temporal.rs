@@ -5,16 +5,19 @@
 //! deleted; only Delete Temporal Entity (5.6.16) removes it.
 //!
 //! Entity selection for queries uses the same `EntityQuery` as Query Entities: `id`,
-//! `idPattern`, `type` and `scopeQ` are evaluated on the temporal entity's header; `q` and
-//! `geoQ` on its latest state, that is the newest instance of each attribute that is not a
-//! deletion; `attrs` keeps entities that have instances of one of the attributes.
+//! `idPattern` and `type` are evaluated on the temporal entity's header; `q` and `geoQ` on
+//! its latest state, that is the newest instance of each attribute and datasetId that is not
+//! a deletion; `attrs` keeps entities that have instances of one of the attributes. The
+//! scope has a history of its own (4.5.6, recorded under `SCOPE_ATTR`): `scopeQ` matches
+//! when a matching scope held within the time window, and then only the instances observed
+//! while it held are returned; an entity without scope history is matched on its header.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use harbor_jsonld::expand::AttrFragment;
 use harbor_jsonld::temporal::{is_deletion, TemporalInput};
-use harbor_model::temporal::instance_id;
+use harbor_model::temporal::{instance_id, scope_spans, ScopeSpan, SCOPE_ATTR};
 use harbor_model::{
     time, Entity, NgsiError, NgsiResult, TemporalEntity, TemporalHeader, TemporalInstance, Tenant,
     TimeProperty, Timestamp,
@@ -96,8 +99,10 @@ fn cut_page(
 ) -> Option<TemporalRange> {
     let cut = cut?;
     let backwards = q.last_n.is_some();
+    // The scope's history is the setting of the page, not paged data (4.5.6).
+    let paged = |name: &String| name != SCOPE_ATTR;
     for e in entities.iter_mut() {
-        for list in e.attrs.values_mut() {
+        for (_, list) in e.attrs.iter_mut().filter(|(n, _)| paged(n)) {
             list.retain(|i| {
                 let t = page_time(i, q);
                 if backwards {
@@ -110,7 +115,8 @@ fn cut_page(
     }
     let times = entities
         .iter()
-        .flat_map(|e| e.attrs.values().flatten())
+        .flat_map(|e| e.attrs.iter().filter(|(n, _)| paged(n)))
+        .flat_map(|(_, list)| list)
         .map(|i| page_time(i, q));
     let (lower, upper) = q.bounds();
     let start = if backwards {
@@ -280,6 +286,11 @@ impl Engine {
         Ok(out)
     }
 
+    /// The scope's history of a temporal entity, oldest first.
+    fn scope_history(&self, tenant: &Tenant, id: &str) -> NgsiResult<Vec<TemporalInstance>> {
+        self.all_instances(tenant, id, SCOPE_ATTR)
+    }
+
     /// 5.6.13 Delete Attribute from Temporal Representation of an Entity: the instances of
     /// the default dataset, of one `datasetId`, or all of them (`deleteAll`).
     pub async fn delete_temporal_attr(
@@ -402,17 +413,26 @@ impl Engine {
     /// The selected instances of one temporal entity, and the instant its instances were cut
     /// at when an attribute had more than `max_instances` (6.3.10): the time of the last
     /// instance kept of the attribute cut first (going backwards with `lastN`).
+    ///
+    /// `within`: only instances observed while one of these scope spans held (a `scopeQ`
+    /// over the scope's history). The scope's own instances are selected by the span they
+    /// held for: the one that held when a window opened is part of the window.
     fn select_instances(
         &self,
         tenant: &Tenant,
-        header: TemporalHeader,
+        mut header: TemporalHeader,
         sel: &InstanceSelection,
+        within: Option<&[ScopeSpan]>,
     ) -> NgsiResult<(TemporalEntity, Option<Timestamp>)> {
         let store = self.temporal()?;
         let q = &sel.query;
         let names = store
             .temporal_attrs(tenant, &header.id)
             .map_err(store_err)?;
+        if names.iter().any(|n| n == SCOPE_ATTR) {
+            // The scope is represented by its history, not by the header's latest value.
+            header.scopes.clear();
+        }
         let (from, to) = match q.time_property {
             // The store orders by observedAt (else modifiedAt): it can seek to the bounds.
             TimeProperty::ObservedAt => q.bounds(),
@@ -433,6 +453,25 @@ impl Engine {
             if sel.attrs.as_ref().is_some_and(|a| !a.contains(&name)) {
                 continue;
             }
+            if name == SCOPE_ATTR && q.time_property == TimeProperty::ObservedAt {
+                let history = self.scope_history(tenant, &header.id)?;
+                let spans = scope_spans(&history);
+                let (from, to) = q.bounds();
+                let list: Vec<TemporalInstance> = history
+                    .into_iter()
+                    .zip(&spans)
+                    .filter(|(_, span)| span.overlaps(from, to))
+                    .map(|(i, _)| i)
+                    .collect();
+                if !list.is_empty() {
+                    attrs.insert(name, list);
+                }
+                continue;
+            }
+            let observed_within = |i: &TemporalInstance| {
+                let t = i.attr.observed_at.unwrap_or(i.index_time());
+                within.is_none_or(|spans| spans.iter().any(|s| s.holds_at(t)))
+            };
             let mut list = Vec::new();
             store
                 .visit_instances(tenant, &header.id, &name, range, &mut |i| {
@@ -445,7 +484,11 @@ impl Engine {
                             .datasets
                             .as_ref()
                             .is_none_or(|d| d.contains(&i.attr.dataset_id));
-                    if q.selects(t) && in_dataset && (!deleted_only || t.is_some()) {
+                    if q.selects(t)
+                        && in_dataset
+                        && (!deleted_only || t.is_some())
+                        && observed_within(&i)
+                    {
                         list.push(i);
                     }
                     // One more than allowed tells whether the attribute was cut short.
@@ -477,7 +520,7 @@ impl Engine {
         header: TemporalHeader,
         sel: &InstanceSelection,
     ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
-        let (e, cut) = self.select_instances(tenant, header, sel)?;
+        let (e, cut) = self.select_instances(tenant, header, sel, None)?;
         let mut page = [e];
         let range = cut_page(&mut page, cut, &sel.query);
         let [e] = page;
@@ -496,31 +539,50 @@ impl Engine {
         self.load_temporal(tenant, header, sel)
     }
 
-    /// The latest state of a temporal entity: the newest instance of each attribute that is
-    /// not a deletion.
+    /// The latest state of a temporal entity: the newest instance of each attribute and
+    /// datasetId that is not a deletion; the scopes of the scope's latest instance.
     fn latest_state(&self, tenant: &Tenant, h: &TemporalHeader) -> NgsiResult<Entity> {
         let store = self.temporal()?;
         let mut attrs = BTreeMap::new();
+        let mut scopes = h.scopes.clone();
         for name in store.temporal_attrs(tenant, &h.id).map_err(store_err)? {
-            let mut newest = None;
+            if name == SCOPE_ATTR {
+                let history = self.scope_history(tenant, &h.id)?;
+                scopes = scope_spans(&history)
+                    .pop()
+                    .map_or(scopes, |latest| latest.scopes);
+                continue;
+            }
+            // The newest instance of each datasetId: an attribute may hold several at once.
+            let mut newest: Vec<TemporalInstance> = Vec::new();
             let range = InstanceRange {
                 newest_first: true,
                 ..Default::default()
             };
             store
                 .visit_instances(tenant, &h.id, &name, range, &mut |i| {
-                    newest = Some(i);
-                    false
+                    if !newest
+                        .iter()
+                        .any(|n| n.attr.dataset_id == i.attr.dataset_id)
+                    {
+                        newest.push(i);
+                    }
+                    true
                 })
                 .map_err(store_err)?;
-            if let Some(i) = newest.filter(|i| i.deleted_at.is_none()) {
-                attrs.insert(name, vec![i.attr]);
+            let live: Vec<_> = newest
+                .into_iter()
+                .filter(|i| i.deleted_at.is_none())
+                .map(|i| i.attr)
+                .collect();
+            if !live.is_empty() {
+                attrs.insert(name, live);
             }
         }
         Ok(Entity {
             id: h.id.clone(),
             types: h.types.clone(),
-            scopes: h.scopes.clone(),
+            scopes,
             attrs,
             created_at: h.created_at,
             modified_at: h.modified_at,
@@ -562,12 +624,30 @@ impl Engine {
                 if !wanted.iter().any(|a| names.contains(a)) {
                     continue;
                 }
-                for n in names {
+                for n in names.into_iter().filter(|n| n != SCOPE_ATTR) {
                     e.attrs.entry(n).or_default();
                 }
             }
+            // scopeQ over the scope's history (4.18, 5.7.4): the entity matches when a scope
+            // that matches held within the window, and only for as long as it held.
+            let mut within = None;
+            if let Some(scope_q) = &q.scope {
+                let spans = scope_spans(&self.scope_history(tenant, &h.id)?);
+                if !spans.is_empty() {
+                    let (from, to) = sel.query.bounds();
+                    let held: Vec<ScopeSpan> = spans
+                        .into_iter()
+                        .filter(|s| s.overlaps(from, to) && scope_q.matches(&s.scopes))
+                        .collect();
+                    let Some(first) = held.first() else {
+                        continue;
+                    };
+                    e.scopes = first.scopes.clone();
+                    within = Some(held);
+                }
+            }
             if q.matches(&e) {
-                matching.push(h);
+                matching.push((h, within));
             }
         }
         if page.descending {
@@ -577,12 +657,13 @@ impl Engine {
         let mut loaded = Vec::new();
         let mut total = 0;
         let mut cut = None;
-        for h in matching {
+        for (h, within) in matching {
+            let within = within.as_deref();
             let in_page = |total: usize, n: usize| total > page.offset && n < page.limit;
             if !narrowed {
                 total += 1;
                 if in_page(total, loaded.len()) {
-                    let (e, c) = self.select_instances(tenant, h, sel)?;
+                    let (e, c) = self.select_instances(tenant, h, sel, within)?;
                     if let Some(c) = c {
                         cut = Some(earlier_in_paging(cut, c, sel.query.last_n.is_some()));
                     }
@@ -591,7 +672,7 @@ impl Engine {
                 continue;
             }
             // Whether the entity has instances in the interval needs them read.
-            let (e, c) = self.select_instances(tenant, h, sel)?;
+            let (e, c) = self.select_instances(tenant, h, sel, within)?;
             if e.attrs.is_empty() {
                 continue;
             }

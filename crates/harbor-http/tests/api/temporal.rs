@@ -381,3 +381,114 @@ async fn temporal_q_expands_values_and_refuses_linked_entities() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("Linked"), "{v}");
 }
+
+async fn send(app: &axum::Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+    let (s, v, _) = call(app, method, uri, JSON, body.to_string().into_bytes(), &[]).await;
+    (s, v)
+}
+
+#[tokio::test]
+async fn the_scope_is_recorded_as_a_temporal_property() {
+    let app = app("temporal-scope-core");
+    let id = "urn:ngsi-ld:Car:S";
+    let e = json!({"id": id, "type": "Car", "scope": "/Old",
+                   "speed": {"type": "Property", "value": 1}});
+    let (s, v) = send(&app, "POST", "/ngsi-ld/v1/entities", e).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let patch = json!({"type": "Car", "scope": "/New"});
+    let (s, v) = send(&app, "PATCH", &format!("/ngsi-ld/v1/entities/{id}"), patch).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    let (s, v) = get(&app, &format!("{T}/{id}?options=sysAttrs")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(values(&v, "scope"), [json!("/Old"), json!("/New")], "{v}");
+    let new = &v["scope"][1];
+    assert_eq!(new["type"], "Property");
+    let instant = |k: &str| chrono::DateTime::parse_from_rfc3339(new[k].as_str().unwrap()).unwrap();
+    assert_eq!(
+        instant("observedAt"),
+        instant("modifiedAt"),
+        "4.5.6: observedAt copies modifiedAt: {new}"
+    );
+
+    let (s, _, _) = call(
+        &app,
+        "DELETE",
+        &format!("/ngsi-ld/v1/entities/{id}/attrs/scope"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = get(&app, &format!("{T}/{id}?timeproperty=deletedAt")).await;
+    assert_eq!(
+        values(&v, "scope"),
+        [json!([])],
+        "a deleted scope is no scope: {v}"
+    );
+    assert!(v["scope"][0]["deletedAt"].is_string(), "{v}");
+    assert!(
+        v.get("speed").is_none(),
+        "only deletions have a deletedAt: {v}"
+    );
+}
+
+#[tokio::test]
+async fn scope_q_looks_at_the_scope_held_within_the_window() {
+    let app = app("temporal-scope-q");
+    let inst = |v: &str, t: &str| json!({"type": "Property", "value": v, "observedAt": t});
+    // /R holds from 10:00, /S from 12:30; one speed under each.
+    let rep = json!({"id": "urn:ngsi-ld:Car:rep", "type": "Car",
+        "scope": [inst("/R", "2026-03-01T10:00:00Z"), inst("/S", "2026-03-01T12:30:00Z")],
+        "speed": [inst("old", "2026-03-01T12:15:00Z"), inst("new", "2026-03-01T12:45:00Z")]});
+    // /Z is set only after the window.
+    let late = json!({"id": "urn:ngsi-ld:Car:late", "type": "Car",
+        "scope": [inst("/Z", "2026-03-01T14:00:00Z")],
+        "speed": [inst("late", "2026-03-01T12:05:00Z")]});
+    for e in [rep, late] {
+        let (s, v) = send(&app, "POST", T, e).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let window = "timerel=between&timeAt=2026-03-01T12:00:00Z&endTimeAt=2026-03-01T13:00:00Z";
+    let cases = [
+        ("/R", vec![("urn:ngsi-ld:Car:rep", vec![json!("old")])]),
+        ("/S", vec![("urn:ngsi-ld:Car:rep", vec![json!("new")])]),
+        ("/Z", vec![]),
+        (
+            "/%23",
+            vec![("urn:ngsi-ld:Car:rep", vec![json!("old"), json!("new")])],
+        ),
+    ];
+    for (scope_q, want) in cases {
+        let (s, v) = get(&app, &format!("{T}?type=Car&scopeQ={scope_q}&{window}")).await;
+        assert_eq!(s, StatusCode::OK, "{scope_q}: {v}");
+        let got: Vec<(&str, Vec<Value>)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["id"].as_str().unwrap(), values(e, "speed")))
+            .collect();
+        assert_eq!(got, want, "{scope_q}: {v}");
+    }
+    // The scope that held when the window opened is part of the answer.
+    let (_, v) = get(&app, &format!("{T}/urn:ngsi-ld:Car:rep?{window}")).await;
+    assert_eq!(values(&v, "scope"), [json!("/R"), json!("/S")], "{v}");
+}
+
+#[tokio::test]
+async fn temporal_q_sees_the_latest_instance_of_every_dataset() {
+    let app = app("temporal-q-datasets");
+    let at = "2026-03-01T12:05:00Z";
+    let e = json!({"id": "urn:ngsi-ld:Car:M", "type": "Car", "speed": [
+        {"type": "Property", "value": 5, "observedAt": at},
+        {"type": "Property", "value": 60, "observedAt": at, "datasetId": "urn:ngsi-ld:Dataset:a"},
+    ]});
+    let (s, v) = send(&app, "POST", T, e).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for q in ["speed%3E50", "speed%3C10"] {
+        let (s, v) = get(&app, &format!("{T}?type=Car&q={q}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v.as_array().map(Vec::len), Some(1), "{q}: {v}");
+    }
+}
