@@ -1,8 +1,10 @@
 //! The Temporal API (5.6.11 – 5.6.16 provision, 5.7.3 – 5.7.4 consumption) over the
 //! `TemporalStore`. The temporal store is fed two ways: the backend records every change of
 //! the current state in the same commit, and these operations write temporal instances
-//! directly, without touching the current state. History is kept when the current entity is
-//! deleted; only Delete Temporal Entity (5.6.16) removes it.
+//! directly. They touch the current state only when a temporal entity is created for an id
+//! the current state does not hold: the entity then comes into being with its latest
+//! instances (ADR 0006). History is kept when the current entity is deleted; only Delete
+//! Temporal Entity (5.6.16) removes it.
 //!
 //! Entity selection for queries uses the same `EntityQuery` as Query Entities: `id`,
 //! `idPattern` and `type` are evaluated on the temporal entity's header; `q` and `geoQ` on
@@ -17,13 +19,13 @@ use std::sync::Arc;
 
 use harbor_jsonld::expand::AttrFragment;
 use harbor_jsonld::temporal::{is_deletion, TemporalInput};
-use harbor_model::temporal::{instance_id, scope_spans, ScopeSpan, SCOPE_ATTR};
+use harbor_model::temporal::{instance_id, scope_spans, scopes_of, ScopeSpan, SCOPE_ATTR};
 use harbor_model::{
     time, Entity, NgsiError, NgsiResult, TemporalEntity, TemporalHeader, TemporalInstance, Tenant,
     TimeProperty, Timestamp,
 };
 use harbor_query::TemporalQuery;
-use harbor_store::{EntityQuery, InstanceRange, TemporalChange, TemporalStore};
+use harbor_store::{Change, EntityQuery, InstanceRange, TemporalChange, TemporalStore};
 
 use crate::merge::apply_fragment;
 use crate::{store_err, Engine};
@@ -72,6 +74,61 @@ fn new_instance(attr: harbor_model::Attribute) -> TemporalInstance {
 
 fn not_found(id: &str) -> NgsiError {
     NgsiError::not_found(format!("temporal entity {id} does not exist"))
+}
+
+/// Splits a temporal payload into the current state it describes and the rest of its
+/// instances. The current state holds the newest instance (by `observedAt`) of each attribute
+/// and datasetId unless that one records a deletion, and the scopes given, else those of the
+/// scope's newest instance. `None` when the payload has no type to create an entity with.
+fn split_latest(id: &str, input: TemporalInput, now: Timestamp) -> (Option<Entity>, TemporalInput) {
+    if input.types.is_empty() {
+        return (None, input);
+    }
+    let newest = |name: &str, ds: &Option<String>| {
+        input
+            .attrs
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, a))| n == name && &a.dataset_id == ds)
+            .max_by_key(|(_, (_, a))| a.observed_at)
+            .map(|(k, _)| k)
+    };
+    let mut scopes = input.scopes.clone();
+    let mut attrs: BTreeMap<String, Vec<harbor_model::Attribute>> = BTreeMap::new();
+    let mut older = Vec::new();
+    for (k, (name, a)) in input.attrs.iter().enumerate() {
+        if newest(name, &a.dataset_id) != Some(k) {
+            older.push((name.clone(), a.clone()));
+            continue;
+        }
+        if name == SCOPE_ATTR {
+            if scopes.is_none() && !is_deletion(a) {
+                scopes = Some(scopes_of(a));
+            }
+            // The scope is recorded again, as set, by the commit of the current state.
+            older.push((name.clone(), a.clone()));
+            continue;
+        }
+        if is_deletion(a) {
+            older.push((name.clone(), a.clone()));
+            continue;
+        }
+        attrs.entry(name.clone()).or_default().push(a.clone());
+    }
+    let entity = Entity {
+        id: id.to_string(),
+        types: input.types.clone(),
+        scopes: scopes.unwrap_or_default(),
+        attrs,
+        created_at: now,
+        modified_at: now,
+        expires_at: None,
+    };
+    let rest = TemporalInput {
+        attrs: older,
+        ..input
+    };
+    (Some(entity), rest)
 }
 
 /// The time an instance is paged by: its `timeproperty`, else its index time.
@@ -235,6 +292,19 @@ impl Engine {
                 h
             }
         };
+        if created && self.current(tenant, &id)?.is_none() {
+            // The entity comes into being with its temporal evolution: its current state is
+            // the latest of the instances given. That commit records those latest instances
+            // in the history, like any change of the current state; the rest go in below.
+            let (current, older) = split_latest(&id, input.clone(), now);
+            if let Some(entity) = current {
+                self.store
+                    .commit(tenant, vec![Change::Put(entity)])
+                    .await
+                    .map_err(store_err)?;
+                input = older;
+            }
+        }
         let mut changes = vec![TemporalChange::PutHeader(header)];
         self.put_instances(tenant, &id, input, &mut changes)?;
         self.commit_temporal(tenant, changes).await?;

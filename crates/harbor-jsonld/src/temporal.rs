@@ -4,7 +4,7 @@
 //! simplified (`temporalValues`: `[value, time]` pairs per `datasetId`). One instance renders
 //! through the same code as the current state (`render.rs`).
 
-use harbor_model::temporal::{scope_attribute, NGSI_LD_NULL, SCOPE_ATTR};
+use harbor_model::temporal::{is_null_payload, scope_attribute, NGSI_LD_NULL, SCOPE_ATTR};
 use harbor_model::{
     AttrValue, Attribute, NgsiError, NgsiResult, TemporalEntity, TemporalInstance, TimeProperty,
     Timestamp,
@@ -30,7 +30,7 @@ pub struct TemporalInput {
 
 /// Whether an instance's payload is an NGSI-LD Null: it records a deletion.
 pub fn is_deletion(a: &Attribute) -> bool {
-    a.value.payload().as_str() == Some(NGSI_LD_NULL)
+    is_null_payload(&a.value)
 }
 
 /// Reads a temporal entity payload. Every instance needs an `observedAt`: it is the time

@@ -12,6 +12,21 @@ use crate::{AttrValue, Attribute, EntityChange, Timestamp};
 /// The literal that stands for an NGSI-LD Null; a deleted instance carries it as its payload.
 pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
+/// Whether a payload is the NGSI-LD Null that records a deletion (5.2.1): the literal, or
+/// for a LanguageProperty the languageMap `{"@none": "urn:ngsi-ld:null"}`.
+pub fn is_null_payload(v: &AttrValue) -> bool {
+    let p = v.payload();
+    match v {
+        AttrValue::LanguageProperty(_) => {
+            p.as_str() == Some(NGSI_LD_NULL)
+                || p.as_object().is_some_and(|m| {
+                    m.len() == 1 && m.get("@none").and_then(|x| x.as_str()) == Some(NGSI_LD_NULL)
+                })
+        }
+        _ => p.as_str() == Some(NGSI_LD_NULL),
+    }
+}
+
 /// One recorded attribute instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemporalInstance {
@@ -93,7 +108,10 @@ impl TemporalInstance {
                 object_type: None,
             },
             AttrValue::GeoProperty(_) => AttrValue::GeoProperty(null),
-            AttrValue::LanguageProperty(_) => AttrValue::LanguageProperty(null),
+            // 5.2.1: a deleted LanguageProperty keeps a languageMap, {"@none": NGSI-LD Null}.
+            AttrValue::LanguageProperty(_) => {
+                AttrValue::LanguageProperty(serde_json::json!({ "@none": NGSI_LD_NULL }))
+            }
             AttrValue::JsonProperty(_) => AttrValue::JsonProperty(null),
             AttrValue::VocabProperty(_) => AttrValue::VocabProperty(null),
             AttrValue::ListProperty(_) => AttrValue::ListProperty(null),

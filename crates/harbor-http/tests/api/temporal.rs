@@ -477,6 +477,46 @@ async fn scope_q_looks_at_the_scope_held_within_the_window() {
 }
 
 #[tokio::test]
+async fn a_new_temporal_entity_comes_with_its_current_state() {
+    let app = app("temporal-current");
+    let id = "urn:ngsi-ld:Car:C";
+    let e = json!({"id": id, "type": "Car",
+        "fuel": [
+            {"type": "Property", "value": 67, "observedAt": "2020-08-01T12:03:00Z"},
+            {"type": "Property", "value": 53, "observedAt": "2020-08-01T13:05:00Z"},
+        ],
+        "name": [{"type": "LanguageProperty", "languageMap": {"en": "My car"},
+                  "observedAt": "2020-08-01T12:00:00Z"}]});
+    let (s, v) = send(&app, "POST", T, e).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = get(&app, &format!("/ngsi-ld/v1/entities/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["fuel"]["value"], 53,
+        "the current state is the latest instance: {v}"
+    );
+    let (_, v) = get(&app, &format!("{T}/{id}")).await;
+    assert_eq!(
+        values(&v, "fuel"),
+        [json!(67), json!(53)],
+        "each instance once: {v}"
+    );
+
+    for attr in ["fuel", "name"] {
+        let uri = format!("/ngsi-ld/v1/entities/{id}/attrs/{attr}");
+        let (s, _, _) = call(&app, "DELETE", &uri, None, vec![], &[]).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{attr}");
+    }
+    let (_, v) = get(&app, &format!("{T}/{id}?timeproperty=deletedAt")).await;
+    assert_eq!(values(&v, "fuel"), [json!("urn:ngsi-ld:null")], "{v}");
+    assert_eq!(
+        v["name"][0]["languageMap"],
+        json!({"@none": "urn:ngsi-ld:null"}),
+        "5.2.1: a deleted LanguageProperty: {v}"
+    );
+}
+
+#[tokio::test]
 async fn temporal_q_sees_the_latest_instance_of_every_dataset() {
     let app = app("temporal-q-datasets");
     let at = "2026-03-01T12:05:00Z";
