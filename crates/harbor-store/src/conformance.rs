@@ -650,8 +650,12 @@ pub async fn run_temporal(store: &dyn EntityStore, temporal: &dyn crate::Tempora
     );
     assert_eq!(
         temporal.temporal_attrs(&t, &p.id).unwrap(),
-        [spots.clone(), harbor_model::names::LOCATION.to_string()],
-        "every attribute of a created entity is recorded"
+        [
+            spots.clone(),
+            harbor_model::names::LOCATION.to_string(),
+            harbor_model::temporal::SCOPE_ATTR.to_string()
+        ],
+        "every attribute of a created entity is recorded, and its scope"
     );
     let mut updated = p.clone();
     let later = time::now();
