@@ -2,9 +2,9 @@
 //! `TemporalStore`. The temporal store is fed two ways: the backend records every change of
 //! the current state in the same commit, and these operations write temporal instances
 //! directly. They touch the current state only when a temporal entity is created for an id
-//! the current state does not hold: the entity then comes into being with its latest
-//! instances (ADR 0006). History is kept when the current entity is deleted; only Delete
-//! Temporal Entity (5.6.16) removes it.
+//! the current state does not hold (the entity then comes into being with its latest
+//! instances) and when a temporal entity is deleted (ADR 0006). History is kept when the current entity is deleted; only Delete
+//! Temporal Entity (5.6.16) removes it, and with it the current entity, if still there.
 //!
 //! Entity selection for queries uses the same `EntityQuery` as Query Entities: `id`,
 //! `idPattern` and `type` are evaluated on the temporal entity's header; `q` and `geoQ` on
@@ -331,10 +331,19 @@ impl Engine {
         self.commit_temporal(tenant, changes).await
     }
 
-    /// 5.6.16 Delete Temporal Representation of an Entity: the header and every instance.
+    /// 5.6.16 Delete Temporal Representation of an Entity: the Entity with everything
+    /// recorded about it, that is the header, every instance and, if it still exists, the
+    /// current entity (ADR 0006). The current entity goes first: its deletion is recorded
+    /// and then removed with the rest of the history.
     pub async fn delete_temporal_entity(&self, tenant: &Tenant, id: &str) -> NgsiResult<()> {
         let _g = self.locks.lock(tenant, id).await;
         self.temporal_header(tenant, id)?;
+        if self.current(tenant, id)?.is_some() {
+            self.store
+                .commit(tenant, vec![Change::Delete(id.to_string())])
+                .await
+                .map_err(store_err)?;
+        }
         self.commit_temporal(tenant, vec![TemporalChange::DeleteEntity(id.to_string())])
             .await
     }

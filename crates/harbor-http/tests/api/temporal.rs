@@ -514,6 +514,14 @@ async fn a_new_temporal_entity_comes_with_its_current_state() {
         json!({"@none": "urn:ngsi-ld:null"}),
         "5.2.1: a deleted LanguageProperty: {v}"
     );
+
+    // Deleting the temporal representation deletes the Entity, current state included.
+    let (s, _, _) = call(&app, "DELETE", &format!("{T}/{id}"), None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&app, &format!("/ngsi-ld/v1/entities/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get(&app, &format!("{T}/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no history is left behind");
 }
 
 #[tokio::test]
