@@ -84,20 +84,22 @@ fn split_latest(id: &str, input: TemporalInput, now: Timestamp) -> (Option<Entit
     if input.types.is_empty() {
         return (None, input);
     }
-    let newest = |name: &str, ds: &Option<String>| {
-        input
-            .attrs
-            .iter()
-            .enumerate()
-            .filter(|(_, (n, a))| n == name && &a.dataset_id == ds)
-            .max_by_key(|(_, (_, a))| a.observed_at)
-            .map(|(k, _)| k)
-    };
+    // Position of the newest instance of each attribute and datasetId (the last one given
+    // wins a tie).
+    let mut newest: BTreeMap<(&str, Option<&str>), usize> = BTreeMap::new();
+    for (k, (name, a)) in input.attrs.iter().enumerate() {
+        let slot = newest
+            .entry((name.as_str(), a.dataset_id.as_deref()))
+            .or_insert(k);
+        if input.attrs[*slot].1.observed_at <= a.observed_at {
+            *slot = k;
+        }
+    }
     let mut scopes = input.scopes.clone();
     let mut attrs: BTreeMap<String, Vec<harbor_model::Attribute>> = BTreeMap::new();
     let mut older = Vec::new();
     for (k, (name, a)) in input.attrs.iter().enumerate() {
-        if newest(name, &a.dataset_id) != Some(k) {
+        if newest.get(&(name.as_str(), a.dataset_id.as_deref())) != Some(&k) {
             older.push((name.clone(), a.clone()));
             continue;
         }
