@@ -24,7 +24,7 @@ pub use discovery::{AttributeInfo, TypeInfo};
 pub use entities::{NotUpdated, UpdateResult};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 pub use purge::{PurgeAction, PurgeFilter};
-pub use temporal::{AggregatedEntity, InstanceSelection, TemporalRange};
+pub use temporal::{AggregatedEntity, InstanceSelection, TemporalPage, TemporalRange};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]

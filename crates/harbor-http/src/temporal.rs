@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use harbor_engine::{AggregatedEntity, InstanceSelection, TemporalRange};
+use harbor_engine::{AggregatedEntity, InstanceSelection, TemporalPage, TemporalRange};
 use harbor_jsonld::expand::{is_uri, parse_attribute_fragment};
 use harbor_jsonld::temporal::{
     parse_temporal_entity, render_aggregated_temporal_entity, render_temporal_entity, Aggregation,
@@ -530,10 +530,25 @@ fn run_query(
     media: Media,
     ld: &Ld,
     p: &Params,
-    q: harbor_store::EntityQuery,
+    mut q: harbor_store::EntityQuery,
     path: &str,
 ) -> ApiResult<Response> {
     let r = request(s, p, ld)?;
+    if let Some(expr) = &mut q.q {
+        // 5.7.4: the temporal query has no join, so `q` cannot reach into Linked Entities.
+        if expr.link_depth() > 0 {
+            return Err(NgsiError::bad_request(
+                "parameter \"q\": a temporal query cannot filter on attributes of Linked \
+                 Entities (rel{attr}); it has no join",
+            )
+            .into());
+        }
+        if let Some(attrs) = p.list("expandValues")? {
+            let expand = |n: &str| ld.ctx.expand_term(n);
+            let names: Vec<String> = attrs.iter().map(|a| expand(a)).collect();
+            expr.expand_values(&names, &expand);
+        }
+    }
     query::check_not_too_wide(&q, p.list("attrs")?.as_deref(), p.flag("local")?)?;
     let descending = match p.get("orderBy") {
         None | Some("") | Some("id") => false,
@@ -546,58 +561,49 @@ fn run_query(
         }
     };
     let limits = &s.engine.limits;
-    let page = query::page(p, limits.default_page, limits.max_page)?;
-    let (items, total, range) = match &r.aggregation {
-        Some(aggr) => rendered_page(
-            descending,
-            &page,
-            &|offset, limit| {
-                s.engine.query_aggregated_temporal_entities(
-                    tenant, &q, &r.sel, aggr, &ld.ctx, offset, limit,
-                )
-            },
-            &|e| render_aggregated(e, ld, &r),
-        )?,
-        None => rendered_page(
-            descending,
-            &page,
-            &|offset, limit| {
-                s.engine
-                    .query_temporal_entities(tenant, &q, &r.sel, offset, limit)
-            },
-            &|e| render(e, ld, &r),
-        )?,
+    let Page {
+        limit,
+        offset,
+        count,
+    } = query::page(p, limits.default_page, limits.max_page)?;
+    let page = TemporalPage {
+        offset,
+        limit,
+        descending,
     };
-    let mut resp = reply::page(path, p, media, ld, Value::Array(items), total, page);
+    let (items, total, range) = match &r.aggregation {
+        Some(aggr) => {
+            let (found, total, range) = s
+                .engine
+                .query_aggregated_temporal_entities(tenant, &q, &r.sel, aggr, &ld.ctx, page)?;
+            let items: Vec<Value> = found
+                .iter()
+                .filter_map(|e| render_aggregated(e, ld, &r))
+                .collect();
+            (items, total, range)
+        }
+        None => {
+            let (found, total, range) =
+                s.engine.query_temporal_entities(tenant, &q, &r.sel, page)?;
+            let items: Vec<Value> = found.iter().filter_map(|e| render(e, ld, &r)).collect();
+            (items, total, range)
+        }
+    };
+    let mut resp = reply::page(
+        path,
+        p,
+        media,
+        ld,
+        Value::Array(items),
+        total,
+        Page {
+            limit,
+            offset,
+            count,
+        },
+    );
     let (status, h) = partial(range);
     *resp.status_mut() = status;
     resp.headers_mut().extend(h);
     Ok(resp)
-}
-
-/// What the engine answers for one page of a temporal query.
-type Found<A> = (Vec<TemporalEntity<A>>, usize, Option<TemporalRange>);
-
-/// One page of temporal entities, rendered: the engine pages by id ascending; descending,
-/// every match is read and the page taken from the end.
-fn rendered_page<A>(
-    descending: bool,
-    page: &Page,
-    query: &dyn Fn(usize, usize) -> NgsiResult<Found<A>>,
-    render: &dyn Fn(&TemporalEntity<A>) -> Option<Value>,
-) -> NgsiResult<(Vec<Value>, usize, Option<TemporalRange>)> {
-    let (entities, total, range) = if descending {
-        let (all, total, range) = query(0, usize::MAX)?;
-        let page: Vec<_> = all
-            .into_iter()
-            .rev()
-            .skip(page.offset)
-            .take(page.limit)
-            .collect();
-        (page, total, range)
-    } else {
-        query(page.offset, page.limit)?
-    };
-    let items = entities.iter().filter_map(render).collect();
-    Ok((items, total, range))
 }

@@ -39,6 +39,11 @@ impl ContextFetcher for Offline {
 }
 
 fn app(name: &str) -> axum::Router {
+    app_paging_instances_at(name, 1000)
+}
+
+/// A broker whose temporal answers carry at most `max_temporal_instances` per attribute.
+fn app_paging_instances_at(name: &str, max_temporal_instances: usize) -> axum::Router {
     let dir = std::env::temp_dir().join(format!("harbor-http-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
@@ -51,7 +56,7 @@ fn app(name: &str) -> axum::Router {
                 max_batch: 100,
                 max_page: 100,
                 default_page: 20,
-                max_temporal_instances: 1000,
+                max_temporal_instances,
             },
         )
         .with_subscriptions(store.clone())

@@ -186,7 +186,7 @@ fn is_scope(s: &str) -> bool {
         })
 }
 
-fn parse_scopes(v: &Value, payload: Payload) -> NgsiResult<Vec<String>> {
+pub(crate) fn parse_scopes(v: &Value, payload: Payload) -> NgsiResult<Vec<String>> {
     if payload.allows_null() && is_null_literal(v) {
         return Ok(Vec::new());
     }

@@ -4,7 +4,7 @@
 //! simplified (`temporalValues`: `[value, time]` pairs per `datasetId`). One instance renders
 //! through the same code as the current state (`render.rs`).
 
-use harbor_model::temporal::NGSI_LD_NULL;
+use harbor_model::temporal::{is_null_payload, scope_attribute, NGSI_LD_NULL, SCOPE_ATTR};
 use harbor_model::{
     AttrValue, Attribute, NgsiError, NgsiResult, TemporalEntity, TemporalInstance, TimeProperty,
     Timestamp,
@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::attribute::{AttrInput, Payload};
 use crate::context::Context;
-use crate::expand::parse_entity;
+use crate::expand::{parse_entity, parse_scopes};
 use crate::render::{given_stamp, render_instance, stamp, Format, LangPrefs, RenderOptions};
 
 /// A temporal entity payload (5.6.11, 5.6.12).
@@ -30,7 +30,7 @@ pub struct TemporalInput {
 
 /// Whether an instance's payload is an NGSI-LD Null: it records a deletion.
 pub fn is_deletion(a: &Attribute) -> bool {
-    a.value.payload().as_str() == Some(NGSI_LD_NULL)
+    is_null_payload(&a.value)
 }
 
 /// Reads a temporal entity payload. Every instance needs an `observedAt`: it is the time
@@ -41,8 +41,9 @@ pub fn parse_temporal_entity(
     require_id_type: bool,
     now: Timestamp,
 ) -> NgsiResult<TemporalInput> {
-    let input = parse_entity(ctx, body, require_id_type, Payload::Temporal, now)?;
-    let mut attrs = Vec::with_capacity(input.attrs.len());
+    let (body, scope_history) = split_scope_history(body, now)?;
+    let input = parse_entity(ctx, &body, require_id_type, Payload::Temporal, now)?;
+    let mut attrs = Vec::with_capacity(input.attrs.len() + scope_history.len());
     for (name, a) in input.attrs {
         let AttrInput::Put(p) = a else {
             return Err(NgsiError::bad_request(format!(
@@ -58,12 +59,70 @@ pub fn parse_temporal_entity(
         }
         attrs.push((name, p.attr));
     }
+    attrs.extend(
+        scope_history
+            .into_iter()
+            .map(|a| (SCOPE_ATTR.to_string(), a)),
+    );
     Ok(TemporalInput {
         id: input.id,
         types: input.types,
         scopes: input.scopes,
         attrs,
     })
+}
+
+/// Takes the scope's history out of a temporal payload: a `scope` given as Property
+/// instances with an `observedAt` each (4.5.6) is the temporal representation of the scope,
+/// not the entity's current scopes. A `scope` of plain strings stays in the payload.
+fn split_scope_history(body: &Value, now: Timestamp) -> NgsiResult<(Value, Vec<Attribute>)> {
+    let Some(scope) = body.get("scope") else {
+        return Ok((body.clone(), Vec::new()));
+    };
+    let items: Vec<&Value> = match scope {
+        Value::Array(items) if items.iter().any(Value::is_object) => items.iter().collect(),
+        Value::Object(o) if o.contains_key("observedAt") => vec![scope],
+        _ => return Ok((body.clone(), Vec::new())),
+    };
+    let mut history = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(o) = item else {
+            return Err(NgsiError::bad_request(format!(
+                "\"scope\": every instance of its temporal representation must be a Property \
+                 object, got {item}"
+            )));
+        };
+        if let Some(t) = o.get("type").and_then(Value::as_str) {
+            if t != "Property" {
+                return Err(NgsiError::bad_request(format!(
+                    "\"scope\": an instance of the scope is a Property, got type \"{t}\""
+                )));
+            }
+        }
+        let observed_at = o
+            .get("observedAt")
+            .and_then(Value::as_str)
+            .and_then(harbor_model::time::parse)
+            .ok_or_else(|| {
+                NgsiError::bad_request(
+                    "\"scope\": every temporal instance needs an \"observedAt\" DateTime",
+                )
+            })?;
+        let value = o.get("value").cloned().unwrap_or(Value::Null);
+        let mut a = if value.as_str() == Some(NGSI_LD_NULL) {
+            Attribute::new(AttrValue::Property(value), now)
+        } else {
+            let scopes = parse_scopes(&value, Payload::Temporal)?;
+            scope_attribute(&scopes, now)
+        };
+        a.observed_at = Some(observed_at);
+        history.push(a);
+    }
+    let mut rest = body.clone();
+    if let Value::Object(o) = &mut rest {
+        o.remove("scope");
+    }
+    Ok((rest, history))
 }
 
 /// `aggrMethods`, `aggrPeriodDuration` and the requested range (4.5.19).
@@ -109,7 +168,12 @@ pub fn render_temporal_entity(
             _ => Value::Array(types),
         },
     );
-    match h.scopes.as_slice() {
+    // The scope's history, when there is one, renders below as the temporal Property it is.
+    let scopes = match e.attrs.contains_key(SCOPE_ATTR) {
+        true => &[][..],
+        false => h.scopes.as_slice(),
+    };
+    match scopes {
         [] => {}
         [one] => {
             out.insert("scope".into(), Value::String(one.clone()));
@@ -134,6 +198,9 @@ pub fn render_temporal_entity(
         .min();
     for (name, list) in &e.attrs {
         let v = if let Some(aggr) = opts.aggregation {
+            if name == SCOPE_ATTR {
+                continue;
+            }
             match aggregated_values(list, ctx, opts, aggr, oldest) {
                 Some(v) => v,
                 None => continue,
@@ -319,6 +386,13 @@ fn temporal_values(
             .2
             .push(Value::Array(vec![payload, time.unwrap_or(Value::Null)]));
     }
+    if groups.is_empty() {
+        // A page cut before the attribute's first instance (6.3.10) leaves no instance to
+        // tell its kind: it shows as an empty series of the most common kind.
+        let mut head = Map::new();
+        head.insert("type".into(), Value::String("Property".into()));
+        groups.push((None, head, Vec::new()));
+    }
     let mut out: Vec<Value> = groups
         .into_iter()
         .map(|(_, mut head, pairs)| {
@@ -473,6 +547,7 @@ mod tests {
                 scopes: vec![],
                 created_at: at("2024-01-01T00:00:00Z"),
                 modified_at: at("2024-01-01T00:00:00Z"),
+                provided_current: false,
             },
             attrs,
         }

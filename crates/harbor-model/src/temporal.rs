@@ -12,6 +12,21 @@ use crate::{AttrValue, Attribute, EntityChange, Timestamp};
 /// The literal that stands for an NGSI-LD Null; a deleted instance carries it as its payload.
 pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
+/// Whether a payload is the NGSI-LD Null that records a deletion (5.2.1): the literal, or
+/// for a LanguageProperty the languageMap `{"@none": "urn:ngsi-ld:null"}`.
+pub fn is_null_payload(v: &AttrValue) -> bool {
+    let p = v.payload();
+    match v {
+        AttrValue::LanguageProperty(_) => {
+            p.as_str() == Some(NGSI_LD_NULL)
+                || p.as_object().is_some_and(|m| {
+                    m.len() == 1 && m.get("@none").and_then(|x| x.as_str()) == Some(NGSI_LD_NULL)
+                })
+        }
+        _ => p.as_str() == Some(NGSI_LD_NULL),
+    }
+}
+
 /// One recorded attribute instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemporalInstance {
@@ -33,6 +48,11 @@ pub struct TemporalHeader {
     pub scopes: Vec<String>,
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
+    /// The current entity came into being with this temporal entity (5.6.11 for an unknown
+    /// id, ADR 0007), so deleting the temporal entity deletes it too. A current entity
+    /// created through the core API is never deleted by a Temporal API call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provided_current: bool,
 }
 
 /// A temporal entity as a query returns it: instances by expanded attribute name, oldest
@@ -94,7 +114,10 @@ impl TemporalInstance {
                 object_type: None,
             },
             AttrValue::GeoProperty(_) => AttrValue::GeoProperty(null),
-            AttrValue::LanguageProperty(_) => AttrValue::LanguageProperty(null),
+            // 5.2.1: a deleted LanguageProperty keeps a languageMap, {"@none": NGSI-LD Null}.
+            AttrValue::LanguageProperty(_) => {
+                AttrValue::LanguageProperty(serde_json::json!({ "@none": NGSI_LD_NULL }))
+            }
             AttrValue::JsonProperty(_) => AttrValue::JsonProperty(null),
             AttrValue::VocabProperty(_) => AttrValue::VocabProperty(null),
             AttrValue::ListProperty(_) => AttrValue::ListProperty(null),
@@ -109,6 +132,83 @@ impl TemporalInstance {
             deleted_at: Some(at),
         }
     }
+}
+
+/// The reserved attribute name the history of an entity's `scope` is recorded under (4.5.6,
+/// 4.18): the core term's IRI, which no attribute of a payload can take, since `scope` is an
+/// entity member.
+pub const SCOPE_ATTR: &str = "https://uri.etsi.org/ngsi-ld/scope";
+
+/// One instance of the scope's history: a Property whose value is the scopes (one string,
+/// or an array of several). Set from the current state, its `observedAt` is a copy of its
+/// `modifiedAt` (4.5.6), kept to the millisecond responses show.
+pub fn scope_attribute(scopes: &[String], at: Timestamp) -> Attribute {
+    let value = match scopes {
+        [one] => serde_json::Value::String(one.clone()),
+        many => many
+            .iter()
+            .cloned()
+            .map(serde_json::Value::String)
+            .collect(),
+    };
+    let mut a = Attribute::new(AttrValue::Property(value), at);
+    a.observed_at = Some(crate::time::truncate_to_millis(at));
+    a
+}
+
+/// The scopes a scope instance holds; none for a deleted one.
+pub fn scopes_of(a: &Attribute) -> Vec<String> {
+    match a.value.payload() {
+        serde_json::Value::String(s) if s != NGSI_LD_NULL => vec![s.clone()],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One stretch of an entity's scope history: the scopes that held from `from` until `to`
+/// (the next scope instance; `None`: still holding).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeSpan {
+    pub scopes: Vec<String>,
+    pub from: Timestamp,
+    pub to: Option<Timestamp>,
+}
+
+impl ScopeSpan {
+    /// Whether the span and the half-open interval `[from, to)` share an instant.
+    pub fn overlaps(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> bool {
+        to.is_none_or(|t| self.from < t) && self.to.zip(from).is_none_or(|(end, f)| end > f)
+    }
+
+    /// Whether `t` falls in the span.
+    pub fn holds_at(&self, t: Timestamp) -> bool {
+        self.from <= t && self.to.is_none_or(|end| t < end)
+    }
+}
+
+/// The spans of a scope history given oldest first: each instance holds until the next.
+pub fn scope_spans(history: &[TemporalInstance]) -> Vec<ScopeSpan> {
+    let mut spans: Vec<ScopeSpan> = Vec::with_capacity(history.len());
+    for i in history {
+        let from = i.index_time();
+        if let Some(last) = spans.last_mut() {
+            last.to = Some(from);
+        }
+        let scopes = if i.deleted_at.is_some() {
+            Vec::new()
+        } else {
+            scopes_of(&i.attr)
+        };
+        spans.push(ScopeSpan {
+            scopes,
+            from,
+            to: None,
+        });
+    }
+    spans
 }
 
 /// A fresh instance id from a UUID's text.
@@ -179,6 +279,30 @@ pub fn record_change(
             }
         }
     }
+    // The scope is recorded as a temporal Property of its own (4.5.6): a new value when it
+    // changed, a deletion when it was removed or the entity deleted.
+    let scopes_before = change.before.as_ref().map_or(&[][..], |b| &b.scopes[..]);
+    let scopes_after = change.after.as_ref().map_or(&[][..], |a| &a.scopes[..]);
+    if scopes_before != scopes_after {
+        if !scopes_after.is_empty() {
+            let instance = TemporalInstance {
+                instance_id: new_id(),
+                attr: scope_attribute(scopes_after, change.at),
+                deleted_at: None,
+            };
+            instances.push((SCOPE_ATTR.to_string(), instance));
+        } else if !entity_expired {
+            // A deleted scope is no scope: its value is the empty list of scopes.
+            let mut none = Attribute::new(AttrValue::Property(serde_json::json!([])), change.at);
+            none.created_at = change.before.as_ref().map_or(change.at, |b| b.created_at);
+            let gone = TemporalInstance {
+                instance_id: new_id(),
+                attr: none,
+                deleted_at: Some(change.at),
+            };
+            instances.push((SCOPE_ATTR.to_string(), gone));
+        }
+    }
     let created_at = header.map_or(subject.created_at, |h| h.created_at);
     let header = TemporalHeader {
         id: subject.id.clone(),
@@ -186,6 +310,7 @@ pub fn record_change(
         scopes: subject.scopes.clone(),
         created_at,
         modified_at: change.at,
+        provided_current: header.is_some_and(|h| h.provided_current),
     };
     Some(Recorded { header, instances })
 }
@@ -296,6 +421,48 @@ mod tests {
                 vec![row("speed", None, null, true)],
             ),
             (
+                "a scope set, changed and removed is recorded as the scope Property",
+                change(
+                    Some(Entity {
+                        scopes: vec!["/A".into()],
+                        ..entity(&[])
+                    }),
+                    Some(Entity {
+                        scopes: vec!["/B".into(), "/C".into()],
+                        ..entity(&[])
+                    }),
+                    &[],
+                ),
+                vec![row(SCOPE_ATTR, None, json!(["/B", "/C"]), false)],
+            ),
+            (
+                "deleting a scoped entity deletes its scope",
+                change(
+                    Some(Entity {
+                        scopes: vec!["/A".into()],
+                        ..entity(&[])
+                    }),
+                    None,
+                    &[],
+                ),
+                vec![row(SCOPE_ATTR, None, json!([]), true)],
+            ),
+            (
+                "an unchanged scope records nothing",
+                change(
+                    Some(Entity {
+                        scopes: vec!["/A".into()],
+                        ..entity(&[("speed", None, 1)])
+                    }),
+                    Some(Entity {
+                        scopes: vec!["/A".into()],
+                        ..entity(&[("speed", None, 2)])
+                    }),
+                    &["speed"],
+                ),
+                vec![row("speed", None, json!(2), false)],
+            ),
+            (
                 "an expired entity records no deletion",
                 change(
                     Some(Entity {
@@ -328,11 +495,64 @@ mod tests {
             scopes: vec![],
             created_at: at("2000-01-01T00:00:00Z"),
             modified_at: at("2000-01-01T00:00:00Z"),
+            provided_current: true,
         };
         let c = change(None, Some(entity(&[])), &[]);
         let r = record_change(&c, Some(&old), &mut || "x".into()).unwrap();
+        assert!(
+            r.header.provided_current,
+            "whether the temporal entity provided the current one stays"
+        );
         assert_eq!(r.header.created_at, old.created_at);
         assert_eq!(r.header.types, ["https://e.org/V"]);
         assert!(record_change(&change(None, None, &[]), None, &mut || "x".into()).is_none());
+    }
+
+    #[test]
+    fn scope_history_becomes_spans() {
+        let inst = |v: serde_json::Value, t: &str| TemporalInstance {
+            instance_id: "x".into(),
+            attr: {
+                let mut a = Attribute::new(AttrValue::Property(v), at(t));
+                a.observed_at = Some(at(t));
+                a
+            },
+            deleted_at: None,
+        };
+        let mut gone = inst(json!(NGSI_LD_NULL), "2024-03-01T00:00:00Z");
+        gone.deleted_at = Some(at("2024-03-01T00:00:00Z"));
+        let spans = scope_spans(&[
+            inst(json!("/R"), "2024-01-01T00:00:00Z"),
+            inst(json!(["/S", "/T"]), "2024-02-01T00:00:00Z"),
+            gone,
+        ]);
+        let got: Vec<(Vec<String>, Option<Timestamp>)> =
+            spans.iter().map(|s| (s.scopes.clone(), s.to)).collect();
+        assert_eq!(
+            got,
+            [
+                (vec!["/R".to_string()], Some(at("2024-02-01T00:00:00Z"))),
+                (
+                    vec!["/S".to_string(), "/T".to_string()],
+                    Some(at("2024-03-01T00:00:00Z"))
+                ),
+                (vec![], None),
+            ]
+        );
+        let window = (
+            Some(at("2024-01-15T00:00:00Z")),
+            Some(at("2024-02-01T00:00:00Z")),
+        );
+        let overlapping: Vec<bool> = spans
+            .iter()
+            .map(|s| s.overlaps(window.0, window.1))
+            .collect();
+        assert_eq!(
+            overlapping,
+            [true, false, false],
+            "the window end is excluded"
+        );
+        assert!(spans[1].holds_at(at("2024-02-10T00:00:00Z")));
+        assert!(!spans[1].holds_at(at("2024-03-01T00:00:00Z")));
     }
 }

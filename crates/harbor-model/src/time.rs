@@ -11,6 +11,11 @@ pub fn now() -> Timestamp {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
+/// `t` without its digits below the millisecond, the precision responses show.
+pub fn truncate_to_millis(t: Timestamp) -> Timestamp {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
 /// Renders a timestamp the way NGSI-LD responses carry it (`2024-01-01T12:00:00.000Z`).
 pub fn format(t: &Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

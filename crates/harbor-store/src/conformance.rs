@@ -749,8 +749,12 @@ pub async fn run_temporal(
     );
     assert_eq!(
         temporal.temporal_attrs(&t, &p.id).unwrap(),
-        [spots.clone(), harbor_model::names::LOCATION.to_string()],
-        "every attribute of a created entity is recorded"
+        [
+            spots.clone(),
+            harbor_model::names::LOCATION.to_string(),
+            harbor_model::temporal::SCOPE_ATTR.to_string()
+        ],
+        "every attribute of a created entity is recorded, and its scope"
     );
     let mut updated = p.clone();
     let later = time::now();
@@ -827,6 +831,7 @@ pub async fn run_temporal(
         scopes: vec![],
         created_at: time::now(),
         modified_at: time::now(),
+        provided_current: false,
     };
     temporal
         .commit_temporal(
@@ -986,6 +991,7 @@ async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
         scopes: vec![],
         created_at: time::now(),
         modified_at: time::now(),
+        provided_current: false,
     })];
     for (n, v) in values.iter().enumerate() {
         let observed = at(&format!("2021-01-01T00:{n:02}:00.5Z"));
@@ -1114,6 +1120,7 @@ async fn temporal_many(temporal: &dyn crate::TemporalStore, t: &Tenant) {
         scopes: vec![],
         created_at: time::now(),
         modified_at: time::now(),
+        provided_current: false,
     })];
     let order: Vec<u64> = (0..100).map(|n| (n * 61) % 100).collect();
     for batch in order.chunks(17) {

@@ -23,7 +23,7 @@ use harbor_query::{AggregatedSeries, Aggregator, Sample};
 use harbor_store::{EntityQuery, InstanceRange, InstanceSample, SamplePayload, TemporalStore};
 use serde_json::Value;
 
-use super::{InstanceSelection, TemporalRange};
+use super::{InstanceSelection, Paging, TemporalPage, TemporalRange};
 use crate::{store_err, Engine};
 
 /// A temporal entity with each attribute aggregated: one series per `datasetId`. An
@@ -56,12 +56,16 @@ impl Engine {
         sel: &InstanceSelection,
         aggr: &Aggregation,
         ctx: &Context,
-        offset: usize,
-        limit: usize,
+        page: TemporalPage,
     ) -> NgsiResult<(Vec<AggregatedEntity>, usize, Option<TemporalRange>)> {
-        self.select_temporal(tenant, q, sel, offset, limit, &|h| {
-            self.aggregate_temporal(tenant, h, sel, aggr, ctx)
-        })
+        // An aggregated entity cannot be cut again: the page reports the first range one
+        // had to be cut to.
+        let paging = Paging {
+            load: &|h, _| self.aggregate_temporal(tenant, h, sel, aggr, ctx),
+            combine: &|first, r| first.unwrap_or(r),
+            finish: &|_, first| first,
+        };
+        self.select_temporal(tenant, q, sel, page, paging)
     }
 
     /// One temporal entity, aggregated.

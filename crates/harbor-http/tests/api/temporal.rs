@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{app, call, JSON};
+use super::{app, app_paging_instances_at, call, JSON};
 
 const T: &str = "/ngsi-ld/v1/temporal/entities";
 const ID: &str = "urn:ngsi-ld:Vehicle:T1";
@@ -263,4 +263,302 @@ async fn aggregation_reads_every_instance_not_one_page() {
     let expected_sum: i64 = (0..1500).map(|i| i % 7).sum();
     assert_eq!(total.as_f64(), Some(1500.0), "{v}");
     assert_eq!(sum.as_f64(), Some(expected_sum as f64), "{v}");
+}
+
+/// Creates a temporal Vehicle whose `speed` has one instance a minute from `first`.
+async fn vehicle_with_speeds(app: &axum::Router, id: &str, first: &str, n: i64) {
+    let base = chrono::DateTime::parse_from_rfc3339(first).unwrap();
+    let speeds: Vec<Value> = (0..n)
+        .map(|i| {
+            let at = base + chrono::Duration::minutes(i);
+            json!({"type": "Property", "value": i, "observedAt": at.format("%Y-%m-%dT%H:%M:%SZ").to_string()})
+        })
+        .collect();
+    let body = json!({"id": id, "type": "Vehicle", "speed": speeds});
+    let (s, v, _) = call(app, "POST", T, JSON, body.to_string().into_bytes(), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+#[tokio::test]
+async fn one_cut_pages_every_entity_of_a_temporal_query() {
+    // At most 3 instances per attribute: A (5 instances in January) is cut, and B (in
+    // September) lies wholly after the cut, so the page covers one range for both.
+    let app = app_paging_instances_at("temporal-page-cut", 3);
+    vehicle_with_speeds(&app, "urn:ngsi-ld:Vehicle:A", "2020-01-01T00:00:00Z", 5).await;
+    vehicle_with_speeds(&app, "urn:ngsi-ld:Vehicle:B", "2020-09-01T00:00:00Z", 2).await;
+    let cases = [
+        (
+            "?type=Vehicle",
+            "date-time 2020-01-01T00:00:00.000Z-2020-01-01T00:02:00.000Z/*",
+            vec![json!(0), json!(1), json!(2)],
+            Vec::<Value>::new(),
+        ),
+        (
+            // Backwards: B is newest and whole, A keeps its instances from the cut on.
+            "?type=Vehicle&lastN=4",
+            "date-time 2020-09-01T00:01:00.000Z-2020-01-01T00:02:00.000Z/4",
+            vec![json!(2), json!(3), json!(4)],
+            vec![json!(0), json!(1)],
+        ),
+    ];
+    for (query, range, a, b) in cases {
+        let (s, v, h) = call(&app, "GET", &format!("{T}{query}"), None, vec![], &[]).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT, "{query}: {v}");
+        assert_eq!(h["content-range"], range, "{query}");
+        assert_eq!(values(&v[0], "speed"), a, "{query}: {v}");
+        assert_eq!(values(&v[1], "speed"), b, "{query}: {v}");
+        assert!(
+            v[1]["speed"].is_array(),
+            "an attribute cut away stays, empty: {v}"
+        );
+    }
+    let (_, v, _) = call(
+        &app,
+        "GET",
+        &format!("{T}?type=Vehicle&options=temporalValues"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        v[1]["speed"],
+        json!({"type": "Property", "values": []}),
+        "{v}"
+    );
+    let (s, _, h) = call(
+        &app,
+        "GET",
+        &format!("{T}?type=Vehicle&lastN=2"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "lastN within the limit is the whole answer"
+    );
+    assert!(h.get("content-range").is_none());
+}
+
+#[tokio::test]
+async fn temporal_q_expands_values_and_refuses_linked_entities() {
+    let app = app("temporal-q");
+    let shop = json!({"id": "urn:ngsi-ld:Shop:1", "type": "Shop",
+                      "category": {"type": "VocabProperty", "vocab": "commercial"}});
+    let (s, _, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entities",
+        JSON,
+        shop.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let ids = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .map(|l| l.iter().map(|e| e["id"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let q = "?type=Shop&q=category%3D%3Dcommercial";
+    let (s, v) = get(&app, &format!("{T}{q}&expandValues=category")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v), [json!("urn:ngsi-ld:Shop:1")], "{v}");
+    let (_, v) = get(&app, &format!("{T}{q}")).await;
+    assert!(
+        ids(&v).is_empty(),
+        "without expandValues the term stays a literal: {v}"
+    );
+
+    let (s, v) = get(
+        &app,
+        &format!("{T}?type=Shop&q=owner%7Bname%7D%3D%3D%22x%22"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("Linked"), "{v}");
+}
+
+async fn send(app: &axum::Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+    let (s, v, _) = call(app, method, uri, JSON, body.to_string().into_bytes(), &[]).await;
+    (s, v)
+}
+
+#[tokio::test]
+async fn the_scope_is_recorded_as_a_temporal_property() {
+    let app = app("temporal-scope-core");
+    let id = "urn:ngsi-ld:Car:S";
+    let e = json!({"id": id, "type": "Car", "scope": "/Old",
+                   "speed": {"type": "Property", "value": 1}});
+    let (s, v) = send(&app, "POST", "/ngsi-ld/v1/entities", e).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let patch = json!({"type": "Car", "scope": "/New"});
+    let (s, v) = send(&app, "PATCH", &format!("/ngsi-ld/v1/entities/{id}"), patch).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    let (s, v) = get(&app, &format!("{T}/{id}?options=sysAttrs")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(values(&v, "scope"), [json!("/Old"), json!("/New")], "{v}");
+    let new = &v["scope"][1];
+    assert_eq!(new["type"], "Property");
+    let instant = |k: &str| chrono::DateTime::parse_from_rfc3339(new[k].as_str().unwrap()).unwrap();
+    assert_eq!(
+        instant("observedAt"),
+        instant("modifiedAt"),
+        "4.5.6: observedAt copies modifiedAt: {new}"
+    );
+
+    let (s, _, _) = call(
+        &app,
+        "DELETE",
+        &format!("/ngsi-ld/v1/entities/{id}/attrs/scope"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = get(&app, &format!("{T}/{id}?timeproperty=deletedAt")).await;
+    assert_eq!(
+        values(&v, "scope"),
+        [json!([])],
+        "a deleted scope is no scope: {v}"
+    );
+    assert!(v["scope"][0]["deletedAt"].is_string(), "{v}");
+    assert!(
+        v.get("speed").is_none(),
+        "only deletions have a deletedAt: {v}"
+    );
+}
+
+#[tokio::test]
+async fn scope_q_looks_at_the_scope_held_within_the_window() {
+    let app = app("temporal-scope-q");
+    let inst = |v: &str, t: &str| json!({"type": "Property", "value": v, "observedAt": t});
+    // /R holds from 10:00, /S from 12:30; one speed under each.
+    let rep = json!({"id": "urn:ngsi-ld:Car:rep", "type": "Car",
+        "scope": [inst("/R", "2026-03-01T10:00:00Z"), inst("/S", "2026-03-01T12:30:00Z")],
+        "speed": [inst("old", "2026-03-01T12:15:00Z"), inst("new", "2026-03-01T12:45:00Z")]});
+    // /Z is set only after the window.
+    let late = json!({"id": "urn:ngsi-ld:Car:late", "type": "Car",
+        "scope": [inst("/Z", "2026-03-01T14:00:00Z")],
+        "speed": [inst("late", "2026-03-01T12:05:00Z")]});
+    for e in [rep, late] {
+        let (s, v) = send(&app, "POST", T, e).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let window = "timerel=between&timeAt=2026-03-01T12:00:00Z&endTimeAt=2026-03-01T13:00:00Z";
+    let cases = [
+        ("/R", vec![("urn:ngsi-ld:Car:rep", vec![json!("old")])]),
+        ("/S", vec![("urn:ngsi-ld:Car:rep", vec![json!("new")])]),
+        ("/Z", vec![]),
+        (
+            "/%23",
+            vec![("urn:ngsi-ld:Car:rep", vec![json!("old"), json!("new")])],
+        ),
+    ];
+    for (scope_q, want) in cases {
+        let (s, v) = get(&app, &format!("{T}?type=Car&scopeQ={scope_q}&{window}")).await;
+        assert_eq!(s, StatusCode::OK, "{scope_q}: {v}");
+        let got: Vec<(&str, Vec<Value>)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["id"].as_str().unwrap(), values(e, "speed")))
+            .collect();
+        assert_eq!(got, want, "{scope_q}: {v}");
+    }
+    // The scope that held when the window opened is part of the answer.
+    let (_, v) = get(&app, &format!("{T}/urn:ngsi-ld:Car:rep?{window}")).await;
+    assert_eq!(values(&v, "scope"), [json!("/R"), json!("/S")], "{v}");
+}
+
+#[tokio::test]
+async fn a_new_temporal_entity_comes_with_its_current_state() {
+    let app = app("temporal-current");
+    let id = "urn:ngsi-ld:Car:C";
+    let e = json!({"id": id, "type": "Car",
+        "fuel": [
+            {"type": "Property", "value": 67, "observedAt": "2020-08-01T12:03:00Z"},
+            {"type": "Property", "value": 53, "observedAt": "2020-08-01T13:05:00Z"},
+        ],
+        "name": [{"type": "LanguageProperty", "languageMap": {"en": "My car"},
+                  "observedAt": "2020-08-01T12:00:00Z"}]});
+    let (s, v) = send(&app, "POST", T, e).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = get(&app, &format!("/ngsi-ld/v1/entities/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["fuel"]["value"], 53,
+        "the current state is the latest instance: {v}"
+    );
+    let (_, v) = get(&app, &format!("{T}/{id}")).await;
+    assert_eq!(
+        values(&v, "fuel"),
+        [json!(67), json!(53)],
+        "each instance once: {v}"
+    );
+
+    for attr in ["fuel", "name"] {
+        let uri = format!("/ngsi-ld/v1/entities/{id}/attrs/{attr}");
+        let (s, _, _) = call(&app, "DELETE", &uri, None, vec![], &[]).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{attr}");
+    }
+    let (_, v) = get(&app, &format!("{T}/{id}?timeproperty=deletedAt")).await;
+    assert_eq!(values(&v, "fuel"), [json!("urn:ngsi-ld:null")], "{v}");
+    assert_eq!(
+        v["name"][0]["languageMap"],
+        json!({"@none": "urn:ngsi-ld:null"}),
+        "5.2.1: a deleted LanguageProperty: {v}"
+    );
+
+    // Deleting the temporal representation deletes the Entity, current state included.
+    let (s, _, _) = call(&app, "DELETE", &format!("{T}/{id}"), None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&app, &format!("/ngsi-ld/v1/entities/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get(&app, &format!("{T}/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no history is left behind");
+}
+
+#[tokio::test]
+async fn deleting_history_never_deletes_a_live_entity() {
+    let app = app("temporal-live");
+    let id = "urn:ngsi-ld:Car:Live";
+    let e = json!({"id": id, "type": "Car", "fuel": {"type": "Property", "value": 40}});
+    let (s, v) = send(&app, "POST", "/ngsi-ld/v1/entities", e).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = get(&app, &format!("{T}/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "the creation is recorded: {v}");
+    let (s, _, _) = call(&app, "DELETE", &format!("{T}/{id}"), None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&app, &format!("{T}/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the history is gone");
+    let (s, v) = get(&app, &format!("/ngsi-ld/v1/entities/{id}")).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "an entity created through the core API stays: {v}"
+    );
+    assert_eq!(v["fuel"]["value"], 40, "{v}");
+}
+
+#[tokio::test]
+async fn temporal_q_sees_the_latest_instance_of_every_dataset() {
+    let app = app("temporal-q-datasets");
+    let at = "2026-03-01T12:05:00Z";
+    let e = json!({"id": "urn:ngsi-ld:Car:M", "type": "Car", "speed": [
+        {"type": "Property", "value": 5, "observedAt": at},
+        {"type": "Property", "value": 60, "observedAt": at, "datasetId": "urn:ngsi-ld:Dataset:a"},
+    ]});
+    let (s, v) = send(&app, "POST", T, e).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for q in ["speed%3E50", "speed%3C10"] {
+        let (s, v) = get(&app, &format!("{T}?type=Car&q={q}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v.as_array().map(Vec::len), Some(1), "{q}: {v}");
+    }
 }
