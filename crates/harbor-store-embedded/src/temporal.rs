@@ -1,8 +1,8 @@
 //! The temporal store in redb: one table of instances keyed so that the instances of one
 //! (tenant, entity, attribute) are contiguous and ordered by time, one table of headers
 //! (kept in memory too, for listing). Reads go through redb read transactions (MVCC), beside
-//! the commit thread; writes go through it, in the same transaction as the entity changes they
-//! record.
+//! the commit thread; writes go through it: the historian's batches with the history cursor
+//! (ADR 0006), and the Temporal API's own changes.
 //!
 //! Instance key: `tenant 0x00 entity 0x00 attribute 0x00 <time> <instance id>`, where `<time>`
 //! is the index time (`observedAt`, else `modifiedAt`) in microseconds as a big-endian `i64`
