@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use harbor_jsonld::context::Context;
 use harbor_jsonld::temporal::{simplified_payload, Aggregation};
-use harbor_model::temporal::NGSI_LD_NULL;
+use harbor_model::temporal::{NGSI_LD_NULL, SCOPE_ATTR};
 use harbor_model::{
     time, AttrValue, NgsiResult, TemporalEntity, TemporalHeader, Tenant, TimeProperty, Timestamp,
 };
@@ -85,7 +85,9 @@ impl Engine {
             .temporal_attrs(tenant, &header.id)
             .map_err(store_err)?
             .into_iter()
-            .filter(|n| sel.attrs.as_ref().is_none_or(|a| a.contains(n)))
+            // The scope's history is the entity's setting, not a measured value: it is not
+            // aggregated.
+            .filter(|n| n != SCOPE_ATTR && sel.attrs.as_ref().is_none_or(|a| a.contains(n)))
             .collect();
         let scan = Scan::new(sel);
         // Periods start at the range's start, else at the entity's oldest selected instance.
@@ -144,6 +146,7 @@ impl Engine {
         let attrs = e
             .attrs
             .into_iter()
+            .filter(|(name, _)| name != SCOPE_ATTR)
             .map(|(name, list)| {
                 let mut timed: Vec<(Timestamp, InstanceSample<'_>)> = list
                     .iter()

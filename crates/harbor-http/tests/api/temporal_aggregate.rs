@@ -287,3 +287,31 @@ async fn the_query_endpoint_aggregates_like_retrieval() {
     // Vehicle A2 has no instance after the start of the range.
     assert_eq!(all, json!([one]));
 }
+
+#[tokio::test]
+async fn the_scope_is_not_aggregated() {
+    let app = app("temporal-aggr-scope");
+    let id = "urn:ngsi-ld:Vehicle:S1";
+    let body = json!({
+        "id": id, "type": "Vehicle", "scope": "/Singapore/Central",
+        "speed": [p(json!(10), "13:00"), p(json!(20), "13:30")],
+    });
+    let (s, v, _) = call(
+        &app,
+        "POST",
+        T,
+        JSON,
+        serde_json::to_vec(&body).unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let uri = format!("{T}/{id}?options=aggregatedValues&aggrMethods=sum&aggrPeriodDuration=PT1H");
+    let (s, v, _) = call(&app, "GET", &uri, None, vec![], &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["speed"]["sum"][0][0], 30.0, "{v}");
+    assert!(
+        v.get("scope").is_none_or(|s| s.get("sum").is_none()),
+        "the scope is the entity's setting, not a series to aggregate: {v}"
+    );
+}
