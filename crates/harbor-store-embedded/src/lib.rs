@@ -112,6 +112,10 @@ impl FeedStore for EmbeddedStore {
         self.spine.read().cursor
     }
 
+    fn trim_floor(&self) -> u64 {
+        self.spine.read().history_cursor.saturating_add(1)
+    }
+
     fn outbox(&self) -> Vec<Arc<Delivery>> {
         self.spine.read().outbox.values().cloned().collect()
     }

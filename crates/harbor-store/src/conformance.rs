@@ -664,6 +664,10 @@ pub async fn run_feed(
         .await
         .unwrap();
     assert_eq!(temporal.history_cursor(), recs[1].seq);
+    assert!(
+        feed.trim_floor() <= recs[1].seq + 1,
+        "the trim floor says what the historian still needs"
+    );
     feed.commit_outbox(OutboxBatch {
         changes: vec![OutboxChange::Delete(added[0].id), OutboxChange::Put(dead)],
         trim_below: Some(recs[1].seq),

@@ -217,6 +217,12 @@ pub trait FeedStore: Send + Sync {
     /// Where the matcher stopped: every record up to this one is matched.
     fn matcher_cursor(&self) -> u64;
 
+    /// The first record the feed keeps for its other readers (the historian): a trim never
+    /// goes past it, so asking for one beyond it is wasted work.
+    fn trim_floor(&self) -> u64 {
+        u64::MAX
+    }
+
     /// Every delivery in the outbox, pending and dead, by id.
     fn outbox(&self) -> Vec<Arc<Delivery>>;
 

@@ -659,9 +659,14 @@ impl Notifier {
         self.feed.changes_after(0, 1).first().map(|c| c.seq)
     }
 
-    /// The oldest feed record still needed: by the matcher, or by a delivery in the outbox.
+    /// The oldest feed record still needed: by the matcher, by a delivery in the outbox, or
+    /// by another reader of the feed (the historian).
     fn trim_point(&self) -> u64 {
-        let mut keep = self.feed.matcher_cursor().saturating_add(1);
+        let mut keep = self
+            .feed
+            .matcher_cursor()
+            .saturating_add(1)
+            .min(self.feed.trim_floor());
         for d in self.feed.outbox() {
             if let Some(min) = d.changes.iter().min() {
                 keep = keep.min(*min);
