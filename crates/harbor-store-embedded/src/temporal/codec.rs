@@ -75,6 +75,7 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<TemporalInstance, String> {
 ///
 /// Only the times the sample holds are built: the one of `time`, the index time and the
 /// expiry; the others are skipped over.
+#[inline]
 pub fn sample(bytes: &[u8], time: TimeProperty) -> Result<InstanceSample<'_>, String> {
     let mut r = Reader { bytes, pos: 0 };
     let flags = r.u8()?;
