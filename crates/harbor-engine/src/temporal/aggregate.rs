@@ -23,7 +23,8 @@ use harbor_query::{AggregatedSeries, Aggregator, Sample};
 use harbor_store::{EntityQuery, InstanceRange, InstanceSample, SamplePayload, TemporalStore};
 use serde_json::Value;
 
-use super::{InstanceSelection, Paging, TemporalPage, TemporalRange};
+use super::query::Paging;
+use super::{InstanceSelection, TemporalPage, TemporalRange};
 use crate::{store_err, Engine};
 
 /// A temporal entity with each attribute aggregated: one series per `datasetId`. An
