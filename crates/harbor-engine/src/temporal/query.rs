@@ -305,8 +305,25 @@ impl Engine {
         self.check_tenant(tenant)?;
         let store = self.temporal()?;
         let needs_state = q.q.is_some() || q.geo.is_some();
+        // Candidates by what the header alone decides (ids, idPattern, type) first: the
+        // latest state and the attribute names are read only for those.
+        let candidates = match &q.ids {
+            Some(ids) => {
+                let mut ids: Vec<&String> = ids.iter().collect();
+                ids.sort();
+                ids.dedup();
+                let mut found = Vec::new();
+                for id in ids {
+                    if let Some(h) = store.temporal_header(tenant, id).map_err(store_err)? {
+                        found.push(h);
+                    }
+                }
+                found
+            }
+            None => store.temporal_headers(tenant).map_err(store_err)?,
+        };
         let mut matching = Vec::new();
-        for h in store.temporal_headers(tenant).map_err(store_err)? {
+        for h in candidates.into_iter().filter(|h| header_matches(q, h)) {
             let mut e = if needs_state {
                 self.latest_state(tenant, &h)?
             } else {
@@ -388,4 +405,11 @@ impl Engine {
         let range = finish(&mut loaded, cut);
         Ok((loaded, total, range))
     }
+}
+
+/// Whether the header alone passes the filters it can decide: `id`, `idPattern`, `type`.
+fn header_matches(q: &EntityQuery, h: &TemporalHeader) -> bool {
+    q.ids.as_ref().is_none_or(|ids| ids.contains(&h.id))
+        && q.id_pattern.as_ref().is_none_or(|p| p.is_match(&h.id))
+        && q.types.as_ref().is_none_or(|t| t.matches(&h.types))
 }

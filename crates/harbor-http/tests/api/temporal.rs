@@ -562,3 +562,46 @@ async fn temporal_q_sees_the_latest_instance_of_every_dataset() {
         assert_eq!(v.as_array().map(Vec::len), Some(1), "{q}: {v}");
     }
 }
+
+#[tokio::test]
+async fn id_type_and_q_select_together() {
+    let app = app("temporal-select");
+    // Speeds 0..n-1: the latest is n-1.
+    vehicle_with_speeds(&app, "urn:ngsi-ld:Vehicle:slow", "2020-08-01T12:00:00Z", 3).await;
+    vehicle_with_speeds(&app, "urn:ngsi-ld:Vehicle:fast", "2020-08-01T12:00:00Z", 9).await;
+    vehicle_with_speeds(
+        &app,
+        "urn:ngsi-ld:Vehicle:faster",
+        "2020-08-01T12:00:00Z",
+        12,
+    )
+    .await;
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, v) = get(&app, &format!("{T}?type=Vehicle&q=speed%3E5")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        ids(&v),
+        ["urn:ngsi-ld:Vehicle:fast", "urn:ngsi-ld:Vehicle:faster"],
+        "q on the latest state, within the type"
+    );
+    let (_, v) = get(
+        &app,
+        &format!("{T}?id=urn:ngsi-ld:Vehicle:faster,urn:ngsi-ld:Vehicle:slow,urn:ngsi-ld:Vehicle:none&q=speed%3E5"),
+    )
+    .await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:Vehicle:faster"], "ids, then q: {v}");
+    let (_, v) = get(&app, &format!("{T}?type=Car&q=speed%3E5")).await;
+    assert_eq!(ids(&v), Vec::<String>::new(), "no entity of that type: {v}");
+    let (_, v) = get(&app, &format!("{T}?idPattern=.*:fast.*&q=speed%3C10")).await;
+    assert_eq!(
+        ids(&v),
+        ["urn:ngsi-ld:Vehicle:fast"],
+        "idPattern, then q: {v}"
+    );
+}
