@@ -188,14 +188,51 @@ async fn run_scenario(
     } else {
         args.concurrency
     };
-    let cpu_before = pid.and_then(procstat::cpu_seconds);
-    let m = load::run(
+    measure(
         &client,
         &api,
-        p.requests,
+        pid,
+        name,
         concurrency,
-        p.expect_status.clone(),
-        p.make.clone(),
+        p.entities_per_request,
+        Workload {
+            requests: p.requests,
+            expect_status: p.expect_status,
+            make: p.make,
+        },
+    )
+    .await
+    .map(Some)
+}
+
+/// The requests of one measurement: `requests` made by `make`, successful with one of
+/// `expect_status`.
+pub struct Workload {
+    pub requests: usize,
+    pub expect_status: Arc<[u16]>,
+    pub make: Arc<dyn Fn(usize) -> load::Req + Send + Sync>,
+}
+
+/// Runs the workload at `concurrency` with the broker's CPU per request (when its pid is
+/// known), then the ceiling: the same client against a trivial server answering the
+/// workload's success status and mean body size. The row of `name`.
+pub async fn measure(
+    client: &reqwest::Client,
+    api: &str,
+    pid: Option<u32>,
+    name: &str,
+    concurrency: usize,
+    entities_per_request: usize,
+    w: Workload,
+) -> anyhow::Result<Row> {
+    let cpu_before = pid.and_then(procstat::cpu_seconds);
+    let m = load::run(
+        client,
+        api,
+        w.requests,
+        concurrency,
+        w.expect_status.clone(),
+        w.make.clone(),
     )
     .await;
     let cpu_after = pid.and_then(procstat::cpu_seconds);
@@ -203,24 +240,23 @@ async fn run_scenario(
         (Some(a), Some(b)) if m.requests > 0 => Some((b - a) * 1000.0 / m.requests as f64),
         _ => None,
     };
-    // The ceiling answers with the scenario's success status and mean body size.
     let ceil = ceiling::measure(
-        &client,
-        p.requests,
+        client,
+        w.requests,
         concurrency,
-        p.expect_status[0],
+        w.expect_status[0],
         m.mean_body,
-        p.make.clone(),
+        w.make,
     )
     .await?;
-    Ok(Some(Row::new(
+    Ok(Row::new(
         name,
         m,
         ceil,
-        p.entities_per_request,
+        entities_per_request,
         cpu_ms_per_request,
         pid.and_then(procstat::rss_mib),
-    )))
+    ))
 }
 
 /// Seeds many entities, reads the broker's RSS, and (on a broker we started) times a restart

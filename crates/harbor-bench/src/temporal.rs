@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use crate::load::{self, Check, Measured, Req};
 use crate::report::Row;
 use crate::scenarios::{mix, Sizes};
-use crate::{ceiling, procstat};
 
 /// The attribute every series records.
 pub const ATTRIBUTE: &str = "availableSpotNumber";
@@ -267,31 +266,12 @@ async fn measure(
     p: Probe,
     concurrency: usize,
 ) -> anyhow::Result<Row> {
-    let cpu_before = pid.and_then(procstat::cpu_seconds);
-    let m = load::run(
-        client,
-        api,
-        p.requests,
-        concurrency,
-        p.expect_status.clone(),
-        p.make.clone(),
-    )
-    .await;
-    let cpu_after = pid.and_then(procstat::cpu_seconds);
-    let cpu = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) if m.requests > 0 => Some((b - a) * 1000.0 / m.requests as f64),
-        _ => None,
+    let work = crate::Workload {
+        requests: p.requests,
+        expect_status: p.expect_status,
+        make: p.make,
     };
-    let ceil = ceiling::measure(
-        client,
-        p.requests,
-        concurrency,
-        p.expect_status[0],
-        m.mean_body,
-        p.make,
-    )
-    .await?;
-    let mut row = Row::new(&p.name, m, ceil, 0, cpu, pid.and_then(procstat::rss_mib));
+    let mut row = crate::measure(client, api, pid, &p.name, concurrency, 0, work).await?;
     row.target_p50_ms = p.target_p50_ms;
     Ok(row)
 }
