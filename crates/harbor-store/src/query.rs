@@ -23,20 +23,8 @@ pub struct EntityQuery {
 impl EntityQuery {
     /// The reference evaluator: whether one entity satisfies every filter.
     pub fn matches(&self, e: &Entity) -> bool {
-        if let Some(ids) = &self.ids {
-            if !ids.iter().any(|id| id == &e.id) {
-                return false;
-            }
-        }
-        if let Some(p) = &self.id_pattern {
-            if !p.is_match(&e.id) {
-                return false;
-            }
-        }
-        if let Some(t) = &self.types {
-            if !t.matches(&e.types) {
-                return false;
-            }
+        if !self.matches_identity(&e.id, &e.types) {
+            return false;
         }
         if let Some(attrs) = &self.attrs {
             if !attrs.iter().any(|a| e.attrs.contains_key(a)) {
@@ -59,5 +47,15 @@ impl EntityQuery {
             }
         }
         true
+    }
+
+    /// Whether an entity with this id and these (expanded) types passes the filters that
+    /// depend on nothing else: `id`, `idPattern` and `type`.
+    pub fn matches_identity(&self, id: &str, types: &[String]) -> bool {
+        self.ids
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|i| i == id))
+            && self.id_pattern.as_ref().is_none_or(|p| p.is_match(id))
+            && self.types.as_ref().is_none_or(|t| t.matches(types))
     }
 }

@@ -323,7 +323,10 @@ impl Engine {
             None => store.temporal_headers(tenant).map_err(store_err)?,
         };
         let mut matching = Vec::new();
-        for h in candidates.into_iter().filter(|h| header_matches(q, h)) {
+        for h in candidates
+            .into_iter()
+            .filter(|h| q.matches_identity(&h.id, &h.types))
+        {
             let mut e = if needs_state {
                 self.latest_state(tenant, &h)?
             } else {
@@ -405,11 +408,4 @@ impl Engine {
         let range = finish(&mut loaded, cut);
         Ok((loaded, total, range))
     }
-}
-
-/// Whether the header alone passes the filters it can decide: `id`, `idPattern`, `type`.
-fn header_matches(q: &EntityQuery, h: &TemporalHeader) -> bool {
-    q.ids.as_ref().is_none_or(|ids| ids.contains(&h.id))
-        && q.id_pattern.as_ref().is_none_or(|p| p.is_match(&h.id))
-        && q.types.as_ref().is_none_or(|t| t.matches(&h.types))
 }
