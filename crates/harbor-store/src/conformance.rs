@@ -44,6 +44,18 @@ pub fn parking(n: u32, free: i64, lon: f64, lat: f64) -> Entity {
     }
 }
 
+/// The header of a temporal `Vehicle` created now.
+fn vehicle_header(id: &str) -> harbor_model::TemporalHeader {
+    harbor_model::TemporalHeader {
+        id: id.to_string(),
+        types: vec![expand("Vehicle")],
+        scopes: vec![],
+        created_at: time::now(),
+        modified_at: time::now(),
+        provided_current: false,
+    }
+}
+
 fn ids(v: &[std::sync::Arc<Entity>]) -> Vec<String> {
     v.iter().map(|e| e.id.clone()).collect()
 }
@@ -829,14 +841,7 @@ pub async fn run_temporal(
         attr: speed.clone(),
         instance: Box::new(i),
     };
-    let header = harbor_model::TemporalHeader {
-        id: id.clone(),
-        types: vec![expand("Vehicle")],
-        scopes: vec![],
-        created_at: time::now(),
-        modified_at: time::now(),
-        provided_current: false,
-    };
+    let header = vehicle_header(&id);
     temporal
         .commit_temporal(
             &t,
@@ -989,14 +994,7 @@ async fn temporal_samples(temporal: &dyn crate::TemporalStore, t: &Tenant) {
             object_type: None,
         },
     ];
-    let mut changes = vec![TemporalChange::PutHeader(harbor_model::TemporalHeader {
-        id: id.clone(),
-        types: vec![expand("Vehicle")],
-        scopes: vec![],
-        created_at: time::now(),
-        modified_at: time::now(),
-        provided_current: false,
-    })];
+    let mut changes = vec![TemporalChange::PutHeader(vehicle_header(&id))];
     for (n, v) in values.iter().enumerate() {
         let observed = at(&format!("2021-01-01T00:{n:02}:00.5Z"));
         let mut a = Attribute::new(v.clone(), time::now());
@@ -1118,14 +1116,7 @@ async fn temporal_many(temporal: &dyn crate::TemporalStore, t: &Tenant) {
         }
     };
     let mut model: BTreeMap<(Timestamp, String), u64> = BTreeMap::new();
-    let mut header = vec![TemporalChange::PutHeader(harbor_model::TemporalHeader {
-        id: id.clone(),
-        types: vec![expand("Vehicle")],
-        scopes: vec![],
-        created_at: time::now(),
-        modified_at: time::now(),
-        provided_current: false,
-    })];
+    let mut header = vec![TemporalChange::PutHeader(vehicle_header(&id))];
     let order: Vec<u64> = (0..100).map(|n| (n * 61) % 100).collect();
     for batch in order.chunks(17) {
         let mut changes = std::mem::take(&mut header);
