@@ -75,7 +75,8 @@ echo "==== starting infoharbor on $listen (data: $data) ===="
 # The suite's temporal pagination cases (020_13, 020_14, 021_15, 021_16) need a page to be cut
 # at 2 attributes x 20 instances and not at 2 x 5 (its README: "configure your broker
 # accordingly"); the instance limit is the implementation's own choice (6.3.10).
-"$bin" serve --listen "$listen" --data-dir "$data" --max-temporal-instances 10 >"$log" 2>&1 &
+"$bin" serve --listen "$listen" --data-dir "$data" --max-temporal-instances 10 \
+  --egress-allow 127.0.0.0/8,::1 >"$log" 2>&1 &
 pid=$!
 for i in $(seq 1 100); do
   if curl -fsS -o /dev/null "http://$listen/health" 2>/dev/null; then

@@ -64,7 +64,25 @@ pub struct Engine {
     sources: Option<Arc<dyn forward::ContextSourceClient>>,
     temporal: Option<Arc<dyn TemporalStore>>,
     historian: Option<Arc<history::Historian>>,
+    endpoints: Option<Arc<dyn EndpointCheck>>,
     pub limits: Limits,
+}
+
+/// What the broker knows about a destination before it connects to it: the egress policy of
+/// the outbound side. Subscriptions and registrations whose endpoint is certain to be refused
+/// are refused when they are created or updated, instead of failing at every delivery.
+pub trait EndpointCheck: Send + Sync {
+    /// `Err(reason)` when the broker will never connect to `uri` for `purpose`.
+    fn check(&self, uri: &str, purpose: EndpointPurpose) -> Result<(), String>;
+}
+
+/// What a checked endpoint is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointPurpose {
+    /// `notification.endpoint.uri` of a subscription (HTTP or MQTT).
+    Notification,
+    /// `endpoint` of a context source registration (HTTP).
+    ContextSource,
 }
 
 impl Engine {
@@ -80,6 +98,7 @@ impl Engine {
             sources: None,
             temporal: None,
             historian: None,
+            endpoints: None,
             limits,
         }
     }
@@ -128,6 +147,27 @@ impl Engine {
     pub async fn history_caught_up(&self) {
         if let Some(h) = &self.historian {
             h.caught_up().await;
+        }
+    }
+
+    /// Subscriptions and registrations are refused when `check` refuses their endpoint.
+    pub fn with_endpoint_check(mut self, check: Arc<dyn EndpointCheck>) -> Self {
+        self.endpoints = Some(check);
+        self
+    }
+
+    /// 400 BadRequestData naming `member` when the egress policy refuses `uri`.
+    fn check_endpoint(
+        &self,
+        member: &str,
+        uri: &str,
+        purpose: EndpointPurpose,
+    ) -> harbor_model::NgsiResult<()> {
+        match &self.endpoints {
+            Some(c) => c
+                .check(uri, purpose)
+                .map_err(|why| harbor_model::NgsiError::bad_request(format!("{member}: {why}"))),
+            None => Ok(()),
         }
     }
 

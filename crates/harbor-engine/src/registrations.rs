@@ -17,9 +17,19 @@ impl Engine {
             .ok_or_else(|| NgsiError::not_supported("this broker keeps no registrations"))
     }
 
+    /// A registration's endpoint must be one the broker may forward to.
+    fn check_source_endpoint(&self, reg: &Registration) -> NgsiResult<()> {
+        self.check_endpoint(
+            "endpoint",
+            &reg.endpoint,
+            crate::EndpointPurpose::ContextSource,
+        )
+    }
+
     /// 5.9.2: stores a new registration; its id must not be taken in the tenant.
     pub async fn create_registration(&self, tenant: &Tenant, reg: Registration) -> NgsiResult<()> {
         let store = self.registration_store()?;
+        self.check_source_endpoint(&reg)?;
         self.store()
             .ensure_tenant(tenant)
             .await
@@ -184,6 +194,7 @@ impl Engine {
         sub: Subscription,
     ) -> NgsiResult<()> {
         let store = self.registration_store()?;
+        self.check_notification_endpoint(&sub)?;
         self.store()
             .ensure_tenant(tenant)
             .await
@@ -234,6 +245,7 @@ impl Engine {
             .csource_subscription(tenant, id)
             .ok_or_else(|| subscription_not_found(id))?;
         let next = update(&current)?;
+        self.check_notification_endpoint(&next)?;
         store
             .commit_csource_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(next))])
             .await

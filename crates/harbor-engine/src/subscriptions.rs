@@ -18,6 +18,7 @@ impl Engine {
     /// 5.8.1: stores a new subscription; its id must not be taken in the tenant.
     pub async fn create_subscription(&self, tenant: &Tenant, sub: Subscription) -> NgsiResult<()> {
         let store = self.subscription_store()?;
+        self.check_notification_endpoint(&sub)?;
         self.store()
             .ensure_tenant(tenant)
             .await
@@ -36,6 +37,15 @@ impl Engine {
             .map_err(store_err)?;
         self.subscription_stored(tenant, &id).await;
         Ok(())
+    }
+
+    /// A periodic or change-driven subscription's endpoint must be one the broker may connect to.
+    pub(crate) fn check_notification_endpoint(&self, sub: &Subscription) -> NgsiResult<()> {
+        self.check_endpoint(
+            "notification.endpoint.uri",
+            &sub.notification.endpoint.uri,
+            crate::EndpointPurpose::Notification,
+        )
     }
 
     /// Tells the notification pipeline of a created or updated subscription.
@@ -64,6 +74,7 @@ impl Engine {
             .subscription(tenant, id)
             .ok_or_else(|| not_found(id))?;
         let next = update(&current)?;
+        self.check_notification_endpoint(&next)?;
         store
             .commit_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(next))])
             .await

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use crate::egress::{Egress, EgressPolicy, Purpose};
 use endpoint::{Authority, Endpoint};
 use registry::Registry;
 
@@ -90,6 +91,8 @@ pub struct NotifierConfig {
     /// An MQTT connection without deliveries for this long is closed (noticed at the next
     /// keep-alive, so up to 30 s later).
     pub idle_timeout: Duration,
+    /// The egress wall every delivery passes; a refused endpoint fails at once (dead letter).
+    pub egress: Egress,
 }
 
 impl Default for NotifierConfig {
@@ -100,6 +103,7 @@ impl Default for NotifierConfig {
             user_agent: concat!("infoharbor/", env!("CARGO_PKG_VERSION")).to_string(),
             max_endpoints: 1024,
             idle_timeout: Duration::from_secs(300),
+            egress: Egress::new(EgressPolicy::default()),
         }
     }
 }
@@ -113,7 +117,6 @@ pub struct Notifier {
 
 struct Inner {
     cfg: NotifierConfig,
-    http: reqwest::Client,
     permits: Registry<Authority, Semaphore>,
     mqtt: mqtt::Brokers,
 }
@@ -121,13 +124,11 @@ struct Inner {
 impl Notifier {
     pub fn new(mut cfg: NotifierConfig) -> Self {
         cfg.per_endpoint_concurrency = cfg.per_endpoint_concurrency.max(1);
-        let http = http::client(&cfg.user_agent);
         let mqtt = mqtt::Brokers::new(&cfg);
         Notifier {
             inner: Arc::new(Inner {
                 permits: Registry::new(cfg.max_endpoints),
                 cfg,
-                http,
                 mqtt,
             }),
         }
@@ -205,7 +206,13 @@ impl Notifier {
             }
         };
         match &endpoint {
-            Endpoint::Http(target) => http::post(&self.inner.http, target, name, msg).await,
+            Endpoint::Http(target) => {
+                let client = cfg
+                    .egress
+                    .http_client(&target.url, Purpose::Notify)
+                    .map_err(|r| DeliveryError::Fail(format!("{name}: {r}")))?;
+                http::post(&client, &cfg.user_agent, target, name, msg).await
+            }
             Endpoint::Mqtt(target) => self.inner.mqtt.publish(target, name, msg).await,
         }
     }

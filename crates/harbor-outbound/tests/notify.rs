@@ -3,6 +3,8 @@
 //! by `.ci/run`), and mosquitto brokers of our own for restarts and passwords. A missing broker
 //! fails these tests; it never skips them.
 
+#[path = "notify/egress.rs"]
+mod egress;
 #[path = "notify/http.rs"]
 mod http;
 #[path = "notify/mqtt.rs"]

@@ -77,6 +77,16 @@ pub struct ServeArgs {
     /// `contexts.toml` [default: none].
     #[arg(long, env = "INFOHARBOR_CONTEXT_DIR")]
     pub context_dir: Option<PathBuf>,
+    /// Destinations the egress wall lets through although they are loopback, private,
+    /// link-local or otherwise special: `host:port`, `host`, an IP address or a CIDR block,
+    /// comma-separated [default: none; public addresses are always allowed].
+    #[arg(long, env = "INFOHARBOR_EGRESS_ALLOW", value_delimiter = ',')]
+    pub egress_allow: Option<Vec<String>>,
+    /// Lets the egress wall through to private addresses (RFC 1918, unique local, 100.64/10),
+    /// for a broker inside a closed city network; loopback and link-local stay refused
+    /// [default: false].
+    #[arg(long, env = "INFOHARBOR_EGRESS_ALLOW_PRIVATE")]
+    pub egress_allow_private: Option<bool>,
 }
 
 /// The same options as read from the TOML file.
@@ -102,6 +112,8 @@ struct FileConfig {
     notify_per_endpoint: Option<usize>,
     log: Option<String>,
     context_dir: Option<PathBuf>,
+    egress_allow: Option<Vec<String>>,
+    egress_allow_private: Option<bool>,
 }
 
 /// The effective configuration.
@@ -126,6 +138,7 @@ pub struct Config {
     pub notify_per_endpoint: usize,
     pub log: String,
     pub context_dir: Option<PathBuf>,
+    pub egress: harbor_outbound::EgressPolicy,
 }
 
 impl ServeArgs {
@@ -199,6 +212,13 @@ impl ServeArgs {
                 .unwrap_or(8),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
             context_dir: self.context_dir.or(file.context_dir),
+            egress: harbor_outbound::EgressPolicy::new(
+                &self.egress_allow.or(file.egress_allow).unwrap_or_default(),
+                self.egress_allow_private
+                    .or(file.egress_allow_private)
+                    .unwrap_or(false),
+            )
+            .map_err(anyhow::Error::msg)?,
         };
         anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
         anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");
@@ -280,6 +300,8 @@ mod tests {
             "notify_timeout_ms",
             "notify_per_endpoint",
             "log",
+            "egress_allow",
+            "egress_allow_private",
         ] {
             assert!(
                 doc.contains(key),

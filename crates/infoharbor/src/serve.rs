@@ -52,9 +52,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if !preloaded.is_empty() {
         tracing::info!(count = preloaded.len(), "preloaded @context documents");
     }
+    let egress = harbor_outbound::Egress::new(cfg.egress.clone());
     let fetcher = Arc::new(
-        HttpContextFetcher::new(Duration::from_millis(cfg.context_timeout_ms))
-            .with_preloaded(preloaded),
+        HttpContextFetcher::new(
+            Duration::from_millis(cfg.context_timeout_ms),
+            egress.clone(),
+        )
+        .with_preloaded(preloaded),
     );
     let base = format!("http://{}", cfg.listen);
     let registry = Arc::new(ContextRegistry::new(&base));
@@ -63,6 +67,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let transport = crate::transport::Outbound(harbor_outbound::Notifier::new(
         harbor_outbound::NotifierConfig {
             per_endpoint_concurrency: cfg.notify_per_endpoint,
+            egress: egress.clone(),
             ..Default::default()
         },
     ));
@@ -84,7 +89,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let engine = Arc::new(
         engine
             .with_notifier(notifier.clone())
-            .with_context_sources(Arc::new(crate::transport::Sources(Default::default()))),
+            .with_context_sources(Arc::new(crate::transport::Sources(
+                harbor_outbound::sources::SourceClient::new(egress.clone()),
+            )))
+            .with_endpoint_check(Arc::new(crate::transport::EndpointWall(cfg.egress.clone()))),
     );
     notifier.start().await;
     let retention = tokio::spawn(crate::sweep::history_forever(

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use harbor_engine::forward::{ContextSourceClient, Forward};
 use harbor_engine::notify::{Outgoing, SendError, Transport};
+use harbor_engine::{EndpointCheck, EndpointPurpose};
 use harbor_outbound::{DeliveryError, Message, Notifier};
 
 pub struct Outbound(pub Notifier);
@@ -37,5 +38,18 @@ impl ContextSourceClient for Sources {
             headers.push(("NGSILD-Tenant".to_string(), t.clone()));
         }
         self.0.get_json(&url, &headers, f.timeout).await
+    }
+}
+
+/// The egress policy as the engine asks it when a subscription or registration is written.
+pub struct EndpointWall(pub harbor_outbound::EgressPolicy);
+
+impl EndpointCheck for EndpointWall {
+    fn check(&self, uri: &str, purpose: EndpointPurpose) -> Result<(), String> {
+        let schemes: &[&str] = match purpose {
+            EndpointPurpose::Notification => &["http", "https", "mqtt", "mqtts"],
+            EndpointPurpose::ContextSource => &["http", "https"],
+        };
+        self.0.check_uri(uri, schemes).map_err(|r| r.to_string())
     }
 }

@@ -2,7 +2,9 @@
 //! confirms it. Redirects are not followed: a receiver that moved has to be updated in the
 //! subscription, not chased.
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT,
+};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
@@ -14,29 +16,20 @@ const DRAIN_BYTES: usize = 64 * 1024;
 /// How much of an error answer's body is quoted in the error.
 const QUOTE_BYTES: usize = 300;
 
-pub(super) fn client(user_agent: &str) -> reqwest::Client {
-    // Header names go out as the subscription wrote them (`receiverInfo` keys, `Link`):
-    // receivers that look headers up case-sensitively find them.
-    let builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .http1_title_case_headers();
-    let builder = match HeaderValue::from_str(user_agent) {
-        Ok(agent) => builder.user_agent(agent),
-        Err(_) => {
-            tracing::warn!("user_agent {user_agent:?} is not a valid header value; sending none");
-            builder
-        }
-    };
-    builder.build().expect("building the HTTP client")
-}
-
 pub(super) async fn post(
     client: &reqwest::Client,
+    user_agent: &str,
     target: &HttpEndpoint,
     name: &str,
     msg: &Message,
 ) -> Result<(), DeliveryError> {
-    let headers = headers(name, msg)?;
+    let mut headers = headers(name, msg)?;
+    match HeaderValue::from_str(user_agent) {
+        Ok(agent) => {
+            headers.insert(USER_AGENT, agent);
+        }
+        Err(_) => tracing::warn!("user_agent {user_agent:?} is not a valid header value"),
+    }
     let deadline = Instant::now() + msg.timeout;
     let send = client
         .post(target.url.clone())
@@ -146,6 +139,9 @@ fn quote(bytes: &[u8]) -> String {
 fn transport_error(name: &str, e: reqwest::Error) -> DeliveryError {
     // The URL may carry credentials; the message names the endpoint itself.
     let e = e.without_url();
+    if let Some(refused) = crate::egress::refusal_in(&e) {
+        return DeliveryError::Fail(format!("{name}: {refused}"));
+    }
     let cause = root_cause(&e);
     if e.is_builder() {
         DeliveryError::Fail(format!("{name}: the request cannot be built: {cause}"))

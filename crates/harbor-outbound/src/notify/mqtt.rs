@@ -14,13 +14,15 @@ use tokio::time::Instant;
 use super::endpoint::{Authority, MqttEndpoint, MqttVersion, Qos};
 use super::registry::Registry;
 use super::{seconds, DeliveryError, Message, NotifierConfig};
+use crate::egress::{Blocked, Egress};
 use link::{Enqueue, Link};
 
 /// The MQTT connections of one `Notifier`.
 pub(super) struct Brokers {
     links: Registry<Key, Link>,
     settings: link::Settings,
-    tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    tls: OnceLock<Arc<rustls::ClientConfig>>,
+    egress: Egress,
 }
 
 /// What makes two endpoints share a connection. Holds the password, so it has no `Debug`.
@@ -38,6 +40,7 @@ impl Brokers {
             links: Registry::new(cfg.max_endpoints),
             settings: link::Settings::new(cfg),
             tls: OnceLock::new(),
+            egress: cfg.egress.clone(),
         }
     }
 
@@ -55,9 +58,10 @@ impl Brokers {
             version: target.version,
         };
         let tls = match target.authority.scheme {
-            super::endpoint::Scheme::Mqtts => Some(self.tls(name)?),
+            super::endpoint::Scheme::Mqtts => Some(self.tls()),
             _ => None,
         };
+        let connect_to = self.connect_to(target, name).await?;
         let mut payload = payload(msg);
         // Twice at most: a connection that was just closed for idleness is replaced once.
         let mut sent = None;
@@ -65,7 +69,7 @@ impl Brokers {
             let link = self
                 .links
                 .get(&key, Link::usable, || {
-                    Link::open(target, tls.clone(), &self.settings)
+                    Link::open(target, &connect_to, tls.clone(), &self.settings)
                 })
                 .ok_or_else(|| {
                     DeliveryError::Retry(format!(
@@ -117,22 +121,33 @@ impl Brokers {
         }
     }
 
-    /// The TLS settings of `mqtts`: rustls with the same crypto provider and bundled Mozilla
-    /// roots (webpki-roots) as the HTTP client, built on first use.
-    fn tls(&self, name: &str) -> Result<Arc<rustls::ClientConfig>, DeliveryError> {
+    /// The host a new connection dials, once the egress wall has allowed it: over plain MQTT the
+    /// checked address itself, so that what was checked is what is connected to; over MQTTS
+    /// the name, which TLS verifies the broker's certificate against (checked just before the
+    /// connection is opened).
+    async fn connect_to(&self, target: &MqttEndpoint, name: &str) -> Result<String, DeliveryError> {
+        let a = &target.authority;
+        let addrs = self
+            .egress
+            .policy()
+            .resolve(&a.host, a.port)
+            .await
+            .map_err(|b| match b {
+                Blocked::Refused(r) => DeliveryError::Fail(format!("{name}: {r}")),
+                Blocked::Unresolved(why) => DeliveryError::Retry(format!("{name}: {why}")),
+            })?;
+        Ok(match a.scheme {
+            super::endpoint::Scheme::Mqtts => a.host.clone(),
+            _ => addrs[0].ip().to_string(),
+        })
+    }
+
+    /// The TLS settings of `mqtts`, shared with the HTTP clients (`crate::tls`), built on first
+    /// use.
+    fn tls(&self) -> Arc<rustls::ClientConfig> {
         self.tls
-            .get_or_init(|| {
-                let roots = rustls::RootCertStore::from_iter(
-                    webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
-                );
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| Arc::new(crate::tls::client_config()))
             .clone()
-            .map_err(|e| DeliveryError::Fail(format!("{name}: TLS cannot be set up: {e}")))
     }
 }
 

@@ -142,6 +142,7 @@ async fn bodies_over_the_limit_fail_unsent() {
     let (base, mut received) = http_receiver().await;
     let n = Notifier::new(NotifierConfig {
         max_body_bytes: 10,
+        egress: crate::support::loopback_allowed(),
         ..NotifierConfig::default()
     });
     let err = n

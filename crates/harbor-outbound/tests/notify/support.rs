@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -12,7 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use harbor_outbound::{Message, Notifier, NotifierConfig};
+use harbor_outbound::{Egress, EgressPolicy, Message, Notifier, NotifierConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -40,8 +41,31 @@ pub fn notifier(per_endpoint_concurrency: usize) -> Notifier {
     Notifier::new(NotifierConfig {
         per_endpoint_concurrency,
         user_agent: "infoharbor-test".into(),
+        egress: loopback_allowed(),
         ..NotifierConfig::default()
     })
+}
+
+/// The receivers of these tests listen on loopback, which the egress wall refuses unless it is
+/// allowed: the tests allow it explicitly.
+pub fn loopback_allowed() -> Egress {
+    Egress::new(EgressPolicy::new(&["127.0.0.0/8", "::1"], false).unwrap())
+}
+
+/// A listener on loopback that counts the connections made to it and answers none.
+pub async fn canary() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (port, count)
 }
 
 /// A name no other test (or earlier run) uses, for topics and client ids.

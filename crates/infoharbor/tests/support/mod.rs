@@ -38,6 +38,10 @@ impl Broker {
             .arg(&listen)
             .arg("--data-dir")
             .arg(data_dir)
+            // The receivers and context sources of these tests listen on loopback, which the
+            // egress wall refuses unless it is allowed; a test may narrow this with its own flag.
+            .arg("--egress-allow")
+            .arg("127.0.0.0/8,::1")
             .args(flags)
             .env_remove("INFOHARBOR_LISTEN")
             .env_remove("INFOHARBOR_DATA_DIR")

@@ -114,12 +114,13 @@ impl Link {
     /// Starts the task of a new link; it connects when the first publish is queued.
     pub fn open(
         target: &MqttEndpoint,
+        connect_to: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
         settings: &Settings,
     ) -> Link {
         let options = session::Options {
             client_id: client_id(),
-            host: target.authority.host.clone(),
+            host: connect_to.to_string(),
             port: target.authority.port,
             user: target.user.clone(),
             password: target.password.clone(),
