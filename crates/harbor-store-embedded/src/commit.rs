@@ -6,8 +6,8 @@ use std::sync::Arc;
 use harbor_model::subscription::DeliveryStatus;
 use harbor_model::{Delivery, Entity, EntityChange, Registration, Subscription, Tenant};
 use harbor_store::{
-    Change, ContextChange, HistoryBatch, OutboxBatch, OutboxChange, RegistrationChange, StoreError,
-    StoreResult, SubscriptionChange, TemporalChange,
+    AdminChange, AdminKind, Change, ContextChange, HistoryBatch, OutboxBatch, OutboxChange,
+    RegistrationChange, StoreError, StoreResult, SubscriptionChange, TemporalChange,
 };
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -22,6 +22,8 @@ const ENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entities");
 const TENANTS: TableDefinition<&str, ()> = TableDefinition::new("tenants");
 /// Stored `@context` records by local id.
 const CONTEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contexts");
+/// Administration records (API keys, policies), keyed by "kind/id".
+pub(crate) const ADMIN: TableDefinition<&str, &[u8]> = TableDefinition::new("admin");
 
 /// Subscriptions by `tenant \0 id`, as JSON.
 const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("subscriptions");
@@ -94,6 +96,7 @@ enum Work {
         encoded: Vec<Option<Vec<u8>>>,
     },
     Contexts(Vec<ContextChange>),
+    Admin(Vec<AdminChange>),
     Subscriptions {
         kind: SubscriptionKind,
         tenant: Tenant,
@@ -186,6 +189,10 @@ impl Committer {
 
     pub async fn submit_contexts(&self, changes: Vec<ContextChange>) -> StoreResult<()> {
         self.send(Work::Contexts(changes)).await.map(drop)
+    }
+
+    pub async fn submit_admin(&self, changes: Vec<AdminChange>) -> StoreResult<()> {
+        self.send(Work::Admin(changes)).await.map(drop)
     }
 
     pub async fn submit_outbox(&self, batch: OutboxBatch) -> StoreResult<Vec<Arc<Delivery>>> {
@@ -314,6 +321,7 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
                             history = Some(spine.history_cursor);
                         }
                         Work::Contexts(changes) => apply_contexts(&mut ctx, changes),
+                        Work::Admin(_) => {}
                         Work::Subscriptions {
                             kind,
                             tenant,
@@ -527,6 +535,7 @@ fn write_group(
         let mut entities = txn.open_table(ENTITIES).map_err(|e| fail(&e))?;
         let mut tenants = txn.open_table(TENANTS).map_err(|e| fail(&e))?;
         let mut contexts = txn.open_table(CONTEXTS).map_err(|e| fail(&e))?;
+        let mut admin = txn.open_table(ADMIN).map_err(|e| fail(&e))?;
         let mut subscriptions = txn.open_table(SUBSCRIPTIONS).map_err(|e| fail(&e))?;
         let mut csource_subscriptions = txn
             .open_table(CSOURCE_SUBSCRIPTIONS)
@@ -618,6 +627,20 @@ fn write_group(
                     }
                     continue;
                 }
+                Work::Admin(changes) => {
+                    for c in changes {
+                        match c {
+                            AdminChange::Put { kind, id, record } => admin
+                                .insert(admin_key(*kind, id).as_str(), record.as_slice())
+                                .map(drop),
+                            AdminChange::Delete { kind, id } => {
+                                admin.remove(admin_key(*kind, id).as_str()).map(drop)
+                            }
+                        }
+                        .map_err(|e| fail(&e))?;
+                    }
+                    continue;
+                }
             };
             tenants.insert(tenant.as_str(), ()).map_err(|e| fail(&e))?;
             for ((id, next), bytes) in changes.into_iter().flatten() {
@@ -704,6 +727,11 @@ fn apply_outbox(spine: &mut Spine, rec: &mut Records, batch: &OutboxBatch) -> Op
     let below = batch.trim_below?;
     let kept = spine.feed.split_off(&below);
     Some(std::mem::replace(&mut spine.feed, kept))
+}
+
+/// The row key of an administration record.
+pub(crate) fn admin_key(kind: AdminKind, id: &str) -> String {
+    format!("{}/{id}", kind.as_str())
 }
 
 fn apply_contexts(stored: &mut Contexts, changes: &[ContextChange]) {
@@ -802,6 +830,7 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
         txn.open_table(ENTITIES).map_err(|e| corrupt(&e))?;
         txn.open_table(TENANTS).map_err(|e| corrupt(&e))?;
         txn.open_table(CONTEXTS).map_err(|e| corrupt(&e))?;
+        txn.open_table(ADMIN).map_err(|e| corrupt(&e))?;
         txn.open_table(SUBSCRIPTIONS).map_err(|e| corrupt(&e))?;
         txn.open_table(CSOURCE_SUBSCRIPTIONS)
             .map_err(|e| corrupt(&e))?;

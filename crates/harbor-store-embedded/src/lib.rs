@@ -17,9 +17,10 @@ use harbor_model::{
     Tenant, Timestamp,
 };
 use harbor_store::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, FeedStore, HistoryBatch,
-    InstanceRange, OutboxBatch, QueryResult, RegistrationChange, RegistrationStore, StoreError,
-    StoreResult, SubscriptionChange, SubscriptionStore, TemporalChange, TemporalStore,
+    AdminChange, AdminKind, AdminStore, Change, ContextChange, ContextStore, EntityQuery,
+    EntityStore, FeedStore, HistoryBatch, InstanceRange, OutboxBatch, QueryResult,
+    RegistrationChange, RegistrationStore, StoreError, StoreResult, SubscriptionChange,
+    SubscriptionStore, TemporalChange, TemporalStore,
 };
 use parking_lot::RwLock;
 
@@ -80,6 +81,35 @@ impl EmbeddedStore {
             history_seq,
             committer,
         })
+    }
+}
+
+#[async_trait]
+impl AdminStore for EmbeddedStore {
+    async fn commit_admin(&self, changes: Vec<AdminChange>) -> StoreResult<()> {
+        self.committer.submit_admin(changes).await
+    }
+
+    async fn admin_records(&self, kind: AdminKind) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            use redb::ReadableDatabase;
+            let fail = |e: &dyn std::fmt::Display| StoreError::Unavailable(e.to_string());
+            let prefix = commit::admin_key(kind, "");
+            let txn = db.begin_read().map_err(|e| fail(&e))?;
+            let table = txn.open_table(commit::ADMIN).map_err(|e| fail(&e))?;
+            let mut out = Vec::new();
+            for row in table.range(prefix.as_str()..).map_err(|e| fail(&e))? {
+                let (k, v) = row.map_err(|e| fail(&e))?;
+                let Some(id) = k.value().strip_prefix(prefix.as_str()) else {
+                    break;
+                };
+                out.push((id.to_string(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reading administration records: {e}")))?
     }
 }
 

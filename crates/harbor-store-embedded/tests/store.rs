@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use harbor_model::Tenant;
 use harbor_store::conformance::{
-    parking, run, run_contexts, run_registrations, run_subscriptions, run_temporal,
+    parking, run, run_admin, run_contexts, run_registrations, run_subscriptions, run_temporal,
 };
 use harbor_store::{
     Change, ContextChange, ContextStore, EntityQuery, EntityStore, RegistrationStore,
@@ -41,6 +41,24 @@ async fn temporal_conformance_and_reopening() {
         harbor_store::TemporalStore::history_cursor(&store),
         harbor_store::FeedStore::last_seq(&store),
         "the history cursor survives reopening"
+    );
+}
+
+#[tokio::test]
+async fn admin_conformance_and_reopening() {
+    let dir = temp_dir("admin");
+    {
+        let store = EmbeddedStore::open(&dir).unwrap();
+        run_admin(&store).await;
+    }
+    let store = EmbeddedStore::open(&dir).unwrap();
+    let keys = harbor_store::AdminStore::admin_records(&store, harbor_store::AdminKind::ApiKey)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        vec![("k1".to_string(), b"uno".to_vec())],
+        "records survive reopening"
     );
 }
 

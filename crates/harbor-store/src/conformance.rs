@@ -338,6 +338,56 @@ pub async fn run_contexts(store: &dyn ContextStore) {
 }
 
 /// A subscription for the conformance cases, with a notification endpoint and one selector.
+/// Administration records: kinds are separate namespaces, puts replace, deletes remove, ids come
+/// back sorted.
+pub async fn run_admin(store: &dyn crate::AdminStore) {
+    use crate::{AdminChange, AdminKind};
+    let put = |kind, id: &str, record: &str| AdminChange::Put {
+        kind,
+        id: id.to_string(),
+        record: record.as_bytes().to_vec(),
+    };
+    store
+        .commit_admin(vec![
+            put(AdminKind::ApiKey, "k2", "two"),
+            put(AdminKind::ApiKey, "k1", "one"),
+            put(AdminKind::Policy, "k1", "policy"),
+        ])
+        .await
+        .unwrap();
+    let keys = store.admin_records(AdminKind::ApiKey).await.unwrap();
+    assert_eq!(
+        keys,
+        vec![
+            ("k1".to_string(), b"one".to_vec()),
+            ("k2".to_string(), b"two".to_vec())
+        ]
+    );
+    store
+        .commit_admin(vec![
+            put(AdminKind::ApiKey, "k1", "uno"),
+            AdminChange::Delete {
+                kind: AdminKind::ApiKey,
+                id: "k2".into(),
+            },
+            AdminChange::Delete {
+                kind: AdminKind::ApiKey,
+                id: "absent".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.admin_records(AdminKind::ApiKey).await.unwrap(),
+        vec![("k1".to_string(), b"uno".to_vec())]
+    );
+    assert_eq!(
+        store.admin_records(AdminKind::Policy).await.unwrap(),
+        vec![("k1".to_string(), b"policy".to_vec())],
+        "each kind is its own namespace"
+    );
+}
+
 pub fn subscription(id: &str) -> harbor_model::Subscription {
     use harbor_model::subscription::*;
     let now = time::now();

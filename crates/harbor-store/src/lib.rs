@@ -69,6 +69,49 @@ pub trait ContextStore: Send + Sync {
     fn contexts(&self) -> Vec<(String, Vec<u8>)>;
 }
 
+/// What kind of administration record a row is: each kind is its own namespace of ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminKind {
+    /// An API key (its hash, never the key itself) with its grants.
+    ApiKey,
+    /// An access policy.
+    Policy,
+}
+
+impl AdminKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminKind::ApiKey => "apikey",
+            AdminKind::Policy => "policy",
+        }
+    }
+}
+
+/// One change to the broker's administration records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminChange {
+    Put {
+        kind: AdminKind,
+        id: String,
+        record: Vec<u8>,
+    },
+    Delete {
+        kind: AdminKind,
+        id: String,
+    },
+}
+
+/// Durable records of the broker's own administration (API keys, access policies), by kind and
+/// id. The broker keeps its working copy in memory and reloads it from here; reads are rare.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Applies the changes atomically and durably; returns once they are on disk.
+    async fn commit_admin(&self, changes: Vec<AdminChange>) -> StoreResult<()>;
+
+    /// Every record of `kind` with its id, sorted by id.
+    async fn admin_records(&self, kind: AdminKind) -> StoreResult<Vec<(String, Vec<u8>)>>;
+}
+
 /// One change to a tenant's subscriptions.
 #[derive(Debug, Clone)]
 pub enum SubscriptionChange {
