@@ -2,6 +2,7 @@
 //! typed requests, content negotiation, and ProblemDetails. The only crate that knows HTTP.
 
 mod admin;
+pub mod auth;
 mod batch;
 mod body;
 mod contexts;
@@ -10,6 +11,7 @@ mod edge;
 mod entities;
 mod error;
 mod identity;
+mod keys;
 mod negotiate;
 mod params;
 mod purge;
@@ -54,6 +56,10 @@ pub struct AppState {
     pub limits: HttpLimits,
     /// Who this broker is as a context source (`/info/sourceIdentity`).
     pub identity: SourceIdentity,
+    /// Who is asking (`auth`); `None` lets every request through, as `auth = none` does.
+    pub auth: Option<Arc<harbor_auth::Authenticator>>,
+    /// The API keys, for `/admin/v1/keys`.
+    pub keys: Option<Arc<harbor_auth::KeyRing>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -194,12 +200,18 @@ pub fn router(state: SharedState) -> Router {
             get(admin::list).delete(admin::drop),
         )
         .route("/admin/v1/deadLetters/replay", post(admin::replay))
+        .route("/admin/v1/keys", post(keys::create).get(keys::list))
+        .route("/admin/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .fallback(error::not_found_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .layer(axum::middleware::from_fn(edge::preconditions))
         .with_state(state)
 }

@@ -17,6 +17,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+#[path = "api/auth.rs"]
+mod auth;
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
 #[path = "api/registrations.rs"]
@@ -44,6 +46,11 @@ fn app(name: &str) -> axum::Router {
 
 /// A broker whose temporal answers carry at most `max_temporal_instances` per attribute.
 fn app_paging_instances_at(name: &str, max_temporal_instances: usize) -> axum::Router {
+    router(Arc::new(state_for(name, max_temporal_instances).0))
+}
+
+/// The state of a test broker on a fresh store, with authentication off, and its store.
+fn state_for(name: &str, max_temporal_instances: usize) -> (AppState, Arc<EmbeddedStore>) {
     let dir = std::env::temp_dir().join(format!("harbor-http-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
@@ -62,11 +69,11 @@ fn app_paging_instances_at(name: &str, max_temporal_instances: usize) -> axum::R
         .with_subscriptions(store.clone())
         .with_temporal(store.clone())
         .with_history(historian)
-        .with_registrations(store),
+        .with_registrations(store.clone()),
     );
     let registry = Arc::new(ContextRegistry::new("http://127.0.0.1:1026"));
     let resolver = Arc::new(ContextResolver::new(Arc::new(Offline), registry.clone()));
-    router(Arc::new(AppState {
+    let state = AppState {
         engine,
         resolver,
         registry,
@@ -74,7 +81,10 @@ fn app_paging_instances_at(name: &str, max_temporal_instances: usize) -> axum::R
             max_body: 64 * 1024,
         },
         identity: harbor_http::SourceIdentity::new("urn:ngsi-ld:ContextSource:test".into()),
-    }))
+        auth: None,
+        keys: None,
+    };
+    (state, store)
 }
 
 async fn call(

@@ -111,6 +111,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             max_body: cfg.max_body_bytes,
         },
         identity: harbor_http::SourceIdentity::new(crate::identity::load_or_create(&cfg.data_dir)?),
+        auth: None,
+        keys: None,
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

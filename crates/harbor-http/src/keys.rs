@@ -1,0 +1,111 @@
+//! `/admin/v1/keys`: API keys for devices and partner systems — created (the key is shown in
+//! that answer only), listed without secrets, and revoked. Operators only (see `auth`).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use harbor_auth::{ApiKey, AuthError, Grants, Identity, KeyRing};
+use serde_json::{json, Value};
+
+use crate::auth::refusal;
+use crate::SharedState;
+
+/// Largest body of a key creation.
+const MAX_BODY: usize = 16 * 1024;
+
+fn ring(s: &SharedState) -> Result<&std::sync::Arc<KeyRing>, AuthError> {
+    s.keys
+        .as_ref()
+        .ok_or_else(|| AuthError::Unavailable("this broker keeps no API keys".into()))
+}
+
+fn shown(k: &ApiKey) -> Value {
+    let mut v = serde_json::to_value(k.public()).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "createdAt".into(),
+            json!(harbor_model::time::format(&k.created_at)),
+        );
+        if let Some(r) = &k.revoked_at {
+            o.insert("revokedAt".into(), json!(harbor_model::time::format(r)));
+        }
+    }
+    v
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// POST /admin/v1/keys `{"name": "...", "grants": ["writer@sg-lta", ...]}`.
+pub async fn create(
+    State(s): State<SharedState>,
+    identity: Option<Extension<Identity>>,
+    body: Bytes,
+) -> Response {
+    let ring = match ring(&s) {
+        Ok(r) => r,
+        Err(e) => return refusal(&e),
+    };
+    let invalid = |why: String| refusal(&AuthError::Invalid(why));
+    if body.len() > MAX_BODY {
+        return invalid(format!("the body is larger than {MAX_BODY} bytes"));
+    }
+    let Ok(doc) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("the body must be a JSON object with \"name\" and \"grants\"".into());
+    };
+    let Some(name) = doc.get("name").and_then(Value::as_str) else {
+        return invalid("name: a string is required".into());
+    };
+    let grants: Vec<&str> = match doc.get("grants").and_then(Value::as_array) {
+        Some(items) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        _ => {
+            return invalid("grants: a list of grants such as \"reader@sg-lta\" is required".into())
+        }
+    };
+    let grants = match Grants::parse(&grants) {
+        Ok(g) => g,
+        Err(why) => return invalid(format!("grants: {why}")),
+    };
+    let by = identity.map(|Extension(i)| i.name());
+    match ring.create(name, grants, by).await {
+        Ok((key, text)) => {
+            let mut body = shown(&key);
+            body["key"] = json!(text);
+            answer(StatusCode::CREATED, body)
+        }
+        Err(e) => refusal(&e),
+    }
+}
+
+/// GET /admin/v1/keys: every key, without secrets.
+pub async fn list(State(s): State<SharedState>) -> Response {
+    match ring(&s) {
+        Ok(ring) => answer(
+            StatusCode::OK,
+            Value::Array(ring.list().iter().map(shown).collect()),
+        ),
+        Err(e) => refusal(&e),
+    }
+}
+
+/// DELETE /admin/v1/keys/{id}: revokes the key; it stops working at once.
+pub async fn revoke(State(s): State<SharedState>, Path(id): Path<String>) -> Response {
+    let ring = match ring(&s) {
+        Ok(r) => r,
+        Err(e) => return refusal(&e),
+    };
+    match ring.revoke(&id).await {
+        Ok(key) => answer(StatusCode::OK, shown(&key)),
+        Err(e) => refusal(&e),
+    }
+}
