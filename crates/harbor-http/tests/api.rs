@@ -17,6 +17,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+#[path = "api/clients.rs"]
+mod clients;
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
 #[path = "api/registrations.rs"]

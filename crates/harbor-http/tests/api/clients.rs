@@ -1,0 +1,150 @@
+//! Requests written the way the client libraries cities use write them (`filip`,
+//! `ngsildclient`, `ngsijs`): paths with a trailing slash, merge-patch bodies on every PATCH,
+//! `idPattern=.*` listings and `options=count` on Query Subscriptions; and the tenant a batch
+//! brings into existence only when it writes something.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{app, call, parking, JSON};
+
+const API: &str = "/ngsi-ld/v1";
+const BASE: &str = "urn:ngsi-ld:OffStreetParking:slash";
+const SUB: &str = "urn:ngsi-ld:Subscription:slash";
+
+/// One request of every route with a resource behind it, and what it answers. `tag` keeps
+/// the ids that the writes create apart, so the same list can run twice on one broker.
+fn every_route(tag: &str) -> Vec<(&'static str, String, Option<Value>, u16)> {
+    let made = format!("urn:ngsi-ld:OffStreetParking:made-{tag}");
+    let upserted = format!("urn:ngsi-ld:OffStreetParking:upserted-{tag}");
+    let free = |n: i64| json!({"availableSpotNumber": {"type": "Property", "value": n}});
+    let query = json!({"type": "Query", "entities": [{"type": "OffStreetParking"}]});
+    vec![
+        (
+            "POST",
+            "/entityOperations/create".into(),
+            Some(json!([parking(&made, 1)])),
+            201,
+        ),
+        (
+            "POST",
+            "/entityOperations/upsert".into(),
+            Some(json!([parking(&upserted, 2)])),
+            201,
+        ),
+        (
+            "POST",
+            "/entityOperations/update".into(),
+            Some(
+                json!([{"id": made, "type": "OffStreetParking", "name": {"type": "Property", "value": "n"}}]),
+            ),
+            204,
+        ),
+        (
+            "POST",
+            "/entityOperations/merge".into(),
+            Some(
+                json!([{"id": made, "type": "OffStreetParking", "name": {"type": "Property", "value": "m"}}]),
+            ),
+            204,
+        ),
+        (
+            "POST",
+            "/entityOperations/query".into(),
+            Some(query.clone()),
+            200,
+        ),
+        (
+            "POST",
+            "/temporal/entityOperations/query".into(),
+            Some(query),
+            200,
+        ),
+        (
+            "POST",
+            "/entityOperations/delete".into(),
+            Some(json!([upserted])),
+            204,
+        ),
+        ("GET", "/entities".into(), None, 400),
+        ("GET", format!("/entities/{BASE}"), None, 200),
+        (
+            "POST",
+            format!("/entities/{BASE}/attrs"),
+            Some(free(3)),
+            204,
+        ),
+        (
+            "PATCH",
+            format!("/entities/{BASE}/attrs"),
+            Some(free(4)),
+            204,
+        ),
+        (
+            "PATCH",
+            format!("/entities/{BASE}/attrs/availableSpotNumber"),
+            Some(json!({"type": "Property", "value": 5})),
+            204,
+        ),
+        ("GET", "/types".into(), None, 200),
+        ("GET", "/types/OffStreetParking".into(), None, 200),
+        ("GET", "/attributes".into(), None, 200),
+        ("GET", "/attributes/availableSpotNumber".into(), None, 200),
+        ("GET", "/subscriptions".into(), None, 200),
+        ("GET", format!("/subscriptions/{SUB}"), None, 200),
+        // Reaches its handler, which wants a filter.
+        ("GET", "/csourceRegistrations".into(), None, 400),
+        ("GET", "/csourceSubscriptions".into(), None, 200),
+        ("GET", "/info/sourceIdentity".into(), None, 200),
+        ("GET", format!("/temporal/entities/{BASE}"), None, 200),
+        ("GET", "/jsonldContexts".into(), None, 200),
+        ("DELETE", format!("/entities/{made}"), None, 204),
+    ]
+}
+
+#[tokio::test]
+async fn every_route_answers_the_same_with_a_trailing_slash() {
+    let app = app("slash");
+    let body = parking(BASE, 1).to_string().into_bytes();
+    let (s, _, _) = call(&app, "POST", &format!("{API}/entities"), JSON, body, &[]).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let sub = json!({
+        "id": SUB, "type": "Subscription", "entities": [{"type": "OffStreetParking"}],
+        "notification": {"endpoint": {"uri": "http://localhost:9999/notify"}}
+    });
+    let sub = sub.to_string().into_bytes();
+    let (s, _, _) = call(
+        &app,
+        "POST",
+        &format!("{API}/subscriptions"),
+        JSON,
+        sub,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    for (tag, slash) in [("plain", ""), ("slash", "/")] {
+        for (method, path, body, status) in every_route(tag) {
+            let uri = format!("{API}{path}{slash}");
+            let (ct, bytes) = match body {
+                Some(b) => (JSON, b.to_string().into_bytes()),
+                None => (None, Vec::new()),
+            };
+            let (s, v, _) = call(&app, method, &uri, ct, bytes, &[]).await;
+            assert_eq!(s.as_u16(), status, "{method} {uri}: {v}");
+        }
+    }
+    // The operators' API too; this broker has no notifier, which its handler says.
+    for uri in ["/admin/v1/notifications", "/admin/v1/notifications/"] {
+        let (s, v, _) = call(&app, "GET", uri, None, Vec::new(), &[]).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {v}");
+    }
+    // A path that names nothing stays "no resource", with or without the slash.
+    for uri in [
+        "/ngsi-ld/v1/entityOperations/nothing",
+        "/ngsi-ld/v1/nothing/",
+    ] {
+        let (s, v, _) = call(&app, "POST", uri, JSON, b"[]".to_vec(), &[]).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {v}");
+    }
+}
