@@ -344,7 +344,7 @@ pub async fn append(
     Ok(update_reply(&r))
 }
 
-/// PATCH /entities/{id}/attrs — 5.6.2.
+/// PATCH /entities/{id}/attrs — 5.6.2 (also as application/merge-patch+json, like every PATCH).
 pub async fn update(
     State(s): State<SharedState>,
     Path(id): Path<String>,
@@ -355,7 +355,7 @@ pub async fn update(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let p = Params::parse(raw.as_deref());
-    let b = read_json(&s, &headers, body, false).await?;
+    let b = read_json(&s, &headers, body, true).await?;
     let sel = type_selector(&p, &b.ld.ctx)?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Update, time::now())?;
     if input.attrs.is_empty() && input.types.is_empty() && input.scopes.is_none() {

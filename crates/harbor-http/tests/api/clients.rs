@@ -11,6 +11,7 @@ use super::{app, call, parking, JSON};
 const API: &str = "/ngsi-ld/v1";
 const BASE: &str = "urn:ngsi-ld:OffStreetParking:slash";
 const SUB: &str = "urn:ngsi-ld:Subscription:slash";
+const MERGE_PATCH: Option<&str> = Some("application/merge-patch+json");
 
 /// One request of every route with a resource behind it, and what it answers. `tag` keeps
 /// the ids that the writes create apart, so the same list can run twice on one broker.
@@ -147,4 +148,73 @@ async fn every_route_answers_the_same_with_a_trailing_slash() {
         let (s, v, _) = call(&app, "POST", uri, JSON, b"[]".to_vec(), &[]).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {v}");
     }
+}
+
+#[tokio::test]
+async fn every_patch_accepts_merge_patch_json() {
+    let app = app("merge-patch");
+    let id = "urn:ngsi-ld:OffStreetParking:mp";
+    let body = parking(id, 1).to_string().into_bytes();
+    let (s, _, _) = call(&app, "POST", &format!("{API}/entities"), JSON, body, &[]).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let attrs = format!("{API}/entities/{id}/attrs");
+    let update = json!({"availableSpotNumber": {"type": "Property", "value": 42}});
+    let (s, v, _) = call(
+        &app,
+        "PATCH",
+        &attrs,
+        MERGE_PATCH,
+        update.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (_, v, _) = call(
+        &app,
+        "GET",
+        &format!("{API}/entities/{id}?options=keyValues"),
+        None,
+        Vec::new(),
+        &[],
+    )
+    .await;
+    assert_eq!(v["availableSpotNumber"], 42, "{v}");
+
+    // The Temporal API's one PATCH, on an attribute instance, as well.
+    let (_, history, _) = call(
+        &app,
+        "GET",
+        &format!("{API}/temporal/entities/{id}"),
+        None,
+        Vec::new(),
+        &[],
+    )
+    .await;
+    let instance = history["availableSpotNumber"][0]["instanceId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no instanceId in {history}"))
+        .to_string();
+    let frag = json!({"type": "Property", "value": 41, "observedAt": "2026-11-28T08:00:00Z"});
+    let (s, v, _) = call(
+        &app,
+        "PATCH",
+        &format!("{API}/temporal/entities/{id}/attrs/availableSpotNumber/{instance}"),
+        MERGE_PATCH,
+        frag.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    // POST still takes only JSON and JSON-LD.
+    let (s, v, _) = call(
+        &app,
+        "POST",
+        &attrs,
+        MERGE_PATCH,
+        update.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
 }
