@@ -218,3 +218,61 @@ async fn every_patch_accepts_merge_patch_json() {
     .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
 }
+
+#[tokio::test]
+async fn a_batch_that_writes_nothing_creates_no_tenant() {
+    let app = app("batch-tenant");
+    let tenant = [("NGSILD-Tenant", "ghost-town")];
+    let bad = json!([{"id": "not a uri", "type": "OffStreetParking"}, {"type": "NoId"}]);
+    for op in ["create", "upsert"] {
+        let (s, v, _) = call(
+            &app,
+            "POST",
+            &format!("{API}/entityOperations/{op}"),
+            JSON,
+            bad.to_string().into_bytes(),
+            &tenant,
+        )
+        .await;
+        assert_eq!(s, StatusCode::MULTI_STATUS, "{op}: {v}");
+        assert_eq!(v["success"], json!([]), "{op}: {v}");
+        assert_eq!(v["errors"].as_array().map(Vec::len), Some(2), "{op}: {v}");
+        let (s, v, _) = call(
+            &app,
+            "GET",
+            &format!("{API}/entities?type=OffStreetParking"),
+            None,
+            Vec::new(),
+            &tenant,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "after {op}: {v}");
+        assert_eq!(
+            v["type"], "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant",
+            "after {op}: {v}"
+        );
+    }
+    // One good item among bad ones writes, and so creates the tenant.
+    let mixed = json!([{"type": "NoId"}, parking("urn:ngsi-ld:OffStreetParking:g", 3)]);
+    let (s, v, _) = call(
+        &app,
+        "POST",
+        &format!("{API}/entityOperations/upsert"),
+        JSON,
+        mixed.to_string().into_bytes(),
+        &tenant,
+    )
+    .await;
+    assert_eq!(s, StatusCode::MULTI_STATUS, "{v}");
+    let (s, v, _) = call(
+        &app,
+        "GET",
+        &format!("{API}/entities?type=OffStreetParking"),
+        None,
+        Vec::new(),
+        &tenant,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+}
