@@ -276,3 +276,103 @@ async fn a_batch_that_writes_nothing_creates_no_tenant() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
 }
+
+#[tokio::test]
+async fn an_id_or_id_pattern_alone_is_a_query_and_nothing_at_all_is_not() {
+    let app = app("wide");
+    for n in 0..3 {
+        let id = format!("urn:ngsi-ld:OffStreetParking:w{n}");
+        let body = parking(&id, n).to_string().into_bytes();
+        let (s, _, _) = call(&app, "POST", &format!("{API}/entities"), JSON, body, &[]).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    // As filip lists entities: idPattern=.* with a count and its own page size.
+    let cases = [
+        ("/entities/?idPattern=.*&count=true&limit=100", 200, 3),
+        ("/entities?idPattern=.*&limit=2&count=true", 200, 2),
+        ("/entities?idPattern=.*w1$", 200, 1),
+    ];
+    for (path, status, n) in cases {
+        let (s, v, h) = call(&app, "GET", &format!("{API}{path}"), None, Vec::new(), &[]).await;
+        assert_eq!(s.as_u16(), status, "{path}: {v}");
+        assert_eq!(v.as_array().map(Vec::len), Some(n), "{path}: {v}");
+        if path.contains("count=true") {
+            assert_eq!(h["ngsild-results-count"], "3", "{path}");
+        }
+    }
+    // Still too wide: no selector at all, an id list alone, or only system attributes.
+    for path in [
+        "/entities",
+        "/entities?id=urn:ngsi-ld:OffStreetParking:w1",
+        "/entities?attrs=createdAt",
+        "/entities?q=modifiedAt%3E%222020-01-01T00:00:00Z%22",
+    ] {
+        let (s, v, _) = call(&app, "GET", &format!("{API}{path}"), None, Vec::new(), &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(
+            v["type"], "https://uri.etsi.org/ngsi-ld/errors/BadRequestData",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn query_subscriptions_counts_with_options_count() {
+    let app = app("sub-count");
+    for n in 0..3 {
+        let sub = json!({
+            "id": format!("urn:ngsi-ld:Subscription:c{n}"), "type": "Subscription",
+            "entities": [{"type": "OffStreetParking"}],
+            "notification": {"endpoint": {"uri": "http://localhost:9999/notify"}}
+        });
+        let (s, v, _) = call(
+            &app,
+            "POST",
+            &format!("{API}/subscriptions"),
+            JSON,
+            sub.to_string().into_bytes(),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // As filip lists subscriptions.
+    for path in [
+        "/subscriptions/?options=count&limit=100&count=true",
+        "/subscriptions?options=count&limit=2",
+    ] {
+        let (s, v, h) = call(&app, "GET", &format!("{API}{path}"), None, Vec::new(), &[]).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        assert_eq!(h["ngsild-results-count"], "3", "{path}");
+        assert!(v.as_array().is_some_and(|a| !a.is_empty()), "{path}: {v}");
+    }
+    let (_, _, h) = call(
+        &app,
+        "GET",
+        &format!("{API}/subscriptions"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert!(h.get("ngsild-results-count").is_none(), "counted unasked");
+    let (s, v, _) = call(
+        &app,
+        "GET",
+        &format!("{API}/subscriptions?options=keyValues"),
+        None,
+        Vec::new(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(
+        v["type"],
+        "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
+    );
+    let detail = v["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("options") && detail.contains("keyValues"),
+        "{v}"
+    );
+}
