@@ -1,5 +1,5 @@
 //! Requests written the way the client libraries cities use write them (`filip`,
-//! `ngsildclient`, `ngsijs`): paths with a trailing slash, merge-patch bodies on every PATCH,
+//! `ngsildclient`, `ngsijs`): paths with a trailing slash, merge-patch bodies on every PATCH and on appends,
 //! `idPattern=.*` listings and `options=count` on Query Subscriptions; and the tenant a batch
 //! brings into existence only when it writes something.
 
@@ -151,7 +151,7 @@ async fn every_route_answers_the_same_with_a_trailing_slash() {
 }
 
 #[tokio::test]
-async fn every_patch_accepts_merge_patch_json() {
+async fn every_patch_and_append_accept_merge_patch_json() {
     let app = app("merge-patch");
     let id = "urn:ngsi-ld:OffStreetParking:mp";
     let body = parking(id, 1).to_string().into_bytes();
@@ -206,13 +206,37 @@ async fn every_patch_accepts_merge_patch_json() {
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
 
-    // POST still takes only JSON and JSON-LD.
+    // Append Attributes too: ngsijs appends with a merge-patch body.
+    let append = json!({"totalSpotNumber": {"type": "Property", "value": 860}});
     let (s, v, _) = call(
         &app,
         "POST",
         &attrs,
         MERGE_PATCH,
-        update.to_string().into_bytes(),
+        append.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (_, v, _) = call(
+        &app,
+        "GET",
+        &format!("{API}/entities/{id}?options=keyValues"),
+        None,
+        Vec::new(),
+        &[],
+    )
+    .await;
+    assert_eq!(v["totalSpotNumber"], 860, "{v}");
+
+    // Other POSTs still take only JSON and JSON-LD.
+    let other = parking("urn:ngsi-ld:OffStreetParking:mp2", 1);
+    let (s, v, _) = call(
+        &app,
+        "POST",
+        &format!("{API}/entities"),
+        MERGE_PATCH,
+        other.to_string().into_bytes(),
         &[],
     )
     .await;
