@@ -65,9 +65,10 @@ impl Engine {
         items: Vec<BatchItem>,
     ) -> NgsiResult<BatchResult> {
         self.check_batch_size(items.len())?;
-        if matches!(mode, BatchMode::Create | BatchMode::Upsert { .. }) {
-            self.store.ensure_tenant(tenant).await.map_err(store_err)?;
-        } else {
+        // Create and upsert may bring the tenant into existence, but only once an item is
+        // actually written to it (below); the others need it to exist already.
+        let creates_tenant = matches!(mode, BatchMode::Create | BatchMode::Upsert { .. });
+        if !creates_tenant {
             self.check_tenant(tenant)?;
         }
         let ids: Vec<String> = items
@@ -133,6 +134,9 @@ impl Engine {
             .filter_map(|id| overlay.remove(&id).flatten().map(Change::Put))
             .collect();
         if !changes.is_empty() {
+            if creates_tenant {
+                self.store.ensure_tenant(tenant).await.map_err(store_err)?;
+            }
             self.store
                 .commit(tenant, changes)
                 .await

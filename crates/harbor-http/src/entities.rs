@@ -322,7 +322,8 @@ pub async fn delete(
     Ok(reply::no_content())
 }
 
-/// POST /entities/{id}/attrs — 5.6.3.
+/// POST /entities/{id}/attrs — 5.6.3; also as application/merge-patch+json, which `ngsijs`
+/// sends for appends (docs/conformance.md, "Clients in use").
 pub async fn append(
     State(s): State<SharedState>,
     Path(id): Path<String>,
@@ -334,7 +335,7 @@ pub async fn append(
     let tenant = negotiate::tenant(&headers)?;
     let p = Params::parse(raw.as_deref());
     let options = p.options()?;
-    let b = read_json(&s, &headers, body, false).await?;
+    let b = read_json(&s, &headers, body, true).await?;
     let sel = type_selector(&p, &b.ld.ctx)?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Full, time::now())?;
     let r = s
@@ -344,7 +345,7 @@ pub async fn append(
     Ok(update_reply(&r))
 }
 
-/// PATCH /entities/{id}/attrs — 5.6.2.
+/// PATCH /entities/{id}/attrs — 5.6.2 (also as application/merge-patch+json, like every PATCH).
 pub async fn update(
     State(s): State<SharedState>,
     Path(id): Path<String>,
@@ -355,7 +356,7 @@ pub async fn update(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let p = Params::parse(raw.as_deref());
-    let b = read_json(&s, &headers, body, false).await?;
+    let b = read_json(&s, &headers, body, true).await?;
     let sel = type_selector(&p, &b.ld.ctx)?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Update, time::now())?;
     if input.attrs.is_empty() && input.types.is_empty() && input.scopes.is_none() {

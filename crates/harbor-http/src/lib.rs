@@ -24,7 +24,7 @@ mod temporal;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use harbor_engine::Engine;
 use harbor_jsonld::registry::ContextRegistry;
@@ -64,6 +64,13 @@ pub struct AppState {
 
 pub type SharedState = Arc<AppState>;
 
+/// Routes `path` and `path/` alike: clients write both, for collections and for single
+/// resources (`ngsildclient` posts to `/entityOperations/create/`, `filip` lists
+/// `/subscriptions/`).
+fn both(r: Router<SharedState>, path: &str, m: MethodRouter<SharedState>) -> Router<SharedState> {
+    r.route(path, m.clone()).route(&format!("{path}/"), m)
+}
+
 /// The NGSI-LD API router.
 pub fn router(state: SharedState) -> Router {
     let entities_root = || {
@@ -71,149 +78,128 @@ pub fn router(state: SharedState) -> Router {
             .get(entities::query_get)
             .delete(purge::purge)
     };
-    // Collection paths are also answered with a trailing slash, as many clients write them.
-    let api = Router::new()
-        .route("/entities", entities_root())
-        .route(
-            "/entities/",
-            entities_root()
-                .put(entities::missing_id)
-                .patch(entities::missing_id),
-        )
-        .route(
+    let api = Router::new().route("/entities", entities_root()).route(
+        "/entities/",
+        entities_root()
+            .put(entities::missing_id)
+            .patch(entities::missing_id),
+    );
+    let routes: Vec<(&str, MethodRouter<SharedState>)> = vec![
+        (
             "/entities/{id}",
             get(entities::retrieve)
                 .delete(entities::delete)
                 .put(entities::replace)
                 .patch(entities::merge),
-        )
-        .route(
+        ),
+        (
             "/entities/{id}/attrs",
             post(entities::append).patch(entities::update),
-        )
-        .route(
-            "/entities/{id}/attrs/",
-            post(entities::append).patch(entities::update),
-        )
-        .route(
+        ),
+        (
             "/entities/{id}/attrs/{attr}",
-            axum::routing::patch(entities::partial_attr)
+            patch(entities::partial_attr)
                 .put(entities::replace_attr)
                 .delete(entities::delete_attr),
-        )
-        .route("/entityOperations/create", post(batch::create))
-        .route("/entityOperations/upsert", post(batch::upsert))
-        .route("/entityOperations/update", post(batch::update))
-        .route("/entityOperations/delete", post(batch::delete))
-        .route("/entityOperations/merge", post(batch::merge))
-        .route("/entityOperations/query", post(entities::query_post))
-        .route("/types", get(discovery::types))
-        .route("/types/", get(discovery::types))
-        .route("/types/{type}", get(discovery::type_info))
-        .route("/attributes", get(discovery::attributes))
-        .route("/attributes/", get(discovery::attributes))
-        .route("/attributes/{attr}", get(discovery::attribute_info))
-        .route(
+        ),
+        ("/entityOperations/create", post(batch::create)),
+        ("/entityOperations/upsert", post(batch::upsert)),
+        ("/entityOperations/update", post(batch::update)),
+        ("/entityOperations/delete", post(batch::delete)),
+        ("/entityOperations/merge", post(batch::merge)),
+        ("/entityOperations/query", post(entities::query_post)),
+        ("/types", get(discovery::types)),
+        ("/types/{type}", get(discovery::type_info)),
+        ("/attributes", get(discovery::attributes)),
+        ("/attributes/{attr}", get(discovery::attribute_info)),
+        (
             "/subscriptions",
             post(subscriptions::create).get(subscriptions::query),
-        )
-        .route(
-            "/subscriptions/",
-            post(subscriptions::create).get(subscriptions::query),
-        )
-        .route(
+        ),
+        (
             "/subscriptions/{id}",
             get(subscriptions::retrieve)
                 .patch(subscriptions::update)
                 .delete(subscriptions::delete),
-        )
-        .route(
+        ),
+        (
             "/csourceRegistrations",
             post(registrations::create).get(registrations::query),
-        )
-        .route(
-            "/csourceRegistrations/",
-            post(registrations::create).get(registrations::query),
-        )
-        .route(
+        ),
+        (
             "/csourceRegistrations/{id}",
             get(registrations::retrieve)
                 .patch(registrations::update)
                 .delete(registrations::delete),
-        )
-        .route(
+        ),
+        (
             "/csourceSubscriptions",
             post(registrations::create_subscription).get(registrations::query_subscriptions),
-        )
-        .route(
-            "/csourceSubscriptions/",
-            post(registrations::create_subscription).get(registrations::query_subscriptions),
-        )
-        .route(
+        ),
+        (
             "/csourceSubscriptions/{id}",
             get(registrations::retrieve_subscription)
                 .patch(registrations::update_subscription)
                 .delete(registrations::delete_subscription),
-        )
-        .route("/info/sourceIdentity", get(identity::source_identity))
-        .route(
+        ),
+        ("/info/sourceIdentity", get(identity::source_identity)),
+        (
             "/temporal/entities",
             post(temporal::create).get(temporal::query_get),
-        )
-        .route(
-            "/temporal/entities/",
-            post(temporal::create).get(temporal::query_get),
-        )
-        .route(
+        ),
+        (
             "/temporal/entities/{id}",
             get(temporal::retrieve).delete(temporal::delete),
-        )
-        .route("/temporal/entities/{id}/attrs", post(temporal::add_attrs))
-        .route("/temporal/entities/{id}/attrs/", post(temporal::add_attrs))
-        .route(
+        ),
+        ("/temporal/entities/{id}/attrs", post(temporal::add_attrs)),
+        (
             "/temporal/entities/{id}/attrs/{attr}",
-            axum::routing::delete(temporal::delete_attr),
-        )
-        .route(
-            "/temporal/entities/{id}/attrs/{attr}/",
-            axum::routing::delete(temporal::delete_attr),
-        )
-        .route(
+            delete(temporal::delete_attr),
+        ),
+        (
             "/temporal/entities/{id}/attrs/{attr}/{instance}",
-            axum::routing::patch(temporal::modify_instance).delete(temporal::delete_instance),
-        )
-        .route(
+            patch(temporal::modify_instance).delete(temporal::delete_instance),
+        ),
+        (
             "/temporal/entityOperations/query",
             post(temporal::query_post),
-        )
-        .route("/jsonldContexts", post(contexts::add).get(contexts::list))
-        .route("/jsonldContexts/", post(contexts::add).get(contexts::list))
-        .route(
+        ),
+        ("/jsonldContexts", post(contexts::add).get(contexts::list)),
+        (
             "/jsonldContexts/{id}",
             get(contexts::serve).delete(contexts::delete),
-        );
-    Router::new()
-        .nest("/ngsi-ld/v1", api)
-        .route("/admin/v1/notifications", get(admin::overview))
-        .route(
+        ),
+    ];
+    let api = routes
+        .into_iter()
+        .fold(api, |r, (path, m)| both(r, path, m));
+    let admin: Vec<(&str, MethodRouter<SharedState>)> = vec![
+        ("/admin/v1/notifications", get(admin::overview)),
+        (
             "/admin/v1/deadLetters",
             get(admin::list).delete(admin::drop),
-        )
-        .route("/admin/v1/deadLetters/replay", post(admin::replay))
-        .route("/admin/v1/keys", post(keys::create).get(keys::list))
-        .route("/admin/v1/keys/{id}", axum::routing::delete(keys::revoke))
-        .route(
-            "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .fallback(error::not_found_route)
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::guard,
-        ))
-        .layer(axum::middleware::from_fn(edge::preconditions))
-        .with_state(state)
+        ),
+        ("/admin/v1/deadLetters/replay", post(admin::replay)),
+        ("/admin/v1/keys", post(keys::create).get(keys::list)),
+        ("/admin/v1/keys/{id}", delete(keys::revoke)),
+    ];
+    let root = admin
+        .into_iter()
+        .fold(Router::new().nest("/ngsi-ld/v1", api), |r, (path, m)| {
+            both(r, path, m)
+        });
+    root.route(
+        "/health",
+        get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+    )
+    .fallback(error::not_found_route)
+    .method_not_allowed_fallback(error::method_not_allowed)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::guard,
+    ))
+    .layer(axum::middleware::from_fn(edge::preconditions))
+    .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.

@@ -34,8 +34,9 @@ pub mod allowed {
     /// Operations that define no query parameter (e.g. 6.10.3.1 POST, 6.11.3 on one
     /// subscription).
     pub const NONE: &[&str] = &[];
-    /// GET /subscriptions, Query Subscriptions (6.10.3.2).
-    pub const QUERY_SUBSCRIPTIONS: &[&str] = &["limit", "offset", "count"];
+    /// GET /subscriptions, Query Subscriptions (6.10.3.2), and `options=count` as clients
+    /// write the count request.
+    pub const QUERY_SUBSCRIPTIONS: &[&str] = &["limit", "offset", "count", "options"];
     /// GET /csourceRegistrations, Query Context Source Registrations (6.8.3.2). Temporal,
     /// geo and `q`/`csf` filters are accepted and not yet applied.
     pub const QUERY_REGISTRATIONS: &[&str] = &[

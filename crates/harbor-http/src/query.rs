@@ -315,16 +315,20 @@ pub fn from_params(
     Ok(q)
 }
 
-/// Rejects a query that selects no entity type, no non-system attribute, no geo-query and
-/// is not `local=true` (5.7.2.4: "too wide"); `type=*` implies `local=true`.
-/// `attrs` are the names as given, before expansion.
+/// Rejects a query that selects no entity type, no non-system attribute, no geo-query, no
+/// `idPattern` and is not `local=true` (5.7.2.4: "too wide"); `type=*` implies `local=true`.
+/// An `idPattern` is enough, its answer bounded by the page limit like any other, because
+/// clients list a broker with `idPattern=.*` alone; an `id` list alone stays refused, as
+/// 5.7.2.4 says (docs/conformance.md, "Clients in use"). `attrs` are the names as given,
+/// before expansion.
 pub fn check_not_too_wide(
     q: &EntityQuery,
     attrs: Option<&[String]>,
     local: bool,
 ) -> NgsiResult<()> {
     let is_attr = |a: &String| !SYSTEM_MEMBERS.contains(&a.as_str());
-    let narrow = q.types.is_some()
+    let narrow = q.id_pattern.is_some()
+        || q.types.is_some()
         || q.geo.is_some()
         || local
         || attrs.is_some_and(|a| a.iter().any(is_attr))
@@ -335,8 +339,8 @@ pub fn check_not_too_wide(
         return Ok(());
     }
     Err(NgsiError::bad_request(
-        "the query is too wide: give at least one of type, attrs or q naming a non-system \
-         attribute, a geo-query, or local=true",
+        "the query is too wide: give at least one of idPattern, type, attrs or q naming a \
+         non-system attribute, a geo-query, or local=true",
     ))
 }
 

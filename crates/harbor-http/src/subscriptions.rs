@@ -124,6 +124,7 @@ pub async fn query(
         offset,
         count,
     } = query::page(&p, limits.default_page, limits.max_page)?;
+    let count = count || options_count(&p)?;
     let all = s.engine.query_subscriptions(&tenant)?;
     let total = all.len();
     let items: Vec<Value> = all
@@ -145,6 +146,24 @@ pub async fn query(
             count,
         },
     ))
+}
+
+/// `options=count` on Query Subscriptions: the request for a count (6.3.13) as `filip` and
+/// Orion-LD write it, the same as `count=true`; any other `options` value is refused
+/// (docs/conformance.md, "Clients in use").
+fn options_count(p: &Params) -> ApiResult<bool> {
+    let Some(v) = p.get("options") else {
+        return Ok(false);
+    };
+    for word in v.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if word != "count" {
+            return Err(NgsiError::invalid(format!(
+                "options: unknown value \"{word}\"; Query Subscriptions knows only \"count\""
+            ))
+            .into());
+        }
+    }
+    Ok(true)
 }
 
 /// The NGSI-LD version a `Prefer` header asks for (`ngsi-ld=1.0`), if any (6.3.19).

@@ -314,7 +314,7 @@ pub async fn modify_instance(
     check_attr_name(&attr)?;
     check_instance_id(&instance)?;
     let tenant = negotiate::tenant(&headers)?;
-    let mut b = read_json(&s, &headers, body, false).await?;
+    let mut b = read_json(&s, &headers, body, true).await?;
     if let Value::Object(o) = &mut b.value {
         o.remove("@context");
     }

@@ -19,6 +19,8 @@ use tower::ServiceExt;
 
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/clients.rs"]
+mod clients;
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
 #[path = "api/registrations.rs"]
