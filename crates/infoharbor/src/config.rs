@@ -87,6 +87,29 @@ pub struct ServeArgs {
     /// [default: false].
     #[arg(long, env = "INFOHARBOR_EGRESS_ALLOW_PRIVATE")]
     pub egress_allow_private: Option<bool>,
+    /// How requests are authenticated: none, jwt, apikey or jwt+apikey [default: none, which
+    /// is accepted only on a loopback listen address].
+    #[arg(long, env = "INFOHARBOR_AUTH")]
+    pub auth: Option<String>,
+    /// Serve without authentication on a non-loopback address (never in production).
+    #[arg(long, env = "INFOHARBOR_INSECURE")]
+    pub insecure: bool,
+    /// Issuer of accepted bearer tokens; discovery starts at its
+    /// /.well-known/openid-configuration [required with auth = jwt].
+    #[arg(long, env = "INFOHARBOR_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Audience every accepted token must name [required with auth = jwt].
+    #[arg(long, env = "INFOHARBOR_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Dot path of the token claim holding grants such as "reader@sg-lta" [default: roles].
+    #[arg(long, env = "INFOHARBOR_OIDC_ROLES_CLAIM")]
+    pub oidc_roles_claim: Option<String>,
+    /// Tolerance for exp and nbf, in seconds [default: 30].
+    #[arg(long, env = "INFOHARBOR_OIDC_CLOCK_SKEW_S")]
+    pub oidc_clock_skew_s: Option<u64>,
+    /// JWKS URL, instead of the one discovery names [default: discovery].
+    #[arg(long, env = "INFOHARBOR_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
 }
 
 /// The same options as read from the TOML file.
@@ -114,6 +137,13 @@ struct FileConfig {
     context_dir: Option<PathBuf>,
     egress_allow: Option<Vec<String>>,
     egress_allow_private: Option<bool>,
+    auth: Option<String>,
+    insecure: Option<bool>,
+    oidc_issuer: Option<String>,
+    oidc_audience: Option<String>,
+    oidc_roles_claim: Option<String>,
+    oidc_clock_skew_s: Option<u64>,
+    oidc_jwks_url: Option<String>,
 }
 
 /// The effective configuration.
@@ -139,6 +169,9 @@ pub struct Config {
     pub log: String,
     pub context_dir: Option<PathBuf>,
     pub egress: harbor_outbound::EgressPolicy,
+    pub auth: harbor_auth::AuthMode,
+    /// The token check, with `auth` = jwt or jwt+apikey.
+    pub oidc: Option<harbor_auth::OidcConfig>,
 }
 
 impl ServeArgs {
@@ -219,7 +252,48 @@ impl ServeArgs {
                     .unwrap_or(false),
             )
             .map_err(anyhow::Error::msg)?,
+            auth: self
+                .auth
+                .or(file.auth)
+                .as_deref()
+                .unwrap_or("none")
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+            oidc: None,
         };
+        let mut cfg = cfg;
+        let insecure = self.insecure || file.insecure.unwrap_or(false);
+        anyhow::ensure!(
+            cfg.auth != harbor_auth::AuthMode::None || cfg.listen.ip().is_loopback() || insecure,
+            "refusing to serve {} without authentication: set auth (jwt, apikey or jwt+apikey), \
+             listen on a loopback address, or pass --insecure to accept the risk",
+            cfg.listen
+        );
+        if cfg.auth.uses_jwt() {
+            let issuer = self.oidc_issuer.or(file.oidc_issuer);
+            let audience = self.oidc_audience.or(file.oidc_audience);
+            let (Some(issuer), Some(audience)) = (issuer, audience) else {
+                anyhow::bail!(
+                    "auth = {} needs oidc_issuer and oidc_audience",
+                    cfg.auth.as_str()
+                );
+            };
+            cfg.oidc = Some(harbor_auth::OidcConfig {
+                issuer,
+                audience,
+                roles_claim: self
+                    .oidc_roles_claim
+                    .or(file.oidc_roles_claim)
+                    .unwrap_or_else(|| "roles".into()),
+                clock_skew: std::time::Duration::from_secs(
+                    self.oidc_clock_skew_s
+                        .or(file.oidc_clock_skew_s)
+                        .unwrap_or(30),
+                ),
+                jwks_url: self.oidc_jwks_url.or(file.oidc_jwks_url),
+                refetch_interval: std::time::Duration::from_secs(10),
+            });
+        }
         anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
         anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");
         anyhow::ensure!(
@@ -302,6 +376,13 @@ mod tests {
             "log",
             "egress_allow",
             "egress_allow_private",
+            "auth",
+            "insecure",
+            "oidc_issuer",
+            "oidc_audience",
+            "oidc_roles_claim",
+            "oidc_clock_skew_s",
+            "oidc_jwks_url",
         ] {
             assert!(
                 doc.contains(key),

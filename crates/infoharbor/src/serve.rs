@@ -103,6 +103,38 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         engine.clone(),
         Duration::from_millis(cfg.expiry_sweep_ms),
     ));
+    let keys = Arc::new(
+        harbor_auth::KeyRing::load(store.clone())
+            .await
+            .context("loading the API keys")?,
+    );
+    let auth = match cfg.auth {
+        harbor_auth::AuthMode::None => None,
+        mode => {
+            let jwt = cfg.oidc.clone().map(|oidc| {
+                let fetch = crate::transport::ProviderFetch(
+                    harbor_outbound::sources::SourceClient::new(egress.clone()),
+                );
+                Arc::new(harbor_auth::JwtVerifier::new(oidc, Arc::new(fetch)))
+            });
+            if let Some(v) = jwt.clone() {
+                tokio::spawn(async move {
+                    match v.prefetch().await {
+                        Ok(n) => tracing::info!(keys = n, "identity provider keys fetched"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "identity provider keys not fetched yet")
+                        }
+                    }
+                });
+            }
+            tracing::info!(auth = mode.as_str(), "requests are authenticated");
+            Some(Arc::new(harbor_auth::Authenticator::new(
+                mode,
+                Some(keys.clone()),
+                jwt,
+            )))
+        }
+    };
     let state = Arc::new(AppState {
         engine,
         resolver,
@@ -111,8 +143,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             max_body: cfg.max_body_bytes,
         },
         identity: harbor_http::SourceIdentity::new(crate::identity::load_or_create(&cfg.data_dir)?),
-        auth: None,
-        keys: None,
+        auth,
+        keys: Some(keys),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -53,3 +53,16 @@ impl EndpointCheck for EndpointWall {
         self.0.check_uri(uri, schemes).map_err(|r| r.to_string())
     }
 }
+
+/// The identity provider's discovery document and keys, fetched through the egress wall.
+pub struct ProviderFetch(pub harbor_outbound::sources::SourceClient);
+
+#[async_trait]
+impl harbor_auth::JsonFetch for ProviderFetch {
+    async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
+        self.0
+            .get_json(url, &[], std::time::Duration::from_secs(5))
+            .await?
+            .ok_or_else(|| format!("{url} answered 404 Not Found"))
+    }
+}
