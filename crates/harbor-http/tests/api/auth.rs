@@ -264,7 +264,7 @@ async fn keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     .await;
     assert_eq!(status, 200);
     let text = listed.to_string();
-    let secret = key.rsplit('_').next().unwrap();
+    let secret = key.splitn(3, '_').nth(2).unwrap();
     assert!(
         !text.contains(secret) && !text.contains("secretSha256"),
         "{text}"
