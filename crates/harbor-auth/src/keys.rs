@@ -68,9 +68,12 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 /// Equal without an early exit, so that timing says nothing about where digests differ.
@@ -124,10 +127,7 @@ impl KeyRing {
                 "the broker keeps at most {MAX_KEYS} keys; delete revoked ones first"
             )));
         }
-        let id: String = random_bytes::<6>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = hex(&random_bytes::<6>());
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
         let key = ApiKey {
             id: id.clone(),
@@ -244,7 +244,7 @@ mod tests {
             .unwrap();
         assert!(text.starts_with("ihk_"));
         let stored = String::from_utf8(store.0.lock().values().next().unwrap().clone()).unwrap();
-        let secret = text.rsplit('_').next().unwrap();
+        let secret = text.splitn(3, '_').nth(2).unwrap();
         assert!(!stored.contains(secret), "the secret is never stored");
         assert_eq!(ring.verify(&text).unwrap().grants, grants);
         // A reloaded ring knows the key too.
