@@ -175,36 +175,32 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
     next.run(req).await
 }
 
-/// The ProblemDetails answer to a failed check.
+/// The ProblemDetails answer to a failed check. Bad input and unknown keys are the NGSI-LD
+/// errors every other operation answers with; 401, 403 and 503 have no NGSI-LD type.
 pub fn refusal(e: &AuthError) -> Response {
     let (status, title) = match e {
+        AuthError::Invalid(why) => {
+            return crate::ApiError(harbor_model::NgsiError::bad_request(why.clone()))
+                .into_response()
+        }
+        AuthError::NotFound(why) => {
+            return crate::ApiError(harbor_model::NgsiError::not_found(why.clone())).into_response()
+        }
         AuthError::Missing(_) | AuthError::Rejected(_) => {
             (StatusCode::UNAUTHORIZED, "Unauthorized")
         }
         AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
-        AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequestData"),
-        AuthError::NotFound(_) => (StatusCode::NOT_FOUND, "ResourceNotFound"),
         AuthError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
     };
-    let type_uri = match e {
-        AuthError::Invalid(_) => "https://uri.etsi.org/ngsi-ld/errors/BadRequestData".to_string(),
-        AuthError::NotFound(_) => {
-            "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound".to_string()
-        }
-        _ => format!("urn:infoharbor:errors:{title}"),
-    };
-    let body = serde_json::json!({
-        "type": type_uri,
-        "title": title,
-        "status": status.as_u16(),
-        "detail": e.to_string(),
-    });
-    let mut resp = (
+    let mut resp = crate::reply::plain(
         status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response();
+        serde_json::json!({
+            "type": format!("urn:infoharbor:errors:{title}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": e.to_string(),
+        }),
+    );
     let challenge = match e {
         AuthError::Missing(_) => Some("Bearer realm=\"infoharbor\"".to_string()),
         AuthError::Rejected(why) => Some(format!(

@@ -4,13 +4,13 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use harbor_auth::{ApiKey, AuthError, Grants, Identity, KeyRing};
 use serde_json::{json, Value};
 
 use crate::auth::refusal;
-use crate::SharedState;
+use crate::{reply, SharedState};
 
 /// Largest body of a key creation.
 const MAX_BODY: usize = 16 * 1024;
@@ -33,15 +33,6 @@ fn shown(k: &ApiKey) -> Value {
         }
     }
     v
-}
-
-fn answer(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 /// POST /admin/v1/keys `{"name": "...", "grants": ["writer@sg-lta", ...]}`.
@@ -81,7 +72,7 @@ pub async fn create(
         Ok((key, text)) => {
             let mut body = shown(&key);
             body["key"] = json!(text);
-            answer(StatusCode::CREATED, body)
+            reply::plain(StatusCode::CREATED, body)
         }
         Err(e) => refusal(&e),
     }
@@ -90,7 +81,7 @@ pub async fn create(
 /// GET /admin/v1/keys: every key, without secrets.
 pub async fn list(State(s): State<SharedState>) -> Response {
     match ring(&s) {
-        Ok(ring) => answer(
+        Ok(ring) => reply::plain(
             StatusCode::OK,
             Value::Array(ring.list().iter().map(shown).collect()),
         ),
@@ -105,7 +96,7 @@ pub async fn revoke(State(s): State<SharedState>, Path(id): Path<String>) -> Res
         Err(e) => return refusal(&e),
     };
     match ring.revoke(&id).await {
-        Ok(key) => answer(StatusCode::OK, shown(&key)),
+        Ok(key) => reply::plain(StatusCode::OK, shown(&key)),
         Err(e) => refusal(&e),
     }
 }
