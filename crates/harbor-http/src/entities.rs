@@ -18,17 +18,27 @@ use crate::negotiate::{self, Media};
 use crate::params::{allowed, Params};
 use crate::query::{self, Page};
 use crate::reply;
+use crate::shed::CpuPool;
 use crate::SharedState;
 
 /// Reads a whole body, refusing more than the configured limit.
 pub async fn bytes(state: &SharedState, body: Body) -> ApiResult<Bytes> {
     let max = state.limits.max_body;
-    axum::body::to_bytes(body, max).await.map_err(|_| {
-        ApiError(NgsiError::new(
+    let deadline = state.limits.body_timeout;
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(ApiError(NgsiError::new(
             ErrorKind::PayloadTooLarge,
             format!("the body is larger than {max} bytes, the largest accepted"),
-        ))
-    })
+        ))),
+        Err(_) => Err(ApiError(NgsiError::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "the body did not arrive within {} s of the request head",
+                deadline.as_secs_f64()
+            ),
+        ))),
+    }
 }
 
 /// Reads and parses a body with its context.
@@ -124,6 +134,7 @@ pub async fn create(
 /// GET /entities/{id} — 5.7.1.
 pub async fn retrieve(
     State(s): State<SharedState>,
+    pool: CpuPool,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -171,26 +182,44 @@ pub async fn retrieve(
             .into());
         }
     }
-    let emptied = || {
+    let emptied = move || {
         ApiError(NgsiError::not_found(format!(
             "entity {id} has no member left after pick / omit"
         )))
     };
     let v = match view.join {
         None => reply::entity(&e, &ld, media, &view).ok_or_else(emptied)?,
+        // A join may read and render many entities: off the async workers.
         Some(join) => {
-            let roots = s.engine.join(&tenant, &[e], &join_spec(&view, join))?;
-            let mut items = reply::joined(&roots, &ld, media, &view, join.kind);
-            // Flat: the Entity and the Entities it links to in one array; the Entity alone
-            // when it links to none.
-            match items.len() {
-                0 => return Err(emptied()),
-                1 => items.swap_remove(0),
-                _ => Value::Array(items),
-            }
+            let ld = ld.clone();
+            pool.offload(move || joined_one(&s, &tenant, e, &ld, media, &view, join, emptied))
+                .await?
         }
     };
     Ok(reply::json(StatusCode::OK, media, &ld, v, HeaderMap::new()))
+}
+
+/// The retrieved entity with the entities it links to (`join`).
+#[allow(clippy::too_many_arguments)]
+fn joined_one(
+    s: &SharedState,
+    tenant: &harbor_model::Tenant,
+    e: std::sync::Arc<harbor_model::Entity>,
+    ld: &body::Ld,
+    media: Media,
+    view: &query::View,
+    join: query::Join,
+    emptied: impl Fn() -> ApiError,
+) -> ApiResult<Value> {
+    let roots = s.engine.join(tenant, &[e], &join_spec(view, join))?;
+    let mut items = reply::joined(&roots, ld, media, view, join.kind);
+    // Flat: the Entity and the Entities it links to in one array; the Entity alone when it
+    // links to none.
+    match items.len() {
+        0 => Err(emptied()),
+        1 => Ok(items.swap_remove(0)),
+        _ => Ok(Value::Array(items)),
+    }
 }
 
 fn join_spec(view: &query::View, join: query::Join) -> harbor_engine::JoinSpec {
@@ -206,6 +235,7 @@ fn join_spec(view: &query::View, join: query::Join) -> harbor_engine::JoinSpec {
 /// GET /entities — 5.7.2.
 pub async fn query_get(
     State(s): State<SharedState>,
+    pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -215,12 +245,14 @@ pub async fn query_get(
     let media = negotiate::accept(&headers, true)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let q = query::from_params(&p, &ld.ctx, false)?;
-    run_query(&s, &tenant, media, &ld, &p, q, "/ngsi-ld/v1/entities")
+    pool.offload(move || run_query(&s, &tenant, media, &ld, &p, q, "/ngsi-ld/v1/entities"))
+        .await
 }
 
 /// POST /entityOperations/query — 5.7.2 with a Query body.
 pub async fn query_post(
     State(s): State<SharedState>,
+    pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -231,15 +263,18 @@ pub async fn query_post(
     let url_params = Params::parse(raw.as_deref());
     let (q, body_params) = query::from_body(&b.value, &b.ld.ctx)?;
     let p = body_params.merged(&url_params);
-    run_query(
-        &s,
-        &tenant,
-        media,
-        &b.ld,
-        &p,
-        q,
-        "/ngsi-ld/v1/entityOperations/query",
-    )
+    pool.offload(move || {
+        run_query(
+            &s,
+            &tenant,
+            media,
+            &b.ld,
+            &p,
+            q,
+            "/ngsi-ld/v1/entityOperations/query",
+        )
+    })
+    .await
 }
 
 fn run_query(

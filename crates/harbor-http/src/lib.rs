@@ -18,11 +18,15 @@ mod purge;
 mod query;
 mod registrations;
 mod reply;
+pub mod server;
+pub mod shed;
 mod subscriptions;
 mod temporal;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
@@ -38,12 +42,18 @@ pub use identity::SourceIdentity;
 pub struct HttpLimits {
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Time a client has to send a whole request body, once its head has arrived.
+    pub body_timeout: Duration,
+    /// Bounds on requests in flight, per class, and on CPU-heavy work.
+    pub shed: shed::ShedLimits,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             max_body: 8 * 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
+            shed: shed::ShedLimits::default(),
         }
     }
 }
@@ -199,16 +209,20 @@ pub fn router(state: SharedState) -> Router {
         auth::guard,
     ))
     .layer(axum::middleware::from_fn(edge::preconditions))
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::new(shed::Shedder::new(state.limits.shed.clone())),
+        shed::admit,
+    ))
     .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests
+/// within the configured deadline (see [`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    cfg: server::ServerConfig,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router(state), shutdown, cfg).await
 }

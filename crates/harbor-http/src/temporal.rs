@@ -23,6 +23,7 @@ use crate::error::ApiResult;
 use crate::negotiate::{self, Media};
 use crate::params::{allowed, Params};
 use crate::query::{self, Page, View};
+use crate::shed::CpuPool;
 use crate::{body, reply, SharedState};
 
 /// The representation asked for (6.3.7, 6.3.12).
@@ -353,6 +354,7 @@ pub async fn delete_instance(
 /// GET /temporal/entities/{id} — 5.7.3.
 pub async fn retrieve(
     State(s): State<SharedState>,
+    pool: CpuPool,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -365,19 +367,33 @@ pub async fn retrieve(
     let ld = body::context_from_link(&s, &headers).await?;
     let r = request(&s, &p, &ld)?;
     s.engine.history_caught_up().await;
+    pool.offload(move || retrieved(&s, &tenant, &id, &p, &ld, media, &r))
+        .await
+}
+
+/// The temporal entity `id`, read and rendered.
+fn retrieved(
+    s: &SharedState,
+    tenant: &harbor_model::Tenant,
+    id: &str,
+    p: &Params,
+    ld: &Ld,
+    media: Media,
+    r: &Request,
+) -> ApiResult<Response> {
     // An aggregation is computed as the instances are read, never holding them.
     let (v, range) = match &r.aggregation {
         Some(aggr) => {
             let (e, range) = s
                 .engine
-                .retrieve_aggregated_temporal_entity(&tenant, &id, &r.sel, aggr, &ld.ctx)?;
-            check_retrieved(&id, &e, &r, &p, &ld)?;
-            (render_aggregated(&e, &ld, &r), range)
+                .retrieve_aggregated_temporal_entity(tenant, id, &r.sel, aggr, &ld.ctx)?;
+            check_retrieved(id, &e, r, p, ld)?;
+            (render_aggregated(&e, ld, r), range)
         }
         None => {
-            let (e, range) = s.engine.retrieve_temporal_entity(&tenant, &id, &r.sel)?;
-            check_retrieved(&id, &e, &r, &p, &ld)?;
-            (render(&e, &ld, &r), range)
+            let (e, range) = s.engine.retrieve_temporal_entity(tenant, id, &r.sel)?;
+            check_retrieved(id, &e, r, p, ld)?;
+            (render(&e, ld, r), range)
         }
     };
     let v = v.ok_or_else(|| {
@@ -386,7 +402,7 @@ pub async fn retrieve(
         ))
     })?;
     let (status, h) = partial(range);
-    Ok(reply::json(status, media, &ld, v, h))
+    Ok(reply::json(status, media, ld, v, h))
 }
 
 /// A retrieved temporal entity must have one of the attributes asked for (unless a time
@@ -440,6 +456,7 @@ fn partial(range: Option<TemporalRange>) -> (StatusCode, HeaderMap) {
 /// GET /temporal/entities — 5.7.4.
 pub async fn query_get(
     State(s): State<SharedState>,
+    pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -450,15 +467,18 @@ pub async fn query_get(
     let ld = body::context_from_link(&s, &headers).await?;
     let q = query::from_params(&p, &ld.ctx, false)?;
     s.engine.history_caught_up().await;
-    run_query(
-        &s,
-        &tenant,
-        media,
-        &ld,
-        &p,
-        q,
-        "/ngsi-ld/v1/temporal/entities",
-    )
+    pool.offload(move || {
+        run_query(
+            &s,
+            &tenant,
+            media,
+            &ld,
+            &p,
+            q,
+            "/ngsi-ld/v1/temporal/entities",
+        )
+    })
+    .await
 }
 
 /// The members of a `temporalQ` (5.2.21) as parameters.
@@ -491,6 +511,7 @@ fn temporal_q_pairs(tq: &Value, pairs: &mut Vec<(String, String)>) -> NgsiResult
 /// POST /temporal/entityOperations/query — 5.7.4 with a Query body.
 pub async fn query_post(
     State(s): State<SharedState>,
+    pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -513,15 +534,18 @@ pub async fn query_post(
         .merged(&body_params)
         .merged(&url_params);
     s.engine.history_caught_up().await;
-    run_query(
-        &s,
-        &tenant,
-        media,
-        &b.ld,
-        &p,
-        q,
-        "/ngsi-ld/v1/temporal/entityOperations/query",
-    )
+    pool.offload(move || {
+        run_query(
+            &s,
+            &tenant,
+            media,
+            &b.ld,
+            &p,
+            q,
+            "/ngsi-ld/v1/temporal/entityOperations/query",
+        )
+    })
+    .await
 }
 
 fn run_query(

@@ -81,6 +81,7 @@ fn state_for(name: &str, max_temporal_instances: usize) -> (AppState, Arc<Embedd
         registry,
         limits: HttpLimits {
             max_body: 64 * 1024,
+            ..HttpLimits::default()
         },
         identity: harbor_http::SourceIdentity::new("urn:ngsi-ld:ContextSource:test".into()),
         auth: None,

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     PayloadTooLarge,
     MethodNotAllowed,
+    /// The client did not send its request in time (no NGSI-LD type of its own).
+    RequestTimeout,
 }
 
 impl ErrorKind {
@@ -51,6 +53,7 @@ impl ErrorKind {
             }
             ErrorKind::PayloadTooLarge => "https://uri.etsi.org/ngsi-ld/errors/PayloadTooLarge",
             ErrorKind::MethodNotAllowed => "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed",
+            ErrorKind::RequestTimeout => "urn:infoharbor:errors:RequestTimeout",
         }
     }
 
@@ -73,6 +76,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => "The request's media type is not supported",
             ErrorKind::PayloadTooLarge => "The request body is too large",
             ErrorKind::MethodNotAllowed => "The method is not allowed on this resource",
+            ErrorKind::RequestTimeout => "The request did not arrive in time",
         }
     }
 }

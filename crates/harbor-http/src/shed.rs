@@ -1,0 +1,347 @@
+//! Load shedding: every request belongs to a class, and each class has its own bound on the
+//! requests in flight. Above its bound a request is answered `503` with `Retry-After` at once,
+//! which costs the broker almost nothing, instead of queueing until every client times out.
+//! `/health`, `/ready` and the operator's endpoints have a class of their own, so they answer
+//! however busy the API is.
+//!
+//! The CPU-heavy part of a request (scans, sorts, joins, rendering) runs on a bounded pool
+//! of blocking threads ([`offload`]), with a time budget: the async workers stay free for
+//! accepting, parsing and answering.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use harbor_model::{ErrorKind, NgsiError};
+use tokio::sync::Semaphore;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Bounds of the admission classes and of the pool for CPU-heavy work.
+#[derive(Debug, Clone)]
+pub struct ShedLimits {
+    /// Reads of single resources and small listings in flight.
+    pub reads: usize,
+    /// Writes in flight (they wait on the disk, not the CPU, and share commits).
+    pub writes: usize,
+    /// Queries in flight: entity and temporal queries, discovery with details.
+    pub queries: usize,
+    /// Health, readiness, metrics and `/admin` in flight.
+    pub control: usize,
+    /// Threads running CPU-heavy work at once.
+    pub cpu_threads: usize,
+    /// Time a request may spend waiting for and doing its CPU-heavy work.
+    pub cpu_budget: Duration,
+    /// Seconds a shed client is told to wait (`Retry-After`).
+    pub retry_after_s: u32,
+}
+
+impl Default for ShedLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        ShedLimits {
+            reads: 1024,
+            writes: 1024,
+            queries: 64 * cores,
+            control: 64,
+            cpu_threads: cores,
+            cpu_budget: Duration::from_secs(10),
+            retry_after_s: 1,
+        }
+    }
+}
+
+/// The admission classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Control,
+    Read,
+    Write,
+    Query,
+}
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Control => "control",
+            Class::Read => "read",
+            Class::Write => "write",
+            Class::Query => "query",
+        }
+    }
+}
+
+/// The class of a request, from its method and path alone.
+pub fn classify(method: &Method, path: &str, query: Option<&str>) -> Class {
+    let path = path.trim_end_matches('/');
+    if path == "/health" || path == "/ready" || path == "/metrics" || path.starts_with("/admin/") {
+        return Class::Control;
+    }
+    let Some(api) = path.strip_prefix("/ngsi-ld/v1") else {
+        return Class::Read;
+    };
+    let query_path = matches!(
+        api,
+        "/entities" | "/temporal/entities" | "/entityOperations/query"
+    ) || api == "/temporal/entityOperations/query"
+        || (api.starts_with("/temporal/entities/") && *method == Method::GET);
+    let details = matches!(api, "/types" | "/attributes")
+        && query.is_some_and(|q| q.contains("details=true"));
+    if (query_path && (*method == Method::GET || api.ends_with("/query"))) || details {
+        return Class::Query;
+    }
+    match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS => Class::Read,
+        _ => Class::Write,
+    }
+}
+
+/// The admission state shared by all requests.
+pub struct Shedder {
+    limits: ShedLimits,
+    control: Arc<Semaphore>,
+    reads: Arc<Semaphore>,
+    writes: Arc<Semaphore>,
+    queries: Arc<Semaphore>,
+    cpu: Arc<Semaphore>,
+}
+
+impl Shedder {
+    pub fn new(limits: ShedLimits) -> Self {
+        let sem = |n: usize| Arc::new(Semaphore::new(n.max(1)));
+        Shedder {
+            control: sem(limits.control),
+            reads: sem(limits.reads),
+            writes: sem(limits.writes),
+            queries: sem(limits.queries),
+            cpu: sem(limits.cpu_threads),
+            limits,
+        }
+    }
+
+    fn class(&self, c: Class) -> &Arc<Semaphore> {
+        match c {
+            Class::Control => &self.control,
+            Class::Read => &self.reads,
+            Class::Write => &self.writes,
+            Class::Query => &self.queries,
+        }
+    }
+
+    pub fn limits(&self) -> &ShedLimits {
+        &self.limits
+    }
+}
+
+impl Default for Shedder {
+    fn default() -> Self {
+        Shedder::new(ShedLimits::default())
+    }
+}
+
+/// The `503` of a shed request.
+fn overloaded(class: Class, retry_after_s: u32) -> Response {
+    let mut resp = crate::reply::plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({
+            "type": "urn:infoharbor:errors:ServiceUnavailable",
+            "title": "ServiceUnavailable",
+            "status": 503,
+            "detail": format!(
+                "the broker is at its limit of {} requests in flight; try again in {retry_after_s} s",
+                class.name()
+            ),
+        }),
+    );
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from(retry_after_s),
+    );
+    resp
+}
+
+/// Middleware: admits the request into its class or sheds it.
+pub async fn admit(State(shed): State<Arc<Shedder>>, req: Request, next: Next) -> Response {
+    let class = classify(req.method(), req.uri().path(), req.uri().query());
+    let Ok(_permit) = shed.class(class).clone().try_acquire_owned() else {
+        return overloaded(class, shed.limits.retry_after_s);
+    };
+    let mut req = req;
+    req.extensions_mut().insert(CpuPool {
+        shed: shed.clone(),
+        admitted: Instant::now(),
+    });
+    next.run(req).await
+}
+
+/// The pool a request runs its CPU-heavy work on, with the time the request was admitted.
+#[derive(Clone)]
+pub struct CpuPool {
+    shed: Arc<Shedder>,
+    admitted: Instant,
+}
+
+impl CpuPool {
+    /// A pool of its own, for requests that did not pass [`admit`] (in-process tests).
+    pub fn standalone() -> Self {
+        CpuPool {
+            shed: Arc::new(Shedder::default()),
+            admitted: Instant::now(),
+        }
+    }
+
+    /// Runs `work` on a blocking thread once one of the pool's slots is free. The wait and
+    /// the work together get the request's CPU budget; past it the client gets
+    /// `TooComplexQuery`, naming the budget, and the slot is given back when the work ends.
+    pub async fn offload<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        F: FnOnce() -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let budget = self.shed.limits.cpu_budget;
+        let deadline = self.admitted + budget;
+        let too_long = || {
+            ApiError(NgsiError::new(
+                ErrorKind::TooComplexQuery,
+                format!(
+                    "the request needed more than its time budget of {} s; narrow it with a \
+                     filter or a smaller page",
+                    budget.as_secs_f64()
+                ),
+            ))
+        };
+        let slot = tokio::time::timeout_at(deadline.into(), self.shed.cpu.clone().acquire_owned())
+            .await
+            .map_err(|_| too_long())?
+            .map_err(|_| ApiError(NgsiError::internal("the CPU pool is closed")))?;
+        let task = tokio::task::spawn_blocking(move || {
+            let r = work();
+            drop(slot);
+            r
+        });
+        match tokio::time::timeout_at(deadline.into(), task).await {
+            Err(_) => Err(too_long()),
+            Ok(Err(e)) => Err(ApiError(NgsiError::internal(format!(
+                "a query task failed: {e}"
+            )))),
+            Ok(Ok(r)) => r,
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CpuPool {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<CpuPool>()
+            .cloned()
+            .unwrap_or_else(CpuPool::standalone))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_of_requests() {
+        let cases = [
+            (Method::GET, "/health", None, Class::Control),
+            (
+                Method::POST,
+                "/admin/v1/deadLetters/replay",
+                None,
+                Class::Control,
+            ),
+            (
+                Method::GET,
+                "/ngsi-ld/v1/entities",
+                Some("type=T"),
+                Class::Query,
+            ),
+            (
+                Method::GET,
+                "/ngsi-ld/v1/entities/",
+                Some("type=T"),
+                Class::Query,
+            ),
+            (
+                Method::POST,
+                "/ngsi-ld/v1/entityOperations/query",
+                None,
+                Class::Query,
+            ),
+            (
+                Method::GET,
+                "/ngsi-ld/v1/temporal/entities/urn:a",
+                None,
+                Class::Query,
+            ),
+            (
+                Method::POST,
+                "/ngsi-ld/v1/temporal/entityOperations/query",
+                None,
+                Class::Query,
+            ),
+            (
+                Method::GET,
+                "/ngsi-ld/v1/types",
+                Some("details=true"),
+                Class::Query,
+            ),
+            (Method::GET, "/ngsi-ld/v1/types", None, Class::Read),
+            (Method::GET, "/ngsi-ld/v1/entities/urn:a", None, Class::Read),
+            (Method::POST, "/ngsi-ld/v1/entities", None, Class::Write),
+            (
+                Method::DELETE,
+                "/ngsi-ld/v1/entities",
+                Some("type=T"),
+                Class::Write,
+            ),
+            (
+                Method::POST,
+                "/ngsi-ld/v1/entityOperations/upsert",
+                None,
+                Class::Write,
+            ),
+            (
+                Method::PATCH,
+                "/ngsi-ld/v1/temporal/entities/urn:a/attrs/a/i",
+                None,
+                Class::Write,
+            ),
+        ];
+        for (m, p, q, want) in cases {
+            assert_eq!(classify(&m, p, q), want, "{m} {p}?{q:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn work_past_its_budget_is_refused_by_name() {
+        let pool = CpuPool {
+            shed: Arc::new(Shedder::new(ShedLimits {
+                cpu_budget: Duration::from_millis(50),
+                ..ShedLimits::default()
+            })),
+            admitted: Instant::now(),
+        };
+        let r = pool
+            .offload(|| {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            })
+            .await;
+        let e = r.expect_err("over budget");
+        assert_eq!(e.0.kind, ErrorKind::TooComplexQuery);
+        assert!(e.0.detail.contains("0.05 s"), "{}", e.0.detail);
+        assert_eq!(pool.offload(|| Ok(7)).await.ok(), None, "budget spent");
+    }
+}
