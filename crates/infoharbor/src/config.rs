@@ -23,6 +23,46 @@ pub struct ServeArgs {
     /// Largest request body in bytes [default: 8388608].
     #[arg(long, env = "INFOHARBOR_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// PEM certificate chain for HTTPS; with tls_key, the API is served over TLS only
+    /// [default: none, plain HTTP].
+    #[arg(long, env = "INFOHARBOR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of tls_cert [default: none].
+    #[arg(long, env = "INFOHARBOR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Connections open at once; beyond it idle connections are closed to make room, or the
+    /// newcomer is answered 503 [default: 0, from the open-files limit].
+    #[arg(long, env = "INFOHARBOR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Time a client has to finish a request head once it began it, in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "INFOHARBOR_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// Time a client has to send a request body, in milliseconds [default: 30000].
+    #[arg(long, env = "INFOHARBOR_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// Time a kept-alive connection may stay idle, in milliseconds [default: 60000].
+    #[arg(long, env = "INFOHARBOR_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Time requests in flight get to finish after SIGTERM, in milliseconds [default: 10000].
+    #[arg(long, env = "INFOHARBOR_SHUTDOWN_DEADLINE_MS")]
+    pub shutdown_deadline_ms: Option<u64>,
+    /// Reads of single resources in flight; more are answered 503 [default: 1024].
+    #[arg(long, env = "INFOHARBOR_MAX_INFLIGHT_READS")]
+    pub max_inflight_reads: Option<usize>,
+    /// Writes in flight; more are answered 503 [default: 1024].
+    #[arg(long, env = "INFOHARBOR_MAX_INFLIGHT_WRITES")]
+    pub max_inflight_writes: Option<usize>,
+    /// Queries (entity, temporal, discovery details) in flight; more are answered 503
+    /// [default: 64 per CPU core].
+    #[arg(long, env = "INFOHARBOR_MAX_INFLIGHT_QUERIES")]
+    pub max_inflight_queries: Option<usize>,
+    /// Threads running the CPU-heavy part of queries [default: one per CPU core].
+    #[arg(long, env = "INFOHARBOR_QUERY_THREADS")]
+    pub query_threads: Option<usize>,
+    /// Time budget of one query, waiting included, in milliseconds [default: 10000].
+    #[arg(long, env = "INFOHARBOR_QUERY_BUDGET_MS")]
+    pub query_budget_ms: Option<u64>,
     /// Most entities in one batch operation [default: 1000].
     #[arg(long, env = "INFOHARBOR_MAX_BATCH")]
     pub max_batch: Option<usize>,
@@ -119,6 +159,18 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    shutdown_deadline_ms: Option<u64>,
+    max_inflight_reads: Option<usize>,
+    max_inflight_writes: Option<usize>,
+    max_inflight_queries: Option<usize>,
+    query_threads: Option<usize>,
+    query_budget_ms: Option<u64>,
     max_batch: Option<usize>,
     max_page: Option<usize>,
     default_page: Option<usize>,
@@ -152,6 +204,19 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    /// Certificate chain and key of HTTPS, when it is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// 0: derived from the open-files limit at start.
+    pub max_connections: usize,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub shutdown_deadline_ms: u64,
+    pub max_inflight_reads: usize,
+    pub max_inflight_writes: usize,
+    pub max_inflight_queries: usize,
+    pub query_threads: usize,
+    pub query_budget_ms: u64,
     pub max_batch: usize,
     pub max_page: usize,
     pub default_page: usize,
@@ -172,6 +237,10 @@ pub struct Config {
     pub auth: harbor_auth::AuthMode,
     /// The token check, with `auth` = jwt or jwt+apikey.
     pub oidc: Option<harbor_auth::OidcConfig>,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl ServeArgs {
@@ -199,6 +268,48 @@ impl ServeArgs {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(8 * 1024 * 1024),
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => anyhow::bail!("tls_cert and tls_key go together: set both or neither"),
+            },
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(0),
+            header_timeout_ms: self
+                .header_timeout_ms
+                .or(file.header_timeout_ms)
+                .unwrap_or(10_000),
+            body_timeout_ms: self
+                .body_timeout_ms
+                .or(file.body_timeout_ms)
+                .unwrap_or(30_000),
+            idle_timeout_ms: self
+                .idle_timeout_ms
+                .or(file.idle_timeout_ms)
+                .unwrap_or(60_000),
+            shutdown_deadline_ms: self
+                .shutdown_deadline_ms
+                .or(file.shutdown_deadline_ms)
+                .unwrap_or(10_000),
+            max_inflight_reads: self
+                .max_inflight_reads
+                .or(file.max_inflight_reads)
+                .unwrap_or(1024),
+            max_inflight_writes: self
+                .max_inflight_writes
+                .or(file.max_inflight_writes)
+                .unwrap_or(1024),
+            max_inflight_queries: self
+                .max_inflight_queries
+                .or(file.max_inflight_queries)
+                .unwrap_or(64 * cores()),
+            query_threads: self.query_threads.or(file.query_threads).unwrap_or(cores()),
+            query_budget_ms: self
+                .query_budget_ms
+                .or(file.query_budget_ms)
+                .unwrap_or(10_000),
             max_batch: self.max_batch.or(file.max_batch).unwrap_or(1000),
             max_page: self.max_page.or(file.max_page).unwrap_or(1000),
             default_page: self.default_page.or(file.default_page).unwrap_or(20),
@@ -295,6 +406,22 @@ impl ServeArgs {
             });
         }
         anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
+        for (name, v) in [
+            ("header_timeout_ms", cfg.header_timeout_ms),
+            ("body_timeout_ms", cfg.body_timeout_ms),
+            ("idle_timeout_ms", cfg.idle_timeout_ms),
+            ("query_budget_ms", cfg.query_budget_ms),
+        ] {
+            anyhow::ensure!(v > 0, "{name} must be at least 1");
+        }
+        for (name, v) in [
+            ("max_inflight_reads", cfg.max_inflight_reads),
+            ("max_inflight_writes", cfg.max_inflight_writes),
+            ("max_inflight_queries", cfg.max_inflight_queries),
+            ("query_threads", cfg.query_threads),
+        ] {
+            anyhow::ensure!(v > 0, "{name} must be at least 1");
+        }
         anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");
         anyhow::ensure!(
             cfg.max_temporal_instances > 0,
@@ -361,6 +488,18 @@ mod tests {
             "listen",
             "data_dir",
             "max_body_bytes",
+            "tls_cert",
+            "tls_key",
+            "max_connections",
+            "header_timeout_ms",
+            "body_timeout_ms",
+            "idle_timeout_ms",
+            "shutdown_deadline_ms",
+            "max_inflight_reads",
+            "max_inflight_writes",
+            "max_inflight_queries",
+            "query_threads",
+            "query_budget_ms",
             "max_batch",
             "max_page",
             "default_page",

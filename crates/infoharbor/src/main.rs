@@ -42,11 +42,15 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log)?)
                 .with_target(false)
+                .with_writer(std::io::stderr)
                 .init();
-            tokio::runtime::Builder::new_multi_thread()
+            let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?
-                .block_on(serve::run(cfg))
+                .build()?;
+            let served = runtime.block_on(serve::run(cfg));
+            // A query still running on a blocking thread must not hold the exit back.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            served
         }
         Command::DeadLetters(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

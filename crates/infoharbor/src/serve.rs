@@ -141,21 +141,87 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         registry,
         limits: HttpLimits {
             max_body: cfg.max_body_bytes,
+            body_timeout: Duration::from_millis(cfg.body_timeout_ms),
+            shed: harbor_http::shed::ShedLimits {
+                reads: cfg.max_inflight_reads,
+                writes: cfg.max_inflight_writes,
+                queries: cfg.max_inflight_queries,
+                cpu_threads: cfg.query_threads,
+                cpu_budget: Duration::from_millis(cfg.query_budget_ms),
+                ..Default::default()
+            },
         },
         identity: harbor_http::SourceIdentity::new(crate::identity::load_or_create(&cfg.data_dir)?),
         auth,
         keys: Some(keys),
     });
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), ready_in_ms = started.elapsed().as_millis() as u64, "infoharbor is serving NGSI-LD");
-    harbor_http::serve(listener, state, shutdown_signal()).await?;
+    let server = server_config(&cfg)?;
+    let listener = listen(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(
+        listen = %cfg.listen,
+        tls = server.tls.is_some(),
+        max_connections = server.max_connections,
+        data_dir = %cfg.data_dir.display(),
+        ready_in_ms = started.elapsed().as_millis() as u64,
+        "infoharbor is serving NGSI-LD"
+    );
+    harbor_http::serve(listener, state, shutdown_signal(), server).await?;
     sweeper.abort();
     retention.abort();
     recording.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the API's address with a deep accept queue: under a burst of connections, a short
+/// one overflows and clients wait a second for their SYN to be sent again.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // The kernel caps it at net.core.somaxconn.
+    socket.listen(8192)
+}
+
+/// The connection limits and TLS of the server. Raises the open-files limit to its hard
+/// maximum first: every connection is a file.
+fn server_config(cfg: &Config) -> anyhow::Result<harbor_http::server::ServerConfig> {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    // An eighth of the files stays for the store, outbound connections and logs.
+    let automatic = (files - files / 8).clamp(16, 65_536) as usize;
+    let max_connections = match cfg.max_connections {
+        0 => automatic,
+        n if n as u64 > files => {
+            tracing::warn!(
+                max_connections = n,
+                open_files = files,
+                "max_connections exceeds the open-files limit; connections will fail to open \
+                 before the limit is reached"
+            );
+            n
+        }
+        n => n,
+    };
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(harbor_http::tls::load(cert, key)?),
+        None => None,
+    };
+    Ok(harbor_http::server::ServerConfig {
+        max_connections,
+        header_timeout: Duration::from_millis(cfg.header_timeout_ms),
+        idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
+        shutdown_deadline: Duration::from_millis(cfg.shutdown_deadline_ms),
+        tls,
+    })
 }
 
 async fn shutdown_signal() {

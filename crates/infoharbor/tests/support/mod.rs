@@ -28,11 +28,32 @@ impl Broker {
 
     /// Like `start`, with further `serve` flags.
     pub async fn start_with(data_dir: &Path, log_dir: &Path, n: usize, flags: &[&str]) -> Broker {
+        Broker::start_under(&[], data_dir, log_dir, n, flags).await
+    }
+
+    /// Like `start_with`, run through `wrapper` (e.g. `prlimit --nofile=1024:1024`), which
+    /// must exec the broker so that the process is the broker itself.
+    pub async fn start_under(
+        wrapper: &[&str],
+        data_dir: &Path,
+        log_dir: &Path,
+        n: usize,
+        flags: &[&str],
+    ) -> Broker {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let stderr_path = log_dir.join(format!("broker-{n}.stderr"));
         let stderr = File::create(&stderr_path).expect("create broker stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_infoharbor"))
+        let binary = env!("CARGO_BIN_EXE_infoharbor");
+        let mut command = match wrapper.split_first() {
+            None => Command::new(binary),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+        };
+        let child = command
             .arg("serve")
             .arg("--listen")
             .arg(&listen)
@@ -50,9 +71,14 @@ impl Broker {
             .stderr(stderr)
             .spawn()
             .expect("spawn the infoharbor binary");
+        let scheme = if flags.contains(&"--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
         let mut broker = Broker {
             child,
-            base: format!("http://{listen}"),
+            base: format!("{scheme}://{listen}"),
             stderr_path,
         };
         broker.wait_healthy(n).await;
@@ -60,9 +86,11 @@ impl Broker {
     }
 
     async fn wait_healthy(&mut self, n: usize) {
+        // Only whether it answers matters here; the TLS test checks the certificate itself.
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(2))
+            .danger_accept_invalid_certs(true)
             .build()
             .expect("build HTTP client");
         let url = format!("{}/health", self.base);
@@ -90,6 +118,51 @@ impl Broker {
     /// The exit status if the process has ended.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The address the broker listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let host = self.base.split("://").nth(1).unwrap_or(&self.base);
+        host.parse().expect("a socket address")
+    }
+
+    /// Sends SIGTERM, as a service manager stopping the broker does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Resident memory of the process, in bytes (VmRSS of /proc/PID/status).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS in /proc/PID/status")
     }
 
     /// SIGKILL, then reap the process.
