@@ -6,6 +6,7 @@
 pub mod grants;
 pub mod jwt;
 pub mod keys;
+pub mod policy;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 pub use grants::{Action, Grant, Grants, Role, TenantScope};
 pub use jwt::{JsonFetch, JwtVerifier, OidcConfig};
 pub use keys::{ApiKey, KeyRing, KEY_PREFIX};
+pub use policy::{Access, PolicyBook, PolicyDoc};
 
 /// How the broker authenticates requests (`auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -102,7 +102,11 @@ impl Engine {
                 Some(e) => e.clone(),
                 None => self.current(tenant, &id)?.map(|e| (*e).clone()),
             };
-            match apply(mode, current, input, now) {
+            let applied = apply(mode, current.clone(), input, now).and_then(|a| {
+                crate::access::check(current.as_ref(), Some(&a.entity))?;
+                Ok(a)
+            });
+            match applied {
                 Ok(Applied {
                     entity,
                     created,
@@ -156,7 +160,15 @@ impl Engine {
         let mut result = BatchResult::default();
         let mut changes = Vec::new();
         for id in ids {
-            if self.current(tenant, &id)?.is_some() && !result.success.contains(&id) {
+            let current = self.current(tenant, &id)?;
+            if let Some(e) = current.as_deref().filter(|_| !result.success.contains(&id)) {
+                if let Err(error) = crate::access::check(Some(e), None) {
+                    result.errors.push(BatchError {
+                        error,
+                        entity_id: id,
+                    });
+                    continue;
+                }
                 changes.push(Change::Delete(id.clone()));
                 result.success.push(id);
             } else {

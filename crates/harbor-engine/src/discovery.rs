@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use harbor_model::{NgsiResult, Tenant};
+use std::sync::Arc;
+
+use harbor_model::{Entity, NgsiResult, Tenant};
 use harbor_store::EntityQuery;
 
 use crate::Engine;
@@ -26,11 +28,26 @@ pub struct AttributeInfo {
     pub types: BTreeSet<String>,
 }
 
+/// What of each entity the asker may see (`None`: nothing of it); discovery counts only that.
+pub type View<'a> = &'a dyn Fn(&Arc<Entity>) -> Option<Arc<Entity>>;
+
 impl Engine {
+    fn seen(&self, tenant: &Tenant, view: Option<View<'_>>) -> NgsiResult<Vec<Arc<Entity>>> {
+        let all = self.query_entities(tenant, &EntityQuery::default())?;
+        Ok(match view {
+            None => all,
+            Some(v) => all.iter().filter_map(v).collect(),
+        })
+    }
+
     /// Every entity type with its statistics.
-    pub fn types(&self, tenant: &Tenant) -> NgsiResult<BTreeMap<String, TypeInfo>> {
+    pub fn types(
+        &self,
+        tenant: &Tenant,
+        view: Option<View<'_>>,
+    ) -> NgsiResult<BTreeMap<String, TypeInfo>> {
         let mut out: BTreeMap<String, TypeInfo> = BTreeMap::new();
-        for e in self.query_entities(tenant, &EntityQuery::default())? {
+        for e in self.seen(tenant, view)? {
             for t in &e.types {
                 let info = out.entry(t.clone()).or_default();
                 info.entity_count += 1;
@@ -46,9 +63,13 @@ impl Engine {
     }
 
     /// Every attribute with its statistics.
-    pub fn attributes(&self, tenant: &Tenant) -> NgsiResult<BTreeMap<String, AttributeInfo>> {
+    pub fn attributes(
+        &self,
+        tenant: &Tenant,
+        view: Option<View<'_>>,
+    ) -> NgsiResult<BTreeMap<String, AttributeInfo>> {
         let mut out: BTreeMap<String, AttributeInfo> = BTreeMap::new();
-        for e in self.query_entities(tenant, &EntityQuery::default())? {
+        for e in self.seen(tenant, view)? {
             for (name, a) in e.instances() {
                 let info = out.entry(name.to_string()).or_default();
                 info.count += 1;

@@ -1,6 +1,7 @@
 //! The domain: one function per NGSI-LD operation (clause 5 of ETSI GS CIM 009 V1.9.1),
 //! applied to the current state through the `harbor-store` traits. Knows nothing of HTTP.
 
+pub mod access;
 mod batch;
 mod discovery;
 mod entities;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use harbor_store::{EntityStore, RegistrationStore, SubscriptionStore, TemporalStore};
 
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
-pub use discovery::{AttributeInfo, TypeInfo};
+pub use discovery::{AttributeInfo, TypeInfo, View as DiscoveryView};
 pub use entities::{NotUpdated, UpdateResult};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 pub use purge::{PurgeAction, PurgeFilter};

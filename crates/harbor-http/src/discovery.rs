@@ -6,6 +6,7 @@ use axum::response::Response;
 use harbor_model::NgsiError;
 use serde_json::{json, Value};
 
+use crate::access::Seen;
 use crate::body;
 use crate::error::ApiResult;
 use crate::negotiate;
@@ -20,6 +21,7 @@ fn list_id(kind: &str) -> String {
 /// GET /types — 5.7.5 / 5.7.6.
 pub async fn types(
     State(s): State<SharedState>,
+    seen: Seen,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -29,7 +31,7 @@ pub async fn types(
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let details = p.flag("details")?;
-    let types = s.engine.types(&tenant)?;
+    let types = seen.discovery(|v| s.engine.types(&tenant, v))?;
     let c = |i: &str| ld.ctx.compact_iri(i);
     let body = if details {
         Value::Array(
@@ -64,6 +66,7 @@ pub async fn types(
 /// GET /types/{type} — 5.7.7.
 pub async fn type_info(
     State(s): State<SharedState>,
+    seen: Seen,
     Path(ty): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -73,7 +76,7 @@ pub async fn type_info(
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let expanded = ld.ctx.expand_term(&ty);
-    let types = s.engine.types(&tenant)?;
+    let types = seen.discovery(|v| s.engine.types(&tenant, v))?;
     let info = types
         .get(&expanded)
         .ok_or_else(|| NgsiError::not_found(format!("no entity has type {ty}")))?;
@@ -123,6 +126,7 @@ fn attribute_json(
 /// GET /attributes — 5.7.8 / 5.7.9.
 pub async fn attributes(
     State(s): State<SharedState>,
+    seen: Seen,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -132,7 +136,7 @@ pub async fn attributes(
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let details = p.flag("details")?;
-    let attrs = s.engine.attributes(&tenant)?;
+    let attrs = seen.discovery(|v| s.engine.attributes(&tenant, v))?;
     let c = |i: &str| ld.ctx.compact_iri(i);
     let body = if details {
         Value::Array(
@@ -160,6 +164,7 @@ pub async fn attributes(
 /// GET /attributes/{attr} — 5.7.10.
 pub async fn attribute_info(
     State(s): State<SharedState>,
+    seen: Seen,
     Path(attr): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -169,7 +174,7 @@ pub async fn attribute_info(
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let expanded = ld.ctx.expand_term(&attr);
-    let attrs = s.engine.attributes(&tenant)?;
+    let attrs = seen.discovery(|v| s.engine.attributes(&tenant, v))?;
     let info = attrs
         .get(&expanded)
         .ok_or_else(|| NgsiError::not_found(format!("no entity has attribute {attr}")))?;

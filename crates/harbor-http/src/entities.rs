@@ -12,6 +12,7 @@ use harbor_model::{time, ErrorKind, NgsiError};
 use harbor_query::{parse_type_expr, TypeExpr};
 use serde_json::Value;
 
+use crate::access::Seen;
 use crate::body::{self, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{self, Media};
@@ -134,6 +135,7 @@ pub async fn create(
 /// GET /entities/{id} — 5.7.1.
 pub async fn retrieve(
     State(s): State<SharedState>,
+    seen: Seen,
     pool: CpuPool,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -168,6 +170,14 @@ pub async fn retrieve(
         }
         Err(err) => return Err(err.into()),
     };
+    let e = seen.entity(&e)?;
+    if !seen.0.is_full() && view.join.is_some() {
+        return Err(NgsiError::new(
+            ErrorKind::Forbidden,
+            "join is not open to an identity that reads through an access policy",
+        )
+        .into());
+    }
     if types.is_some_and(|t| !t.matches(&e.types)) {
         return Err(NgsiError::not_found(format!(
             "entity {id} exists but has none of the types asked for"
@@ -235,6 +245,7 @@ fn join_spec(view: &query::View, join: query::Join) -> harbor_engine::JoinSpec {
 /// GET /entities — 5.7.2.
 pub async fn query_get(
     State(s): State<SharedState>,
+    seen: Seen,
     pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -245,13 +256,25 @@ pub async fn query_get(
     let media = negotiate::accept(&headers, true)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let q = query::from_params(&p, &ld.ctx, false)?;
-    pool.offload(move || run_query(&s, &tenant, media, &ld, &p, q, "/ngsi-ld/v1/entities"))
-        .await
+    pool.offload(move || {
+        run_query(
+            &s,
+            &seen,
+            &tenant,
+            media,
+            &ld,
+            &p,
+            q,
+            "/ngsi-ld/v1/entities",
+        )
+    })
+    .await
 }
 
 /// POST /entityOperations/query — 5.7.2 with a Query body.
 pub async fn query_post(
     State(s): State<SharedState>,
+    seen: Seen,
     pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -266,6 +289,7 @@ pub async fn query_post(
     pool.offload(move || {
         run_query(
             &s,
+            &seen,
             &tenant,
             media,
             &b.ld,
@@ -277,8 +301,10 @@ pub async fn query_post(
     .await
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_query(
     s: &SharedState,
+    seen: &Seen,
     tenant: &harbor_model::Tenant,
     media: Media,
     ld: &body::Ld,
@@ -303,7 +329,18 @@ fn run_query(
         offset,
         count,
     } = query::page(p, limits.default_page, limits.max_page)?;
-    let mut all = s.engine.query_entities_linked(tenant, q)?;
+    if view.join.is_some() && !seen.0.is_full() {
+        return Err(NgsiError::new(
+            ErrorKind::Forbidden,
+            "join is not open to an identity that reads through an access policy",
+        )
+        .into());
+    }
+    // A partial reader's filters on attribute values run on what it may see.
+    let mut q = q;
+    let post = seen.split(&mut q)?;
+    let found = s.engine.query_entities_linked(tenant, q)?;
+    let mut all = seen.filter(found, post.as_ref());
     if let Some(order) = &order {
         order.sort(&mut all);
     }

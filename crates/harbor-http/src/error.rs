@@ -37,6 +37,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
     }
 }
 

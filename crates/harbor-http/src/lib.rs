@@ -1,6 +1,7 @@
 //! The NGSI-LD HTTP binding (clause 6): the axum router, parsing of headers and parameters into
 //! typed requests, content negotiation, and ProblemDetails. The only crate that knows HTTP.
 
+mod access;
 mod admin;
 pub mod auth;
 mod batch;
@@ -14,6 +15,7 @@ mod identity;
 mod keys;
 mod negotiate;
 mod params;
+mod policies;
 mod purge;
 mod query;
 mod registrations;
@@ -70,6 +72,8 @@ pub struct AppState {
     pub auth: Option<Arc<harbor_auth::Authenticator>>,
     /// The API keys, for `/admin/v1/keys`.
     pub keys: Option<Arc<harbor_auth::KeyRing>>,
+    /// The access policies, for `/admin/v1/policies` and every tenant operation.
+    pub policies: Option<Arc<harbor_auth::PolicyBook>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -192,6 +196,16 @@ pub fn router(state: SharedState) -> Router {
         ("/admin/v1/deadLetters/replay", post(admin::replay)),
         ("/admin/v1/keys", post(keys::create).get(keys::list)),
         ("/admin/v1/keys/{id}", delete(keys::revoke)),
+        (
+            "/admin/v1/policies",
+            post(policies::create).get(policies::list),
+        ),
+        (
+            "/admin/v1/policies/{id}",
+            get(policies::retrieve)
+                .put(policies::replace)
+                .delete(policies::delete),
+        ),
     ];
     let root = admin
         .into_iter()

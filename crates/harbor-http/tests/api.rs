@@ -23,6 +23,8 @@ mod auth;
 mod clients;
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
+#[path = "api/policies.rs"]
+mod policies;
 #[path = "api/registrations.rs"]
 mod registrations;
 #[path = "api/subscriptions.rs"]
@@ -86,6 +88,7 @@ fn state_for(name: &str, max_temporal_instances: usize) -> (AppState, Arc<Embedd
         identity: harbor_http::SourceIdentity::new("urn:ngsi-ld:ContextSource:test".into()),
         auth: None,
         keys: None,
+        policies: None,
     };
     (state, store)
 }

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// The client did not send its request in time (no NGSI-LD type of its own).
     RequestTimeout,
+    /// The identity may not do this (no NGSI-LD type of its own).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -54,6 +56,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => "https://uri.etsi.org/ngsi-ld/errors/PayloadTooLarge",
             ErrorKind::MethodNotAllowed => "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed",
             ErrorKind::RequestTimeout => "urn:infoharbor:errors:RequestTimeout",
+            ErrorKind::Forbidden => "urn:infoharbor:errors:Forbidden",
         }
     }
 
@@ -77,6 +80,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => "The request body is too large",
             ErrorKind::MethodNotAllowed => "The method is not allowed on this resource",
             ErrorKind::RequestTimeout => "The request did not arrive in time",
+            ErrorKind::Forbidden => "The identity may not do this",
         }
     }
 }

@@ -108,6 +108,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("loading the API keys")?,
     );
+    let policies = Arc::new(
+        harbor_auth::PolicyBook::load(store.clone())
+            .await
+            .context("loading the access policies")?,
+    );
     let auth = match cfg.auth {
         harbor_auth::AuthMode::None => None,
         mode => {
@@ -154,6 +159,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         identity: harbor_http::SourceIdentity::new(crate::identity::load_or_create(&cfg.data_dir)?),
         auth,
         keys: Some(keys),
+        policies: Some(policies),
     });
     let server = server_config(&cfg)?;
     let listener = listen(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
