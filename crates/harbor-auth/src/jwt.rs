@@ -9,7 +9,9 @@
 //! Accepted: RS256, ES256 and EdDSA, each only with a key of its own family; `exp`, `iss` and
 //! `aud` required, `exp` and `nbf` checked with a small clock skew. Refused: `alg: none`, every
 //! HMAC algorithm (a public key used as an HMAC secret is the classic forgery), symmetric keys
-//! in the JWKS, and a token without `kid` when the JWKS holds several keys it could mean.
+//! in the JWKS, a token without `kid` when the JWKS holds several keys it could mean, and a
+//! header with `crit` extensions (none is understood). A JWKS key this verifier cannot read is
+//! skipped, not a reason to distrust the others.
 //!
 //! A verified token is remembered until it expires (bounded), so that a client sending the same
 //! token again costs a map lookup, not a signature check.
@@ -19,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parking_lot::Mutex;
 
@@ -138,9 +141,16 @@ impl JwtVerifier {
             None => self.discover().await?,
         };
         let doc = self.fetch.get_json(&jwks_url).await?;
-        let set: JwkSet = serde_json::from_value(doc)
-            .map_err(|e| format!("the JWKS at {jwks_url} cannot be read: {e}"))?;
-        let keys: Vec<ProviderKey> = set.keys.iter().filter_map(provider_key).collect();
+        let Some(listed) = doc.get("keys").and_then(serde_json::Value::as_array) else {
+            return Err(format!("the JWKS at {jwks_url} has no \"keys\" list"));
+        };
+        // Each key on its own: one that this verifier cannot read (an algorithm or curve it
+        // does not know, such as an ES512 or X25519 key) must not hide the others.
+        let keys: Vec<ProviderKey> = listed
+            .iter()
+            .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+            .filter_map(|k| provider_key(&k))
+            .collect();
         if keys.is_empty() {
             return Err(format!(
                 "the JWKS at {jwks_url} holds no RSA, EC P-256 or Ed25519 signing key"
@@ -190,6 +200,9 @@ impl JwtVerifier {
                 "the token's header cannot be read ({e}); alg \"none\" is never accepted"
             ))
         })?;
+        if let Some(why) = critical_extensions(token) {
+            return Err(rejected(why));
+        }
         let Some(family) = family_of(header.alg) else {
             return Err(rejected(format!(
                 "tokens signed with {:?} are not accepted; use RS256, ES256 or EdDSA",
@@ -371,6 +384,21 @@ fn provider_key(jwk: &Jwk) -> Option<ProviderKey> {
     })
 }
 
+/// Why a token whose header lists `crit` is refused: `crit` names header parameters that a
+/// recipient must understand or else reject the token (RFC 7515, 4.1.11). This verifier
+/// understands no extension, and jsonwebtoken ignores the parameter.
+fn critical_extensions(token: &str) -> Option<String> {
+    let first = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(first)
+        .ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let crit = header.get("crit")?;
+    Some(format!(
+        "the token's header marks {crit} as critical; no header extension is understood"
+    ))
+}
+
 /// A verification failure in words for the client.
 fn describe(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind as K;
@@ -386,5 +414,106 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
             "the token is not a well-formed JWT".into()
         }
         other => format!("the token cannot be verified ({other:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use serde_json::{json, Value};
+
+    const ISSUER: &str = "https://sso.city.example/realms/city";
+
+    /// A provider whose JWKS is a fixed document.
+    struct Published(Value);
+
+    #[async_trait]
+    impl JsonFetch for Published {
+        async fn get_json(&self, _url: &str) -> Result<Value, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn ed25519(kid: &str) -> (Ed25519KeyPair, Value) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let jwk = json!({
+            "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
+            "x": b64(pair.public_key().as_ref()),
+        });
+        (pair, jwk)
+    }
+
+    /// A compact JWS of `header` and `claims`, signed by hand so that any header can be made.
+    fn signed(pair: &Ed25519KeyPair, header: Value, claims: Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = pair.sign(input.as_bytes());
+        format!("{input}.{}", b64(sig.as_ref()))
+    }
+
+    fn claims() -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({"iss": ISSUER, "aud": "infoharbor", "sub": "s", "exp": now + 300,
+               "roles": ["reader@sg-lta"]})
+    }
+
+    fn verifier(jwks: Value) -> JwtVerifier {
+        JwtVerifier::new(
+            OidcConfig {
+                issuer: ISSUER.into(),
+                audience: "infoharbor".into(),
+                roles_claim: "roles".into(),
+                clock_skew: Duration::from_secs(30),
+                jwks_url: Some(format!("{ISSUER}/certs")),
+                refetch_interval: Duration::from_secs(10),
+            },
+            Arc::new(Published(jwks)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_key_the_verifier_cannot_read_does_not_hide_the_others() {
+        let (pair, jwk) = ed25519("ed-1");
+        let v = verifier(json!({"keys": [
+            // Algorithms and curves jsonwebtoken has no name for.
+            {"kty": "EC", "crv": "P-521", "alg": "ES512", "kid": "p521", "use": "sig",
+             "x": "AQ", "y": "AQ"},
+            {"kty": "OKP", "crv": "X25519", "alg": "ECDH-ES", "kid": "x25519", "use": "enc",
+             "x": "AQ"},
+            {"kty": "RSA", "alg": "RSA-OAEP-384", "kid": "enc", "use": "enc", "n": "AQ", "e": "AQAB"},
+            jwk,
+        ]}));
+        assert_eq!(v.prefetch().await, Ok(1));
+        let token = signed(&pair, json!({"alg": "EdDSA", "kid": "ed-1"}), claims());
+        let identity = v.verify(&token).await.unwrap();
+        assert_eq!(identity.grants, Grants::from_claim(&["reader@sg-lta"]));
+    }
+
+    #[tokio::test]
+    async fn a_token_with_critical_header_extensions_is_refused() {
+        let (pair, jwk) = ed25519("ed-1");
+        let v = verifier(json!({"keys": [jwk]}));
+        let plain = signed(&pair, json!({"alg": "EdDSA", "kid": "ed-1"}), claims());
+        assert!(v.verify(&plain).await.is_ok());
+        let crit = signed(
+            &pair,
+            json!({"alg": "EdDSA", "kid": "ed-1", "crit": ["exp-ext"], "exp-ext": 1}),
+            claims(),
+        );
+        let err = v.verify(&crit).await.unwrap_err();
+        assert!(
+            matches!(&err, AuthError::Rejected(why) if why.contains("critical")),
+            "{err:?}"
+        );
     }
 }

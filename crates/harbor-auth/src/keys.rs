@@ -50,6 +50,22 @@ impl ApiKey {
             ..self.clone()
         }
     }
+
+    /// The record as the administration API and the `infoharbor keys` command show it: camelCase,
+    /// times as NGSI-LD DateTimes, no digest.
+    pub fn listing(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.public()).unwrap_or(serde_json::Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "createdAt".into(),
+                harbor_model::time::format(&self.created_at).into(),
+            );
+            if let Some(r) = &self.revoked_at {
+                o.insert("revokedAt".into(), harbor_model::time::format(r).into());
+            }
+        }
+        v
+    }
 }
 
 /// The keys of the broker, in memory, backed by the store.

@@ -21,20 +21,6 @@ fn ring(s: &SharedState) -> Result<&std::sync::Arc<KeyRing>, AuthError> {
         .ok_or_else(|| AuthError::Unavailable("this broker keeps no API keys".into()))
 }
 
-fn shown(k: &ApiKey) -> Value {
-    let mut v = serde_json::to_value(k.public()).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "createdAt".into(),
-            json!(harbor_model::time::format(&k.created_at)),
-        );
-        if let Some(r) = &k.revoked_at {
-            o.insert("revokedAt".into(), json!(harbor_model::time::format(r)));
-        }
-    }
-    v
-}
-
 /// POST /admin/v1/keys `{"name": "...", "grants": ["writer@sg-lta", ...]}`.
 pub async fn create(
     State(s): State<SharedState>,
@@ -70,7 +56,7 @@ pub async fn create(
     let by = identity.map(|Extension(i)| i.name());
     match ring.create(name, grants, by).await {
         Ok((key, text)) => {
-            let mut body = shown(&key);
+            let mut body = key.listing();
             body["key"] = json!(text);
             reply::plain(StatusCode::CREATED, body)
         }
@@ -83,7 +69,7 @@ pub async fn list(State(s): State<SharedState>) -> Response {
     match ring(&s) {
         Ok(ring) => reply::plain(
             StatusCode::OK,
-            Value::Array(ring.list().iter().map(shown).collect()),
+            Value::Array(ring.list().iter().map(ApiKey::listing).collect()),
         ),
         Err(e) => refusal(&e),
     }
@@ -96,7 +82,7 @@ pub async fn revoke(State(s): State<SharedState>, Path(id): Path<String>) -> Res
         Err(e) => return refusal(&e),
     };
     match ring.revoke(&id).await {
-        Ok(key) => reply::plain(StatusCode::OK, shown(&key)),
+        Ok(key) => reply::plain(StatusCode::OK, key.listing()),
         Err(e) => refusal(&e),
     }
 }

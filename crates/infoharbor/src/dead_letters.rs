@@ -18,6 +18,15 @@ pub struct Args {
     /// Only this tenant's dead letters (default: every tenant).
     #[arg(long, global = true)]
     tenant: Option<String>,
+    /// An operator's (or the tenant admin's) API key or bearer token, when the broker
+    /// authenticates.
+    #[arg(
+        long,
+        global = true,
+        env = "INFOHARBOR_ADMIN_KEY",
+        hide_env_values = true
+    )]
+    key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +80,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Action::Replay { ids } => ("POST", format!("{base}/replay{}", ids_query(ids))),
         Action::Drop { ids } => ("DELETE", format!("{base}{}", ids_query(ids))),
     };
-    let (status, body) = harbor_outbound::admin::call(method, &url, tenant)
+    let bearer = args.key.as_deref().map(|k| format!("Bearer {}", k.trim()));
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(t) = tenant {
+        headers.push(("NGSILD-Tenant", t));
+    }
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b));
+    }
+    let (status, body) = harbor_outbound::admin::call(method, &url, &headers, None)
         .await
         .map_err(anyhow::Error::msg)?;
     anyhow::ensure!(status == 200, "{method} {url} answered {status}: {body}");

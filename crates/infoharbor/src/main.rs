@@ -5,6 +5,7 @@ mod config;
 mod contexts;
 mod dead_letters;
 mod identity;
+mod keys;
 mod preload;
 mod serve;
 mod sweep;
@@ -32,6 +33,9 @@ enum Command {
     /// Notifications that could not be delivered (dead letters) of a running broker: list
     /// them, send them again, or drop them.
     DeadLetters(dead_letters::Args),
+    /// API keys: create, list and revoke them, through a running broker (--broker) or in the
+    /// store of a stopped one (--data-dir), which is how the first operator key is made.
+    Keys(keys::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,5 +60,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(dead_letters::run(args)),
+        Command::Keys(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(keys::run(args)),
     }
 }
