@@ -114,7 +114,8 @@ async fn a_full_broker_answers_503_instead_of_dropping() {
         .unwrap();
         busy.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Long enough for the four heads to be read even when other tests load the machine.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let mut extra = TcpStream::connect(addr).await.unwrap();
     let (answer, closed) = read_all(&mut extra, Duration::from_secs(3)).await;
     assert!(
