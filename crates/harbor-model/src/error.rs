@@ -21,6 +21,10 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     PayloadTooLarge,
     MethodNotAllowed,
+    /// A per-tenant or broker-wide quota (entities, subscriptions, registrations, stored
+    /// `@context`s, tenants) would be exceeded. Not an NGSI-LD error type: its `type` is the
+    /// project's own, as for the other refusals the spec does not define (`urn:infoharbor:…`).
+    QuotaExceeded,
 }
 
 impl ErrorKind {
@@ -51,6 +55,7 @@ impl ErrorKind {
             }
             ErrorKind::PayloadTooLarge => "https://uri.etsi.org/ngsi-ld/errors/PayloadTooLarge",
             ErrorKind::MethodNotAllowed => "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed",
+            ErrorKind::QuotaExceeded => "urn:infoharbor:errors:QuotaExceeded",
         }
     }
 
@@ -73,6 +78,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => "The request's media type is not supported",
             ErrorKind::PayloadTooLarge => "The request body is too large",
             ErrorKind::MethodNotAllowed => "The method is not allowed on this resource",
+            ErrorKind::QuotaExceeded => "A quota of this broker would be exceeded",
         }
     }
 }
@@ -110,6 +116,9 @@ impl NgsiError {
     }
     pub fn not_supported(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::OperationNotSupported, detail)
+    }
+    pub fn quota(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::QuotaExceeded, detail)
     }
 }
 
