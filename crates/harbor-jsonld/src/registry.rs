@@ -647,7 +647,11 @@ impl ContextRegistry {
                 evicted
             }
             Inserted::TooHeavy(_) => {
-                tracing::debug!(url, weight, "a @context heavier than the whole cache is not kept");
+                tracing::debug!(
+                    url,
+                    weight,
+                    "a @context heavier than the whole cache is not kept"
+                );
                 let gone = inner.cached.remove(url);
                 if old.is_some() {
                     inner.by_id.remove(&local_id);

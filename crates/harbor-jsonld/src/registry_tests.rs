@@ -320,7 +320,10 @@ fn hosted_contexts_are_held_to_their_size_and_count() {
         matches!(big, Err(JsonLdError::TooLarge(ref m)) if m.contains("1000 bytes")),
         "{big:?}"
     );
-    assert_eq!(big.unwrap_err().kind(), harbor_model::ErrorKind::PayloadTooLarge);
+    assert_eq!(
+        big.unwrap_err().kind(),
+        harbor_model::ErrorKind::PayloadTooLarge
+    );
     let first = reg.add_hosted(&t, &terms(2)).unwrap();
     reg.add_hosted(&t, &terms(3)).unwrap();
     let third = reg.add_hosted(&t, &terms(4));
@@ -328,7 +331,10 @@ fn hosted_contexts_are_held_to_their_size_and_count() {
         matches!(third, Err(JsonLdError::Quota(ref m)) if m.contains("2 hosted") && m.contains("hosted_contexts_max")),
         "{third:?}"
     );
-    assert_eq!(third.unwrap_err().kind(), harbor_model::ErrorKind::QuotaExceeded);
+    assert_eq!(
+        third.unwrap_err().kind(),
+        harbor_model::ErrorKind::QuotaExceeded
+    );
     reg.add_hosted(&other, &terms(4))
         .expect("the count is per tenant");
     reg.delete(&t, &first.local_id).unwrap();

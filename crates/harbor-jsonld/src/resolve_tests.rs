@@ -268,7 +268,10 @@ async fn the_cache_holds_its_budget_of_bytes_and_keeps_what_is_used() {
     }
     let fetched = f.calls();
     assert_eq!(fetched.len(), 40, "each fetched once: {fetched:?}");
-    assert!(r.compiled_bytes() > budget / 3, "the cache is used, not emptied");
+    assert!(
+        r.compiled_bytes() > budget / 3,
+        "the cache is used, not emptied"
+    );
     // the oldest cold context was evicted: using it again fetches and compiles it again
     r.resolve(Some(&json!(url(1)))).await.unwrap();
     assert_eq!(f.calls().len(), 41);
@@ -292,7 +295,8 @@ async fn preloaded_contexts_stay_compiled_and_skip_the_size_limit() {
     for i in 0..10 {
         f.set(&url(i), Ok(many_terms(i, 500)));
     }
-    let registry = Arc::new(ContextRegistry::new("http://localhost:1026").with_pinned([pre.into()]));
+    let registry =
+        Arc::new(ContextRegistry::new("http://localhost:1026").with_pinned([pre.into()]));
     let r = ContextResolver::with_limits(
         f.clone(),
         registry.clone(),
