@@ -68,6 +68,16 @@ pub fn needs(method: &Method, path: &str) -> Needs {
     Needs::Tenant(action)
 }
 
+/// Whether a request may bring its tenant into existence (a write that stores something):
+/// such requests are held to `tenants_per_identity`.
+fn may_create_tenant(method: &Method, needed: Needs) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        && matches!(
+            needed,
+            Needs::Tenant(Action::Write | Action::Subscribe | Action::Manage)
+        )
+}
+
 /// The credential in the headers: `Authorization: Bearer …`, `Authorization: ApiKey …` or
 /// `X-API-Key`.
 fn credential(headers: &HeaderMap) -> Result<Credential<'_>, AuthError> {
@@ -170,6 +180,17 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
     };
     if let Err(why) = permits(&identity, needed, tenant.as_ref()) {
         return refusal(&AuthError::Forbidden(why));
+    }
+    if let Some(t) = tenant
+        .as_ref()
+        .filter(|_| may_create_tenant(req.method(), needed))
+    {
+        // Operators set up tenants for others: only the broker's total bounds them.
+        if !identity.grants.is_operator() {
+            if let Err(e) = state.engine.admit_tenant(t, &identity.name()) {
+                return crate::ApiError(e).into_response();
+            }
+        }
     }
     req.extensions_mut().insert(identity);
     next.run(req).await
