@@ -96,7 +96,9 @@ impl HttpContextFetcher {
             }
             let limit = self.max_bytes;
             let too_large = || {
-                format!("it is larger than the {limit} bytes this broker accepts for a remote @context")
+                format!(
+                    "it is larger than the {limit} bytes this broker accepts for a remote @context"
+                )
             };
             if resp.content_length().is_some_and(|n| n as usize > limit) {
                 return Err(too_large());

@@ -476,7 +476,11 @@ pub async fn run_subscriptions(store: &dyn SubscriptionStore) {
         vec!["urn:s:a", "urn:s:b"],
         "sorted by id, deletes remove"
     );
-    assert_eq!(store.subscription_count(&t), 2, "the count follows the list");
+    assert_eq!(
+        store.subscription_count(&t),
+        2,
+        "the count follows the list"
+    );
     assert_eq!(store.subscription_count(&other), 0);
     assert_eq!(
         store.subscription(&t, "urn:s:b").as_deref(),
@@ -574,7 +578,11 @@ pub async fn run_registrations(store: &dyn RegistrationStore, subs: &dyn Subscri
         .map(|r| r.id.clone())
         .collect();
     assert_eq!(ids, ["urn:r:a", "urn:r:b"], "sorted by id, deletes remove");
-    assert_eq!(store.registration_count(&t), 2, "the count follows the list");
+    assert_eq!(
+        store.registration_count(&t),
+        2,
+        "the count follows the list"
+    );
     assert_eq!(store.registration_count(&other), 0);
     assert_eq!(
         store.registration(&t, "urn:r:b").as_deref(),

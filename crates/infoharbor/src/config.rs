@@ -125,7 +125,7 @@ pub struct ServeArgs {
     #[arg(long, env = "INFOHARBOR_HOSTED_CONTEXTS_MAX")]
     pub hosted_contexts_max: Option<usize>,
     /// Bytes of stored @contexts (hosted and implicitly created) of all tenants together; 0 is
-    /// unlimited [default: 67108864].
+    /// unlimited [default: 16777216].
     #[arg(long, env = "INFOHARBOR_HOSTED_CONTEXTS_BYTES")]
     pub hosted_contexts_bytes: Option<usize>,
     /// Most entities of one tenant; 0 is unlimited [default: 0].
@@ -330,7 +330,7 @@ impl ServeArgs {
                 max_total_bytes: self
                     .hosted_contexts_bytes
                     .or(file.hosted_contexts_bytes)
-                    .unwrap_or(64 * 1024 * 1024),
+                    .unwrap_or(16 * 1024 * 1024),
             },
             quotas: harbor_engine::Quotas {
                 entities: self.quota_entities.or(file.quota_entities).unwrap_or(0),

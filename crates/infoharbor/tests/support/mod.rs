@@ -92,6 +92,18 @@ impl Broker {
         self.child.try_wait().ok().flatten()
     }
 
+    /// The broker's resident memory (`VmRSS` of `/proc/<pid>/status`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the broker's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status");
+        kib * 1024
+    }
+
     /// SIGKILL, then reap the process.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
