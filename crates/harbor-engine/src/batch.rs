@@ -133,13 +133,28 @@ impl Engine {
                 }),
             }
         }
+        // Entities beyond the entity quota are not created; each gets its own error.
+        let places = self.reserve_entities(tenant, result.created.len(), true)?;
+        let refused = match self.quotas().entities {
+            0 => Vec::new(),
+            _ => result.created.split_off(places.count),
+        };
+        for id in refused {
+            overlay.remove(&id);
+            result.success.retain(|s| *s != id);
+            result.errors.retain(|e| e.entity_id != id);
+            result.errors.push(BatchError {
+                error: self.entities_exceeded(tenant),
+                entity_id: id,
+            });
+        }
         let changes: Vec<Change> = order
             .into_iter()
             .filter_map(|id| overlay.remove(&id).flatten().map(Change::Put))
             .collect();
         if !changes.is_empty() {
             if creates_tenant {
-                self.store.ensure_tenant(tenant).await.map_err(store_err)?;
+                self.ensure_tenant(tenant).await?;
             }
             self.store
                 .commit(tenant, changes)

@@ -101,7 +101,7 @@ impl Engine {
     pub async fn create_entity(&self, tenant: &Tenant, input: EntityInput) -> NgsiResult<String> {
         let now = time::now();
         let entity = new_entity(input, now)?;
-        self.store.ensure_tenant(tenant).await.map_err(store_err)?;
+        self.ensure_tenant(tenant).await?;
         let _g = self.locks.lock(tenant, &entity.id).await;
         if self.current(tenant, &entity.id)?.is_some() {
             return Err(NgsiError::already_exists(format!(
@@ -109,6 +109,7 @@ impl Engine {
                 entity.id
             )));
         }
+        let _place = self.reserve_entities(tenant, 1, false)?;
         let id = entity.id.clone();
         self.commit(tenant, vec![Change::Put(entity)]).await?;
         Ok(id)

@@ -12,6 +12,7 @@ mod locks;
 mod merge;
 pub mod notify;
 mod purge;
+pub mod quota;
 mod registrations;
 mod subscriptions;
 mod temporal;
@@ -25,6 +26,7 @@ pub use discovery::{AttributeInfo, TypeInfo, View as DiscoveryView};
 pub use entities::{NotUpdated, UpdateResult};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 pub use purge::{PurgeAction, PurgeFilter};
+pub use quota::Quotas;
 pub use temporal::{AggregatedEntity, InstanceSelection, TemporalPage, TemporalRange};
 
 /// Limits every request is held to.
@@ -67,6 +69,9 @@ pub struct Engine {
     historian: Option<Arc<history::Historian>>,
     endpoints: Option<Arc<dyn EndpointCheck>>,
     pub limits: Limits,
+    quotas: Quotas,
+    pending: quota::Pending,
+    tenants: quota::Tenants,
 }
 
 /// What the broker knows about a destination before it connects to it: the egress policy of
@@ -101,6 +106,9 @@ impl Engine {
             historian: None,
             endpoints: None,
             limits,
+            quotas: Quotas::default(),
+            pending: quota::Pending::default(),
+            tenants: quota::Tenants::default(),
         }
     }
 

@@ -30,10 +30,7 @@ impl Engine {
     pub async fn create_registration(&self, tenant: &Tenant, reg: Registration) -> NgsiResult<()> {
         let store = self.registration_store()?;
         self.check_source_endpoint(&reg)?;
-        self.store()
-            .ensure_tenant(tenant)
-            .await
-            .map_err(store_err)?;
+        self.ensure_tenant(tenant).await?;
         let _guard = self.registration_lock.lock().await;
         if live(store.registration(tenant, &reg.id)).is_some() {
             return Err(NgsiError::already_exists(format!(
@@ -47,6 +44,15 @@ impl Engine {
             .into_iter()
             .filter(|r| !expired(r, now))
             .collect();
+        let max = self.quotas.registrations;
+        if max > 0 && existing.len() >= max {
+            return Err(crate::quota::exceeded(
+                tenant,
+                max,
+                "registrations",
+                "quota_registrations",
+            ));
+        }
         self.check_conflicts(tenant, &reg, &existing)?;
         let stored = reg.clone();
         store
@@ -195,16 +201,22 @@ impl Engine {
     ) -> NgsiResult<()> {
         let store = self.registration_store()?;
         self.check_notification_endpoint(&sub)?;
-        self.store()
-            .ensure_tenant(tenant)
-            .await
-            .map_err(store_err)?;
+        self.ensure_tenant(tenant).await?;
         let _guard = self.registration_lock.lock().await;
         if store.csource_subscription(tenant, &sub.id).is_some() {
             return Err(NgsiError::already_exists(format!(
                 "subscription {} already exists",
                 sub.id
             )));
+        }
+        let max = self.quotas.subscriptions;
+        if max > 0 && store.csource_subscription_count(tenant) >= max {
+            return Err(crate::quota::exceeded(
+                tenant,
+                max,
+                "subscriptions to registrations",
+                "quota_subscriptions",
+            ));
         }
         let id = sub.id.clone();
         store

@@ -19,16 +19,22 @@ impl Engine {
     pub async fn create_subscription(&self, tenant: &Tenant, sub: Subscription) -> NgsiResult<()> {
         let store = self.subscription_store()?;
         self.check_notification_endpoint(&sub)?;
-        self.store()
-            .ensure_tenant(tenant)
-            .await
-            .map_err(store_err)?;
+        self.ensure_tenant(tenant).await?;
         let _guard = self.subscription_lock.lock().await;
         if store.subscription(tenant, &sub.id).is_some() {
             return Err(NgsiError::already_exists(format!(
                 "subscription {} already exists",
                 sub.id
             )));
+        }
+        let max = self.quotas.subscriptions;
+        if max > 0 && store.subscription_count(tenant) >= max {
+            return Err(crate::quota::exceeded(
+                tenant,
+                max,
+                "subscriptions",
+                "quota_subscriptions",
+            ));
         }
         let id = sub.id.clone();
         store

@@ -215,7 +215,7 @@ impl Engine {
         let Some(id) = input.id.take() else {
             return Err(NgsiError::bad_request("the temporal entity has no \"id\""));
         };
-        self.store.ensure_tenant(tenant).await.map_err(store_err)?;
+        self.ensure_tenant(tenant).await?;
         let _g = self.locks.lock(tenant, &id).await;
         let now = time::now();
         let old = self
@@ -251,6 +251,7 @@ impl Engine {
             // in the history, like any change of the current state; the rest go in below.
             let (current, older) = split_latest(&id, input.clone(), now);
             if let Some(entity) = current {
+                let _place = self.reserve_entities(tenant, 1, false)?;
                 self.store
                     .commit(tenant, vec![Change::Put(entity)])
                     .await

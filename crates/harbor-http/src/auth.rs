@@ -70,6 +70,16 @@ pub fn needs(method: &Method, path: &str) -> Needs {
     Needs::Tenant(action)
 }
 
+/// Whether a request may bring its tenant into existence (a write that stores something):
+/// such requests are held to `tenants_per_identity`.
+fn may_create_tenant(method: &Method, needed: Needs) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        && matches!(
+            needed,
+            Needs::Tenant(Action::Write | Action::Subscribe | Action::Manage)
+        )
+}
+
 /// The credential in the headers: `Authorization: Bearer …`, `Authorization: ApiKey …` or
 /// `X-API-Key`.
 fn credential(headers: &HeaderMap) -> Result<Credential<'_>, AuthError> {
@@ -177,6 +187,7 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
         req.extensions_mut().insert(identity);
         return next.run(req).await;
     };
+    let named = tenant.is_some();
     let in_tenant = tenant.unwrap_or_else(Tenant::default_tenant);
     let access = match &state.policies {
         Some(book) => book.access(&identity, &in_tenant, action),
@@ -206,6 +217,12 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
             )));
         }
         Access::Partial(_) => {}
+    }
+    // Operators set up tenants for others: only the broker's total bounds them.
+    if named && may_create_tenant(req.method(), needed) && !identity.grants.is_operator() {
+        if let Err(e) = state.engine.admit_tenant(&in_tenant, &identity.name()) {
+            return crate::ApiError(e).into_response();
+        }
     }
     req.extensions_mut().insert(access.clone());
     req.extensions_mut().insert(identity.clone());

@@ -29,7 +29,9 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::OperationNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::ResourceNotFound | ErrorKind::NonexistentTenant => StatusCode::NOT_FOUND,
         ErrorKind::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorKind::TooComplexQuery | ErrorKind::TooManyResults => StatusCode::FORBIDDEN,
+        ErrorKind::TooComplexQuery | ErrorKind::TooManyResults | ErrorKind::QuotaExceeded => {
+            StatusCode::FORBIDDEN
+        }
         ErrorKind::LdContextNotAvailable => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::NoMultiTenantSupport => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::NotAcceptable => StatusCode::NOT_ACCEPTABLE,

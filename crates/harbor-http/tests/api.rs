@@ -23,6 +23,8 @@ mod auth;
 mod clients;
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/policies.rs"]
 mod policies;
 #[path = "api/registrations.rs"]
@@ -55,6 +57,30 @@ fn app_paging_instances_at(name: &str, max_temporal_instances: usize) -> axum::R
 
 /// The state of a test broker on a fresh store, with authentication off, and its store.
 fn state_for(name: &str, max_temporal_instances: usize) -> (AppState, Arc<EmbeddedStore>) {
+    state_limited(
+        name,
+        max_temporal_instances,
+        Limited {
+            quotas: Default::default(),
+            stored: Default::default(),
+            fetcher: Arc::new(Offline),
+        },
+    )
+}
+
+/// What a test broker may be held to beyond the defaults of `state_for`.
+struct Limited {
+    quotas: harbor_engine::Quotas,
+    stored: harbor_jsonld::registry::StoredLimits,
+    fetcher: Arc<dyn ContextFetcher>,
+}
+
+/// As `state_for`, with quotas, limits on stored contexts and a fetcher of remote contexts.
+fn state_limited(
+    name: &str,
+    max_temporal_instances: usize,
+    limited: Limited,
+) -> (AppState, Arc<EmbeddedStore>) {
     let dir = std::env::temp_dir().join(format!("harbor-http-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
@@ -73,10 +99,12 @@ fn state_for(name: &str, max_temporal_instances: usize) -> (AppState, Arc<Embedd
         .with_subscriptions(store.clone())
         .with_temporal(store.clone())
         .with_history(historian)
-        .with_registrations(store.clone()),
+        .with_registrations(store.clone())
+        .with_quotas(limited.quotas),
     );
-    let registry = Arc::new(ContextRegistry::new("http://127.0.0.1:1026"));
-    let resolver = Arc::new(ContextResolver::new(Arc::new(Offline), registry.clone()));
+    let registry =
+        Arc::new(ContextRegistry::new("http://127.0.0.1:1026").with_stored_limits(limited.stored));
+    let resolver = Arc::new(ContextResolver::new(limited.fetcher, registry.clone()));
     let state = AppState {
         engine,
         resolver,

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
-use crate::JsonLdError;
+use crate::{weight, JsonLdError};
 
 /// The URL under which this broker advertises its core context.
 pub const CORE_CONTEXT_URL: &str =
@@ -129,6 +129,25 @@ impl Context {
             b.apply_value(doc)?;
         }
         Ok(b.finish())
+    }
+
+    /// The bytes of memory this compiled context holds of its own (the core context it falls
+    /// back to is shared and not counted): what a cache of compiled contexts is charged for it.
+    pub fn heap_bytes(&self) -> usize {
+        let def = |d: &TermDef| {
+            weight::string(&d.iri)
+                + d.type_.as_deref().map_or(0, weight::string)
+                + d.container.as_deref().map_or(0, weight::string)
+        };
+        weight::table::<(String, TermDef)>(self.terms.capacity())
+            + self
+                .terms
+                .iter()
+                .map(|(t, d)| weight::string(t) + def(d))
+                .sum::<usize>()
+            + weight::string_map(&self.prefix_map)
+            + weight::string_map(&self.reverse)
+            + weight::string(&self.vocab)
     }
 
     /// Whether this is the core context itself (no user terms at all).

@@ -20,6 +20,12 @@ pub enum JsonLdError {
     /// context or reloading a Hosted one (`BadRequestData`).
     #[error("{0}")]
     NotAllowed(String),
+    /// A context to store is larger than one may be (`PayloadTooLarge`, 413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Storing the context would exceed a quota (`QuotaExceeded`).
+    #[error("{0}")]
+    Quota(String),
     /// The persistence hook refused a Hosted entry (`InternalError`).
     #[error("storing the @context failed: {0}")]
     Internal(String),
@@ -32,6 +38,8 @@ impl JsonLdError {
             JsonLdError::NotAvailable(_) => ErrorKind::LdContextNotAvailable,
             JsonLdError::Invalid(_) | JsonLdError::NotAllowed(_) => ErrorKind::BadRequestData,
             JsonLdError::NotFound(_) => ErrorKind::ResourceNotFound,
+            JsonLdError::TooLarge(_) => ErrorKind::PayloadTooLarge,
+            JsonLdError::Quota(_) => ErrorKind::QuotaExceeded,
             JsonLdError::Internal(_) => ErrorKind::InternalError,
         }
     }

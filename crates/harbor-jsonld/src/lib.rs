@@ -6,12 +6,14 @@ pub mod attribute;
 pub mod context;
 pub mod error;
 pub mod expand;
+pub mod lru;
 pub mod registration;
 pub mod registry;
 pub mod render;
 pub mod resolve;
 pub mod subscription;
 pub mod temporal;
+pub mod weight;
 
 pub use context::{
     content_hash, content_key, core_document, is_core_context_url, Context, TermDef,

@@ -9,8 +9,10 @@
 //! after the response is built; serving a Hosted entry does not count.
 //! Persistence stays outside this crate: Hosted and ImplicitlyCreated entries are handed to an
 //! optional hook on every change and can be exported and imported as [`StoredContext`].
+//! Bounds: Cached entries share a budget of bytes (set by the resolver, least recently used
+//! first out, preloaded URLs pinned); what clients store is held to [`StoredLimits`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::context::{content_key, core_document, is_core_context_url, Context, CORE_CONTEXT_URL};
-use crate::JsonLdError;
+use crate::lru::{ByteLru, Inserted};
+use crate::{weight, JsonLdError};
 
 /// The path under which the broker serves stored contexts; a Hosted entry's URL is the
 /// broker's base URL followed by this path and the entry's local id.
@@ -29,8 +32,25 @@ pub const CONTEXTS_PATH: &str = "/ngsi-ld/v1/jsonldContexts/";
 /// The local id of the built-in core context entry.
 pub const CORE_LOCAL_ID: &str = "ngsi-ld-core-context";
 
-/// Default bound on the number of Cached entries; the least recently used goes first.
-const DEFAULT_MAX_CACHED: usize = 4096;
+/// Memory for Cached entries until the resolver sets its share of the cache budget.
+const DEFAULT_CACHED_BYTES: usize = 16 * 1024 * 1024;
+
+/// What an entry is charged beyond its document: the entry itself, its id and URL in two
+/// indexes, and its cache slot.
+const ENTRY_OVERHEAD: usize = 512;
+
+/// Bounds on the contexts clients make the broker store: Hosted ones (`POST /jsonldContexts`)
+/// and ImplicitlyCreated ones (the inline `@context` of a subscription). Sizes are bytes of
+/// compact JSON of the `@context`; 0 means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredLimits {
+    /// Largest stored `@context`.
+    pub max_document_bytes: usize,
+    /// Most Hosted contexts of one tenant.
+    pub max_hosted_per_tenant: usize,
+    /// Bytes of Hosted and ImplicitlyCreated contexts of all tenants together.
+    pub max_total_bytes: usize,
+}
 
 /// How an entry came to be stored (5.13.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -168,13 +188,73 @@ pub struct StoredContext {
 /// the operation.
 pub type PersistHook = Arc<dyn Fn(&StoredContext, bool) -> Result<(), String> + Send + Sync>;
 
-#[derive(Default)]
 struct Inner {
     by_id: HashMap<String, Arc<ContextEntry>>,
     /// URL → local id, for Cached entries (remote URL) and local ones (own URL).
     by_url: HashMap<String, String>,
     /// (tenant, content key) → local id of the ImplicitlyCreated entry for that content.
     implicit: HashMap<(Tenant, String), String>,
+    /// The Cached entries by URL, within their budget of bytes.
+    cached: ByteLru<Arc<ContextEntry>>,
+    /// Hosted entries per tenant, those being stored included.
+    hosted: HashMap<Tenant, usize>,
+    /// Bytes of Hosted and ImplicitlyCreated contexts, those being stored included.
+    stored_bytes: usize,
+}
+
+impl Inner {
+    fn new(cached_bytes: usize) -> Self {
+        Inner {
+            by_id: HashMap::new(),
+            by_url: HashMap::new(),
+            implicit: HashMap::new(),
+            cached: ByteLru::new(cached_bytes),
+            hosted: HashMap::new(),
+            stored_bytes: 0,
+        }
+    }
+
+    /// Counts a stored entry in (`add`) or out of the quotas.
+    fn account(&mut self, tenant: &Tenant, kind: ContextKind, bytes: usize, add: bool) {
+        if add {
+            self.stored_bytes += bytes;
+            if kind == ContextKind::Hosted {
+                *self.hosted.entry(tenant.clone()).or_default() += 1;
+            }
+            return;
+        }
+        self.stored_bytes = self.stored_bytes.saturating_sub(bytes);
+        if kind == ContextKind::Hosted {
+            if let Some(n) = self.hosted.get_mut(tenant) {
+                *n -= 1;
+                if *n == 0 {
+                    self.hosted.remove(tenant);
+                }
+            }
+        }
+    }
+
+    /// Drops evicted Cached entries from the indexes (unless their URL was stored anew).
+    fn unindex_evicted(&mut self, evicted: &[Arc<ContextEntry>]) {
+        for e in evicted {
+            if self
+                .by_id
+                .get(&e.local_id)
+                .is_some_and(|cur| Arc::ptr_eq(cur, e))
+            {
+                self.by_id.remove(&e.local_id);
+            }
+            if self.by_url.get(&e.url) == Some(&e.local_id) && !self.by_id.contains_key(&e.local_id)
+            {
+                self.by_url.remove(&e.url);
+            }
+        }
+    }
+}
+
+/// The size by which a stored `@context` is held to [`StoredLimits`].
+fn stored_size(context: &Value) -> usize {
+    content_key(context).len()
 }
 
 /// The `/jsonldContexts` store of one broker.
@@ -184,7 +264,9 @@ pub struct ContextRegistry {
     inner: RwLock<Inner>,
     generation: AtomicU64,
     hook: RwLock<Option<PersistHook>>,
-    max_cached: usize,
+    /// URLs of preloaded documents: their Cached entries are never evicted.
+    pinned: HashSet<String>,
+    stored_limits: StoredLimits,
 }
 
 impl ContextRegistry {
@@ -204,17 +286,45 @@ impl ContextRegistry {
         ContextRegistry {
             base_url: base_url.trim_end_matches('/').to_string(),
             core: Arc::new(core),
-            inner: RwLock::new(Inner::default()),
+            inner: RwLock::new(Inner::new(DEFAULT_CACHED_BYTES)),
             generation: AtomicU64::new(0),
             hook: RwLock::new(None),
-            max_cached: DEFAULT_MAX_CACHED,
+            pinned: HashSet::new(),
+            stored_limits: StoredLimits::default(),
         }
     }
 
-    /// Bounds the number of Cached entries kept.
-    pub fn with_max_cached(mut self, max: usize) -> Self {
-        self.max_cached = max.max(1);
+    /// Keeps the Cached entries of these URLs (the operator's preloaded documents) whatever
+    /// the budget, without counting them in it.
+    pub fn with_pinned(mut self, urls: impl IntoIterator<Item = String>) -> Self {
+        self.pinned = urls.into_iter().collect();
         self
+    }
+
+    /// Holds Hosted and ImplicitlyCreated contexts to `limits`.
+    pub fn with_stored_limits(mut self, limits: StoredLimits) -> Self {
+        self.stored_limits = limits;
+        self
+    }
+
+    /// Whether `url` is a preloaded document's.
+    pub fn is_pinned(&self, url: &str) -> bool {
+        self.pinned.contains(url)
+    }
+
+    /// Bounds the memory of Cached entries (not pinned), evicting the least recently used
+    /// ones that no longer fit.
+    pub fn limit_cached_bytes(&self, bytes: usize) {
+        let mut inner = self.inner.write();
+        let evicted = inner.cached.set_budget(bytes);
+        inner.unindex_evicted(&evicted);
+        drop(inner);
+        drop(evicted);
+    }
+
+    /// Bytes held by Cached entries that are not pinned.
+    pub fn cached_bytes(&self) -> usize {
+        self.inner.read().cached.used()
     }
 
     /// Installs the persistence hook for Hosted and ImplicitlyCreated entries.
@@ -288,6 +398,57 @@ impl ContextRegistry {
     }
 
     fn insert_local(
+        &self,
+        tenant: &Tenant,
+        kind: ContextKind,
+        context: Value,
+    ) -> Result<Arc<ContextEntry>, JsonLdError> {
+        let bytes = stored_size(&context);
+        self.reserve(tenant, kind, bytes)?;
+        let stored = self.store_local(tenant, kind, context);
+        if stored.is_err() {
+            self.inner.write().account(tenant, kind, bytes, false);
+        }
+        stored
+    }
+
+    /// Counts a context about to be stored in the quotas, or refuses it: too large for one
+    /// document (`413`), or over the tenant's count or the broker's bytes (quota).
+    fn reserve(&self, tenant: &Tenant, kind: ContextKind, bytes: usize) -> Result<(), JsonLdError> {
+        let limits = self.stored_limits;
+        let what = match kind {
+            ContextKind::Hosted => "a hosted @context",
+            _ => "the @context of a subscription, which the broker stores,",
+        };
+        if limits.max_document_bytes > 0 && bytes > limits.max_document_bytes {
+            return Err(JsonLdError::TooLarge(format!(
+                "{what} may have at most {} bytes (as compact JSON); this one has {bytes}",
+                limits.max_document_bytes
+            )));
+        }
+        let mut inner = self.inner.write();
+        if kind == ContextKind::Hosted && limits.max_hosted_per_tenant > 0 {
+            let have = inner.hosted.get(tenant).copied().unwrap_or(0);
+            if have >= limits.max_hosted_per_tenant {
+                return Err(JsonLdError::Quota(format!(
+                    "{} already has {have} hosted @contexts, the most one tenant may have \
+                     (hosted_contexts_max); delete one first",
+                    shown(tenant)
+                )));
+            }
+        }
+        if limits.max_total_bytes > 0 && inner.stored_bytes + bytes > limits.max_total_bytes {
+            return Err(JsonLdError::Quota(format!(
+                "{what} of {bytes} bytes does not fit: stored @contexts already hold {} of \
+                 the {} bytes this broker keeps for them (hosted_contexts_bytes)",
+                inner.stored_bytes, limits.max_total_bytes
+            )));
+        }
+        inner.account(tenant, kind, bytes, true);
+        Ok(())
+    }
+
+    fn store_local(
         &self,
         tenant: &Tenant,
         kind: ContextKind,
@@ -400,6 +561,13 @@ impl ContextRegistry {
             .is_some_and(|e| std::ptr::eq(&**e, entry))
         {
             inner.by_id.remove(&entry.local_id);
+            match (entry.kind, &entry.tenant) {
+                (ContextKind::Cached, _) => drop(inner.cached.remove(&entry.url)),
+                (kind, Some(tenant)) => {
+                    inner.account(tenant, kind, stored_size(entry.context_value()), false)
+                }
+                (_, None) => {}
+            }
         }
         if inner.by_url.get(&entry.url) == Some(&entry.local_id) {
             inner.by_url.remove(&entry.url);
@@ -440,15 +608,22 @@ impl ContextRegistry {
     pub fn lookup_url(&self, url: &str) -> Option<Arc<ContextEntry>> {
         let inner = self.inner.read();
         if let Some(e) = inner.by_url.get(url).and_then(|lid| inner.by_id.get(lid)) {
+            if e.kind == ContextKind::Cached {
+                inner.cached.get(url); // marks it used
+            }
             return Some(e.clone());
         }
         let e = local_id_in_url(url).and_then(|lid| inner.by_id.get(lid))?;
         (e.kind != ContextKind::Cached).then(|| e.clone())
     }
 
-    /// Stores (or replaces) the Cached copy of a remote document, keeping at most the
-    /// configured number of Cached entries.
+    /// Stores (or replaces) the Cached copy of a remote document, within the budget of
+    /// Cached entries: the least recently used ones are evicted to make room. A document
+    /// heavier than the whole budget is returned but not kept. Evicting changes no content,
+    /// so compiled contexts built from an evicted document stay valid; replacing does.
     pub fn insert_cached(&self, url: &str, document: Value) -> Arc<ContextEntry> {
+        let weight = weight::json(&document) + 2 * url.len() + ENTRY_OVERHEAD;
+        let pinned = self.is_pinned(url);
         let old = self.inner.read().by_url.get(url).cloned();
         let local_id = old
             .clone()
@@ -462,29 +637,33 @@ impl ContextRegistry {
             document,
         ));
         let mut inner = self.inner.write();
-        inner.by_url.insert(url.to_string(), local_id.clone());
-        inner.by_id.insert(local_id, entry.clone());
-        let cached = inner
-            .by_id
-            .values()
-            .filter(|e| e.kind == ContextKind::Cached)
-            .count();
-        let evict = (cached > self.max_cached)
-            .then(|| {
-                inner
-                    .by_id
-                    .values()
-                    .filter(|e| e.kind == ContextKind::Cached && !Arc::ptr_eq(e, &entry))
-                    .min_by_key(|e| (e.last_usage.load(Ordering::Relaxed), e.created_at))
-                    .cloned()
-            })
-            .flatten();
-        if let Some(e) = &evict {
-            inner.by_id.remove(&e.local_id);
-            inner.by_url.remove(&e.url);
-        }
+        let evicted = match inner
+            .cached
+            .insert(url.to_string(), entry.clone(), weight, pinned)
+        {
+            Inserted::Stored(evicted) => {
+                inner.by_url.insert(url.to_string(), local_id.clone());
+                inner.by_id.insert(local_id, entry.clone());
+                evicted
+            }
+            Inserted::TooHeavy(_) => {
+                tracing::debug!(
+                    url,
+                    weight,
+                    "a @context heavier than the whole cache is not kept"
+                );
+                let gone = inner.cached.remove(url);
+                if old.is_some() {
+                    inner.by_id.remove(&local_id);
+                    inner.by_url.remove(url);
+                }
+                gone.into_iter().collect()
+            }
+        };
+        inner.unindex_evicted(&evicted);
         drop(inner);
-        if old.is_some() || evict.is_some() {
+        drop(evicted);
+        if old.is_some() {
             self.bump();
         }
         entry
@@ -516,6 +695,12 @@ impl ContextRegistry {
                 continue;
             }
             let url = self.url_of(&s.local_id);
+            self.inner.write().account(
+                &s.tenant,
+                s.kind,
+                stored_size(&s.document["@context"]),
+                true,
+            );
             let e = ContextEntry::new(
                 s.local_id,
                 url,
@@ -526,6 +711,14 @@ impl ContextRegistry {
             );
             self.index(Arc::new(e));
         }
+    }
+}
+
+fn shown(t: &Tenant) -> String {
+    if t.is_default() {
+        "the default tenant".into()
+    } else {
+        format!("tenant \"{}\"", t.as_str())
     }
 }
 

@@ -251,30 +251,169 @@ fn persistence_hook_export_and_import() {
 }
 
 #[test]
-fn cached_entries_are_bounded() {
-    let reg = ContextRegistry::new(BASE).with_max_cached(2);
+fn cached_entries_are_bounded_in_bytes_least_recently_used_first() {
+    let reg = ContextRegistry::new(BASE);
     let t = Tenant::default_tenant();
     let a = reg.insert_cached("https://example.org/a", minimal());
+    let one = reg.cached_bytes();
+    reg.limit_cached_bytes(one * 5 / 2);
     reg.insert_cached("https://example.org/b", minimal());
-    a.record_hit();
+    assert!(reg.lookup_url("https://example.org/a").is_some()); // a is used, b is not
     reg.insert_cached("https://example.org/c", minimal());
     let urls: Vec<String> = reg
         .list(&t, Some(ContextKind::Cached))
         .iter()
         .map(|e| e.url.clone())
         .collect();
-    assert!(
-        urls.contains(&"https://example.org/a".to_string()),
-        "{urls:?}"
+    assert_eq!(
+        urls[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+        ["https://example.org/a", "https://example.org/c"],
+        "the core context, then what fits"
     );
-    assert!(
-        !urls.contains(&"https://example.org/b".to_string()),
-        "{urls:?}"
-    );
-    assert_eq!(urls.len(), 3); // core + 2
-                               // replacing keeps the local id
+    assert!(reg.cached_bytes() <= one * 5 / 2);
+    assert!(reg.lookup_url("https://example.org/b").is_none());
+    // replacing keeps the local id
     let a2 = reg.insert_cached("https://example.org/a", json!({"@context": {}}));
     assert_eq!(a2.local_id, a.local_id);
+    // a document heavier than the whole budget is handed back, not kept
+    let big: serde_json::Map<String, Value> = (0..100)
+        .map(|i| (format!("t{i}"), json!(format!("https://example.org/{i}"))))
+        .collect();
+    reg.insert_cached("https://example.org/big", json!({"@context": big}));
+    assert!(reg.lookup_url("https://example.org/big").is_none());
+    assert!(reg.lookup_url("https://example.org/c").is_some());
+}
+
+#[test]
+fn preloaded_urls_are_pinned() {
+    let reg = ContextRegistry::new(BASE).with_pinned(["https://example.org/pre".to_string()]);
+    reg.limit_cached_bytes(1);
+    reg.insert_cached("https://example.org/pre", minimal());
+    reg.insert_cached("https://example.org/other", minimal());
+    assert!(reg.lookup_url("https://example.org/pre").is_some());
+    assert!(reg.lookup_url("https://example.org/other").is_none());
+    assert_eq!(reg.cached_bytes(), 0, "pinned entries are not counted");
+}
+
+fn limited(limits: StoredLimits) -> ContextRegistry {
+    ContextRegistry::new(BASE).with_stored_limits(limits)
+}
+
+fn terms(n: usize) -> Value {
+    let m: serde_json::Map<String, Value> = (0..n)
+        .map(|i| (format!("t{i}"), json!(format!("https://example.org/{i}"))))
+        .collect();
+    json!({ "@context": m })
+}
+
+#[test]
+fn hosted_contexts_are_held_to_their_size_and_count() {
+    let reg = limited(StoredLimits {
+        max_document_bytes: 1000,
+        max_hosted_per_tenant: 2,
+        max_total_bytes: 0,
+    });
+    let t = Tenant::default_tenant();
+    let other = Tenant::parse("other").unwrap();
+    let big = reg.add_hosted(&t, &terms(100));
+    assert!(
+        matches!(big, Err(JsonLdError::TooLarge(ref m)) if m.contains("1000 bytes")),
+        "{big:?}"
+    );
+    assert_eq!(
+        big.unwrap_err().kind(),
+        harbor_model::ErrorKind::PayloadTooLarge
+    );
+    let first = reg.add_hosted(&t, &terms(2)).unwrap();
+    reg.add_hosted(&t, &terms(3)).unwrap();
+    let third = reg.add_hosted(&t, &terms(4));
+    assert!(
+        matches!(third, Err(JsonLdError::Quota(ref m)) if m.contains("2 hosted") && m.contains("hosted_contexts_max")),
+        "{third:?}"
+    );
+    assert_eq!(
+        third.unwrap_err().kind(),
+        harbor_model::ErrorKind::QuotaExceeded
+    );
+    reg.add_hosted(&other, &terms(4))
+        .expect("the count is per tenant");
+    reg.delete(&t, &first.local_id).unwrap();
+    reg.add_hosted(&t, &terms(4))
+        .expect("a deleted context frees its place");
+    // implicitly created contexts are held to the document size, not to the count
+    reg.add_implicit(&t, &terms(5)["@context"]).unwrap();
+    assert!(matches!(
+        reg.add_implicit(&t, &terms(100)["@context"]),
+        Err(JsonLdError::TooLarge(_))
+    ));
+}
+
+#[test]
+fn stored_contexts_share_one_budget_of_bytes() {
+    let size = content_key(&terms(10)["@context"]).len();
+    let reg = limited(StoredLimits {
+        max_document_bytes: 0,
+        max_hosted_per_tenant: 0,
+        max_total_bytes: size * 3,
+    });
+    let t = Tenant::default_tenant();
+    let other = Tenant::parse("other").unwrap();
+    reg.add_hosted(&t, &terms(10)).unwrap();
+    reg.add_hosted(&other, &terms(10)).unwrap();
+    reg.add_implicit(&other, &terms(10)["@context"]).unwrap();
+    let over = reg.add_hosted(&t, &terms(10));
+    assert!(
+        matches!(over, Err(JsonLdError::Quota(ref m)) if m.contains(&format!("{}", size * 3))),
+        "{over:?}"
+    );
+    // a refused persist gives the reservation back
+    let reg = limited(StoredLimits {
+        max_document_bytes: 0,
+        max_hosted_per_tenant: 1,
+        max_total_bytes: 0,
+    });
+    reg.set_persist_hook(Arc::new(|_: &StoredContext, _| Err("disk full".into())));
+    assert!(reg.add_hosted(&t, &minimal()).is_err());
+    reg.set_persist_hook(Arc::new(|_: &StoredContext, _| Ok(())));
+    reg.add_hosted(&t, &minimal()).unwrap();
+    // imported entries count
+    let reg2 = limited(StoredLimits {
+        max_document_bytes: 0,
+        max_hosted_per_tenant: 1,
+        max_total_bytes: 0,
+    });
+    reg2.import_hosted(reg.export_hosted());
+    assert!(matches!(
+        reg2.add_hosted(&t, &minimal()),
+        Err(JsonLdError::Quota(_))
+    ));
+}
+
+#[test]
+fn concurrent_hosted_creates_do_not_overshoot_the_count() {
+    let reg = Arc::new(limited(StoredLimits {
+        max_document_bytes: 0,
+        max_hosted_per_tenant: 5,
+        max_total_bytes: 0,
+    }));
+    // a slow store makes the creates overlap
+    reg.set_persist_hook(Arc::new(|_: &StoredContext, _| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Ok(())
+    }));
+    let t = Tenant::default_tenant();
+    let ok = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| reg.add_hosted(&t, &minimal()).is_ok()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(ok, 5);
+    assert_eq!(reg.list(&t, Some(ContextKind::Hosted)).len(), 5);
 }
 
 #[test]

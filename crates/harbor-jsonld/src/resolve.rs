@@ -1,10 +1,16 @@
 //! Turning a request's `@context` (URL, object, or array of both) into a compiled [`Context`]:
 //! core URLs are never fetched, local and Cached documents come from the registry, other URLs
 //! through a [`ContextFetcher`]; compiled results are cached by the exact `@context` value.
+//!
+//! Memory: the compiled contexts and the fetched documents (the registry's Cached entries)
+//! share one budget of bytes, [`ResolverLimits::cache_bytes`], two thirds for compiled
+//! contexts and one third for documents (a compiled context weighs about twice its parsed
+//! document, see `weight`); each side evicts its least recently used entries. Contexts the
+//! operator preloaded are pinned: kept, and not counted. A compiled context only refers
+//! weakly to the documents it was built from, so evicting a document frees it at once; the
+//! compiled context stays valid (the document did not change, it is only no longer kept).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use harbor_model::Tenant;
@@ -12,7 +18,8 @@ use parking_lot::RwLock;
 use serde_json::Value;
 
 use crate::context::{content_key, is_core_context_url, Context};
-use crate::registry::{ContextEntry, ContextRegistry};
+use crate::lru::{ByteLru, Inserted};
+use crate::registry::{ContextEntry, ContextKind, ContextRegistry};
 use crate::JsonLdError;
 
 /// Fetches a remote `@context` document. `Err` means it could not be retrieved
@@ -29,12 +36,13 @@ pub trait ContextFetcher: Send + Sync {
 pub struct ResolverLimits {
     /// How deep remote documents may reference further `@context`s.
     pub max_depth: usize,
-    /// Largest remote document accepted, in bytes of compact JSON.
+    /// Largest remote document accepted, in bytes of compact JSON (preloaded documents are
+    /// exempt: the operator chose them).
     pub max_document_bytes: usize,
     /// Most documents (remote or stored) one `@context` may pull in.
     pub max_documents: usize,
-    /// Compiled contexts kept.
-    pub cache_capacity: usize,
+    /// Memory for compiled contexts and fetched documents together, in bytes.
+    pub cache_bytes: usize,
     /// Largest inline `@context` whose compiled form is cached (bytes of compact JSON).
     pub max_cached_key: usize,
 }
@@ -45,7 +53,7 @@ impl Default for ResolverLimits {
             max_depth: 8,
             max_document_bytes: 1024 * 1024,
             max_documents: 64,
-            cache_capacity: 1024,
+            cache_bytes: 64 * 1024 * 1024,
             max_cached_key: 64 * 1024,
         }
     }
@@ -53,15 +61,13 @@ impl Default for ResolverLimits {
 
 struct Compiled {
     ctx: Arc<Context>,
-    /// Stored entries the context was built from; each use counts a hit on them.
-    deps: Vec<Arc<ContextEntry>>,
-    last_used: AtomicU64,
+    /// Stored entries the context was built from; each use counts a hit on those still kept.
+    deps: Vec<Weak<ContextEntry>>,
 }
 
-#[derive(Default)]
 struct Cache {
     generation: u64,
-    map: HashMap<String, Compiled>,
+    lru: ByteLru<Compiled>,
 }
 
 /// Resolves and caches `@context`s for requests.
@@ -70,8 +76,11 @@ pub struct ContextResolver {
     registry: Arc<ContextRegistry>,
     limits: ResolverLimits,
     cache: RwLock<Cache>,
-    tick: AtomicU64,
 }
+
+/// What a cached compiled context is charged beyond its term maps: its key, its entry, and
+/// the slot and queue entry of the cache.
+const COMPILED_OVERHEAD: usize = 256;
 
 /// The outcome of one pass over a `@context` with the documents at hand.
 enum Walk {
@@ -96,13 +105,23 @@ impl ContextResolver {
         registry: Arc<ContextRegistry>,
         limits: ResolverLimits,
     ) -> Self {
+        let documents = limits.cache_bytes / 3;
+        registry.limit_cached_bytes(documents);
+        let cache = Cache {
+            generation: registry.generation(),
+            lru: ByteLru::new(limits.cache_bytes - documents),
+        };
         ContextResolver {
             fetcher,
             registry,
             limits,
-            cache: RwLock::new(Cache::default()),
-            tick: AtomicU64::new(0),
+            cache: RwLock::new(cache),
         }
+    }
+
+    /// Bytes held by compiled contexts that are not pinned.
+    pub fn compiled_bytes(&self) -> usize {
+        self.cache.read().lru.used()
     }
 
     pub fn registry(&self) -> &Arc<ContextRegistry> {
@@ -192,11 +211,9 @@ impl ContextResolver {
         if cache.generation != generation {
             return None;
         }
-        let hit = cache.map.get(key)?;
-        hit.last_used
-            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        let hit = cache.lru.get(key)?;
         if count {
-            for d in &hit.deps {
+            for d in hit.deps.iter().filter_map(Weak::upgrade) {
                 d.record_hit();
             }
         }
@@ -204,7 +221,9 @@ impl ContextResolver {
     }
 
     /// Caches a compiled context built while the registry was at `generation`; a context
-    /// built across a registry change is not cached (it may use a removed document).
+    /// built across a registry change is not cached (it may use a removed document). The
+    /// compiled form of a preloaded URL is pinned; anything else is charged its weight and
+    /// may evict older entries, and one heavier than the whole budget is not cached.
     fn insert(
         &self,
         generation: u64,
@@ -215,30 +234,31 @@ impl ContextResolver {
         if self.registry.generation() != generation {
             return;
         }
+        let pinned = deps.len() == 1
+            && deps[0].kind == ContextKind::Cached
+            && self.registry.is_pinned(&deps[0].url)
+            && key == content_key(&Value::String(deps[0].url.clone()));
+        let weight = ctx.heap_bytes() + key.len() + COMPILED_OVERHEAD;
+        let compiled = Compiled {
+            ctx,
+            deps: deps.iter().map(Arc::downgrade).collect(),
+        };
         let mut cache = self.cache.write();
-        if cache.generation != generation {
-            cache.map.clear();
+        let stale = if cache.generation != generation {
             cache.generation = generation;
+            cache.lru.clear()
+        } else {
+            Vec::new()
+        };
+        let inserted = cache.lru.insert(key, compiled, weight, pinned);
+        drop(cache);
+        if let Inserted::TooHeavy(_) = inserted {
+            tracing::debug!(
+                weight,
+                "a compiled @context heavier than the whole cache is not cached"
+            );
         }
-        if cache.map.len() >= self.limits.cache_capacity && !cache.map.contains_key(&key) {
-            let oldest = cache
-                .map
-                .iter()
-                .min_by_key(|(_, c)| c.last_used.load(Ordering::Relaxed))
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                cache.map.remove(&k);
-            }
-        }
-        let last_used = AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed));
-        cache.map.insert(
-            key,
-            Compiled {
-                ctx,
-                deps,
-                last_used,
-            },
-        );
+        drop(stale);
     }
 
     /// Flattens `v` into term-definition documents, in order, using stored documents only.
@@ -325,12 +345,15 @@ impl ContextResolver {
         let document = self.fetcher.fetch(url).await.map_err(|e| {
             JsonLdError::NotAvailable(format!("the @context at {url} could not be retrieved: {e}"))
         })?;
-        let size = document.to_string().len();
-        if size > self.limits.max_document_bytes {
-            return Err(JsonLdError::Invalid(format!(
-                "the @context at {url} is {size} bytes, more than the {} allowed",
-                self.limits.max_document_bytes
-            )));
+        if !self.registry.is_pinned(url) {
+            let size = document.to_string().len();
+            let limit = self.limits.max_document_bytes;
+            if size > limit {
+                return Err(JsonLdError::NotAvailable(format!(
+                    "the @context at {url} is not used: it is {size} bytes, more than the \
+                     {limit} bytes this broker accepts for a remote @context"
+                )));
+            }
         }
         match document.get("@context") {
             Some(Value::String(_) | Value::Object(_) | Value::Array(_) | Value::Null) => {

@@ -214,9 +214,106 @@ async fn depth_and_size_limits() {
     assert!(ok.is_ok(), "{ok:?}");
     let big = r.resolve(Some(&json!("https://example.org/big"))).await;
     assert!(
-        matches!(big, Err(JsonLdError::Invalid(ref m)) if m.contains("bytes")),
+        matches!(big, Err(JsonLdError::NotAvailable(ref m))
+            if m.contains("https://example.org/big") && m.contains("1048576 bytes")),
         "{big:?}"
     );
+}
+
+/// A remote document of `n` terms of about 40 bytes each, all its own.
+fn many_terms(tag: usize, n: usize) -> Value {
+    let m: serde_json::Map<String, Value> = (0..n)
+        .map(|i| {
+            (
+                format!("term{i}x{tag}"),
+                json!(format!("https://example.org/ns/{tag}/term{i}")),
+            )
+        })
+        .collect();
+    json!({ "@context": m })
+}
+
+fn url(i: usize) -> String {
+    format!("https://example.org/ctx/{i}.jsonld")
+}
+
+#[tokio::test]
+async fn the_cache_holds_its_budget_of_bytes_and_keeps_what_is_used() {
+    let f = FakeFetcher::with(&[]);
+    for i in 0..40 {
+        f.set(&url(i), Ok(many_terms(i, 500)));
+    }
+    let registry = Arc::new(ContextRegistry::new("http://localhost:1026"));
+    let budget = 3 * 1024 * 1024;
+    let r = ContextResolver::with_limits(
+        f.clone(),
+        registry.clone(),
+        ResolverLimits {
+            cache_bytes: budget,
+            ..ResolverLimits::default()
+        },
+    );
+    let hot = json!(url(0));
+    for i in 0..40 {
+        r.resolve(Some(&json!(url(i)))).await.unwrap();
+        // the hot context is used between every two others: it is never the oldest
+        let ctx = r.resolve(Some(&hot)).await.unwrap();
+        assert_eq!(ctx.expand_term("term7x0"), "https://example.org/ns/0/term7");
+        assert!(
+            r.compiled_bytes() + registry.cached_bytes() <= budget,
+            "{} + {} > {budget}",
+            r.compiled_bytes(),
+            registry.cached_bytes()
+        );
+    }
+    let fetched = f.calls();
+    assert_eq!(fetched.len(), 40, "each fetched once: {fetched:?}");
+    assert!(
+        r.compiled_bytes() > budget / 3,
+        "the cache is used, not emptied"
+    );
+    // the oldest cold context was evicted: using it again fetches and compiles it again
+    r.resolve(Some(&json!(url(1)))).await.unwrap();
+    assert_eq!(f.calls().len(), 41);
+}
+
+#[tokio::test]
+async fn hits_count_on_documents_the_cache_still_keeps() {
+    let f = FakeFetcher::with(&[(A, Ok(json!({"@context": {"A1": "urn:a1"}})))]);
+    let r = resolver(&f);
+    let c = json!(A);
+    r.resolve(Some(&c)).await.unwrap();
+    r.resolve(Some(&c)).await.unwrap();
+    let entry = r.registry().lookup_url(A).unwrap();
+    assert_eq!(entry.number_of_hits(), 2);
+}
+
+#[tokio::test]
+async fn preloaded_contexts_stay_compiled_and_skip_the_size_limit() {
+    let pre = "https://example.org/preloaded.jsonld";
+    let f = FakeFetcher::with(&[(pre, Ok(many_terms(999, 2000)))]);
+    for i in 0..10 {
+        f.set(&url(i), Ok(many_terms(i, 500)));
+    }
+    let registry =
+        Arc::new(ContextRegistry::new("http://localhost:1026").with_pinned([pre.into()]));
+    let r = ContextResolver::with_limits(
+        f.clone(),
+        registry.clone(),
+        ResolverLimits {
+            cache_bytes: 1024 * 1024,
+            max_document_bytes: 10_000,
+            ..ResolverLimits::default()
+        },
+    );
+    let big = r.resolve(Some(&json!(url(0)))).await;
+    assert!(matches!(big, Err(JsonLdError::NotAvailable(_))), "{big:?}");
+    r.resolve(Some(&json!(pre))).await.unwrap();
+    assert_eq!(r.compiled_bytes(), 0, "pinned: not counted");
+    for _ in 0..3 {
+        r.resolve(Some(&json!(pre))).await.unwrap();
+    }
+    assert_eq!(f.calls().iter().filter(|u| *u == pre).count(), 1);
 }
 
 #[tokio::test]

@@ -25,6 +25,10 @@ pub enum ErrorKind {
     RequestTimeout,
     /// The identity may not do this (no NGSI-LD type of its own).
     Forbidden,
+    /// A per-tenant or broker-wide quota (entities, subscriptions, registrations, stored
+    /// `@context`s, tenants) would be exceeded. Not an NGSI-LD error type: its `type` is the
+    /// project's own, as for the other refusals the spec does not define (`urn:infoharbor:…`).
+    QuotaExceeded,
 }
 
 impl ErrorKind {
@@ -57,6 +61,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed",
             ErrorKind::RequestTimeout => "urn:infoharbor:errors:RequestTimeout",
             ErrorKind::Forbidden => "urn:infoharbor:errors:Forbidden",
+            ErrorKind::QuotaExceeded => "urn:infoharbor:errors:QuotaExceeded",
         }
     }
 
@@ -81,6 +86,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "The method is not allowed on this resource",
             ErrorKind::RequestTimeout => "The request did not arrive in time",
             ErrorKind::Forbidden => "The identity may not do this",
+            ErrorKind::QuotaExceeded => "A quota of this broker would be exceeded",
         }
     }
 }
@@ -118,6 +124,9 @@ impl NgsiError {
     }
     pub fn not_supported(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::OperationNotSupported, detail)
+    }
+    pub fn quota(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::QuotaExceeded, detail)
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use harbor_jsonld::resolve::ContextFetcher;
 
-/// Largest remote `@context` document accepted.
+/// Largest remote `@context` document accepted unless `with_max_bytes` says otherwise.
 const MAX_CONTEXT_BYTES: usize = 1024 * 1024;
 /// Redirects followed when fetching a `@context`, each one checked by the egress wall anew.
 const MAX_REDIRECTS: usize = 3;
@@ -95,13 +95,18 @@ impl HttpContextFetcher {
                 return Err(format!("fetching {url} answered {status}"));
             }
             let limit = self.max_bytes;
+            let too_large = || {
+                format!(
+                    "it is larger than the {limit} bytes this broker accepts for a remote @context"
+                )
+            };
             if resp.content_length().is_some_and(|n| n as usize > limit) {
-                return Err(format!("{url} is larger than {limit} bytes"));
+                return Err(too_large());
             }
             let read = read_limited(resp, limit);
             return match tokio::time::timeout_at(deadline, read).await {
                 Ok(Ok(Some(body))) => Ok(body),
-                Ok(Ok(None)) => Err(format!("{url} is larger than {limit} bytes")),
+                Ok(Ok(None)) => Err(too_large()),
                 Ok(Err(e)) => Err(format!("reading {url} failed: {e}")),
                 Err(_) => Err(format!("reading {url}: not complete within the timeout")),
             };

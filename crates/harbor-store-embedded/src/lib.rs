@@ -238,6 +238,10 @@ impl SubscriptionStore for EmbeddedStore {
     fn subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>> {
         all(&self.records.read().subscriptions, tenant)
     }
+
+    fn subscription_count(&self, tenant: &Tenant) -> usize {
+        count(&self.records.read().subscriptions, tenant)
+    }
 }
 
 #[async_trait]
@@ -260,6 +264,10 @@ impl RegistrationStore for EmbeddedStore {
         all(&self.records.read().registrations, tenant)
     }
 
+    fn registration_count(&self, tenant: &Tenant) -> usize {
+        count(&self.records.read().registrations, tenant)
+    }
+
     async fn commit_csource_subscriptions(
         &self,
         tenant: &Tenant,
@@ -276,6 +284,10 @@ impl RegistrationStore for EmbeddedStore {
 
     fn csource_subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>> {
         all(&self.records.read().csource_subscriptions, tenant)
+    }
+
+    fn csource_subscription_count(&self, tenant: &Tenant) -> usize {
+        count(&self.records.read().csource_subscriptions, tenant)
     }
 }
 
@@ -345,6 +357,10 @@ impl TemporalStore for EmbeddedStore {
 
 fn one<T>(m: &ByTenant<T>, tenant: &Tenant, id: &str) -> Option<Arc<T>> {
     m.get(tenant)?.get(id).cloned()
+}
+
+fn count<T>(m: &ByTenant<T>, tenant: &Tenant) -> usize {
+    m.get(tenant).map_or(0, |m| m.len())
 }
 
 fn all<T>(m: &ByTenant<T>, tenant: &Tenant) -> Vec<Arc<T>> {

@@ -477,6 +477,12 @@ pub async fn run_subscriptions(store: &dyn SubscriptionStore) {
         "sorted by id, deletes remove"
     );
     assert_eq!(
+        store.subscription_count(&t),
+        2,
+        "the count follows the list"
+    );
+    assert_eq!(store.subscription_count(&other), 0);
+    assert_eq!(
         store.subscription(&t, "urn:s:b").as_deref(),
         Some(&changed),
         "the last put wins and every member survives"
@@ -573,6 +579,12 @@ pub async fn run_registrations(store: &dyn RegistrationStore, subs: &dyn Subscri
         .collect();
     assert_eq!(ids, ["urn:r:a", "urn:r:b"], "sorted by id, deletes remove");
     assert_eq!(
+        store.registration_count(&t),
+        2,
+        "the count follows the list"
+    );
+    assert_eq!(store.registration_count(&other), 0);
+    assert_eq!(
         store.registration(&t, "urn:r:b").as_deref(),
         Some(&changed),
         "the last put wins and every member survives"
@@ -597,6 +609,8 @@ pub async fn run_registrations(store: &dyn RegistrationStore, subs: &dyn Subscri
         .map(|s| s.id.clone())
         .collect();
     assert_eq!(ids, ["urn:cs:1"]);
+    assert_eq!(store.csource_subscription_count(&t), 1);
+    assert_eq!(subs.subscription_count(&t), 0);
     assert!(
         subs.subscription(&t, "urn:cs:1").is_none(),
         "subscriptions to registrations are not subscriptions to entities"

@@ -136,6 +136,11 @@ pub trait SubscriptionStore: Send + Sync {
 
     /// Every subscription of the tenant, sorted by id.
     fn subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>>;
+
+    /// How many subscriptions the tenant has (for quotas: a backend should not list them).
+    fn subscription_count(&self, tenant: &Tenant) -> usize {
+        self.subscriptions(tenant).len()
+    }
 }
 
 /// One change to a tenant's context source registrations.
@@ -165,6 +170,11 @@ pub trait RegistrationStore: Send + Sync {
     /// Every registration of the tenant, sorted by id.
     fn registrations(&self, tenant: &Tenant) -> Vec<Arc<Registration>>;
 
+    /// How many registrations the tenant has (for quotas: a backend should not list them).
+    fn registration_count(&self, tenant: &Tenant) -> usize {
+        self.registrations(tenant).len()
+    }
+
     /// Applies changes to the tenant's subscriptions to registrations, durably.
     async fn commit_csource_subscriptions(
         &self,
@@ -177,6 +187,11 @@ pub trait RegistrationStore: Send + Sync {
 
     /// Every subscription to registrations of the tenant, sorted by id.
     fn csource_subscriptions(&self, tenant: &Tenant) -> Vec<Arc<Subscription>>;
+
+    /// How many subscriptions to registrations the tenant has.
+    fn csource_subscription_count(&self, tenant: &Tenant) -> usize {
+        self.csource_subscriptions(tenant).len()
+    }
 }
 
 /// Result of a query: entities sorted by id.

@@ -150,6 +150,41 @@ pub struct ServeArgs {
     /// JWKS URL, instead of the one discovery names [default: discovery].
     #[arg(long, env = "INFOHARBOR_OIDC_JWKS_URL")]
     pub oidc_jwks_url: Option<String>,
+    /// Memory for remote @contexts, their fetched documents and compiled forms together, in
+    /// bytes; the least recently used go first, preloaded ones stay [default: 67108864].
+    #[arg(long, env = "INFOHARBOR_CONTEXT_CACHE_BYTES")]
+    pub context_cache_bytes: Option<usize>,
+    /// Largest remote @context document fetched, in bytes [default: 1048576].
+    #[arg(long, env = "INFOHARBOR_CONTEXT_MAX_BYTES")]
+    pub context_max_bytes: Option<usize>,
+    /// Largest @context a client may store (POST /jsonldContexts, or a subscription's inline
+    /// @context), in bytes of compact JSON [default: 1048576].
+    #[arg(long, env = "INFOHARBOR_HOSTED_CONTEXT_MAX_BYTES")]
+    pub hosted_context_max_bytes: Option<usize>,
+    /// Most hosted @contexts of one tenant; 0 is unlimited [default: 100].
+    #[arg(long, env = "INFOHARBOR_HOSTED_CONTEXTS_MAX")]
+    pub hosted_contexts_max: Option<usize>,
+    /// Bytes of stored @contexts (hosted and implicitly created) of all tenants together; 0 is
+    /// unlimited [default: 16777216].
+    #[arg(long, env = "INFOHARBOR_HOSTED_CONTEXTS_BYTES")]
+    pub hosted_contexts_bytes: Option<usize>,
+    /// Most entities of one tenant; 0 is unlimited [default: 0].
+    #[arg(long, env = "INFOHARBOR_QUOTA_ENTITIES")]
+    pub quota_entities: Option<usize>,
+    /// Most subscriptions of one tenant, and apart from them most subscriptions to
+    /// registrations; 0 is unlimited [default: 1000].
+    #[arg(long, env = "INFOHARBOR_QUOTA_SUBSCRIPTIONS")]
+    pub quota_subscriptions: Option<usize>,
+    /// Most context source registrations of one tenant; 0 is unlimited [default: 1000].
+    #[arg(long, env = "INFOHARBOR_QUOTA_REGISTRATIONS")]
+    pub quota_registrations: Option<usize>,
+    /// Most tenants in all, the default one included; 0 is unlimited [default: 1000].
+    #[arg(long, env = "INFOHARBOR_MAX_TENANTS")]
+    pub max_tenants: Option<usize>,
+    /// Most tenants one authenticated identity (not an operator) may bring into existence by
+    /// writing into them; 0 is unlimited [default: 20].
+    #[arg(long, env = "INFOHARBOR_TENANTS_PER_IDENTITY")]
+    pub tenants_per_identity: Option<usize>,
 }
 
 /// The same options as read from the TOML file.
@@ -196,6 +231,16 @@ struct FileConfig {
     oidc_roles_claim: Option<String>,
     oidc_clock_skew_s: Option<u64>,
     oidc_jwks_url: Option<String>,
+    context_cache_bytes: Option<usize>,
+    context_max_bytes: Option<usize>,
+    hosted_context_max_bytes: Option<usize>,
+    hosted_contexts_max: Option<usize>,
+    hosted_contexts_bytes: Option<usize>,
+    quota_entities: Option<usize>,
+    quota_subscriptions: Option<usize>,
+    quota_registrations: Option<usize>,
+    max_tenants: Option<usize>,
+    tenants_per_identity: Option<usize>,
 }
 
 /// The effective configuration.
@@ -237,6 +282,11 @@ pub struct Config {
     pub auth: harbor_auth::AuthMode,
     /// The token check, with `auth` = jwt or jwt+apikey.
     pub oidc: Option<harbor_auth::OidcConfig>,
+    pub context_cache_bytes: usize,
+    pub context_max_bytes: usize,
+    /// Limits on the @contexts clients store.
+    pub stored_contexts: harbor_jsonld::registry::StoredLimits,
+    pub quotas: harbor_engine::Quotas,
 }
 
 fn cores() -> usize {
@@ -371,6 +421,44 @@ impl ServeArgs {
                 .parse()
                 .map_err(anyhow::Error::msg)?,
             oidc: None,
+            context_cache_bytes: self
+                .context_cache_bytes
+                .or(file.context_cache_bytes)
+                .unwrap_or(64 * 1024 * 1024),
+            context_max_bytes: self
+                .context_max_bytes
+                .or(file.context_max_bytes)
+                .unwrap_or(1024 * 1024),
+            stored_contexts: harbor_jsonld::registry::StoredLimits {
+                max_document_bytes: self
+                    .hosted_context_max_bytes
+                    .or(file.hosted_context_max_bytes)
+                    .unwrap_or(1024 * 1024),
+                max_hosted_per_tenant: self
+                    .hosted_contexts_max
+                    .or(file.hosted_contexts_max)
+                    .unwrap_or(100),
+                max_total_bytes: self
+                    .hosted_contexts_bytes
+                    .or(file.hosted_contexts_bytes)
+                    .unwrap_or(16 * 1024 * 1024),
+            },
+            quotas: harbor_engine::Quotas {
+                entities: self.quota_entities.or(file.quota_entities).unwrap_or(0),
+                subscriptions: self
+                    .quota_subscriptions
+                    .or(file.quota_subscriptions)
+                    .unwrap_or(1000),
+                registrations: self
+                    .quota_registrations
+                    .or(file.quota_registrations)
+                    .unwrap_or(1000),
+                max_tenants: self.max_tenants.or(file.max_tenants).unwrap_or(1000),
+                tenants_per_identity: self
+                    .tenants_per_identity
+                    .or(file.tenants_per_identity)
+                    .unwrap_or(20),
+            },
         };
         let mut cfg = cfg;
         let insecure = self.insecure || file.insecure.unwrap_or(false);
@@ -447,6 +535,11 @@ impl ServeArgs {
             cfg.default_page <= cfg.max_page,
             "default_page must not exceed max_page"
         );
+        anyhow::ensure!(
+            cfg.context_max_bytes > 0,
+            "context_max_bytes must be at least 1"
+        );
+
         Ok(cfg)
     }
 }
@@ -522,6 +615,16 @@ mod tests {
             "oidc_roles_claim",
             "oidc_clock_skew_s",
             "oidc_jwks_url",
+            "context_cache_bytes",
+            "context_max_bytes",
+            "hosted_context_max_bytes",
+            "hosted_contexts_max",
+            "hosted_contexts_bytes",
+            "quota_entities",
+            "quota_subscriptions",
+            "quota_registrations",
+            "max_tenants",
+            "tenants_per_identity",
         ] {
             assert!(
                 doc.contains(key),

@@ -9,7 +9,7 @@ use harbor_engine::notify::{Notifier, NotifyConfig};
 use harbor_engine::{Engine, Limits};
 use harbor_http::{AppState, HttpLimits};
 use harbor_jsonld::registry::ContextRegistry;
-use harbor_jsonld::resolve::ContextResolver;
+use harbor_jsonld::resolve::{ContextResolver, ResolverLimits};
 use harbor_outbound::HttpContextFetcher;
 use harbor_store_embedded::EmbeddedStore;
 
@@ -33,7 +33,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     )
     .with_subscriptions(store.clone())
     .with_temporal(store.clone())
-    .with_registrations(store.clone());
+    .with_registrations(store.clone())
+    .with_quotas(cfg.quotas);
     let historian = Historian::new(
         store.clone(),
         store.clone(),
@@ -53,17 +54,31 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(count = preloaded.len(), "preloaded @context documents");
     }
     let egress = harbor_outbound::Egress::new(cfg.egress.clone());
+    let pinned: Vec<String> = preloaded.keys().cloned().collect();
     let fetcher = Arc::new(
         HttpContextFetcher::new(
             Duration::from_millis(cfg.context_timeout_ms),
             egress.clone(),
         )
-        .with_preloaded(preloaded),
+        .with_preloaded(preloaded)
+        .with_max_bytes(cfg.context_max_bytes),
     );
     let base = format!("http://{}", cfg.listen);
-    let registry = Arc::new(ContextRegistry::new(&base));
+    let registry = Arc::new(
+        ContextRegistry::new(&base)
+            .with_pinned(pinned)
+            .with_stored_limits(cfg.stored_contexts),
+    );
     crate::contexts::persist(&registry, store.clone())?;
-    let resolver = Arc::new(ContextResolver::new(fetcher, registry.clone()));
+    let resolver = Arc::new(ContextResolver::with_limits(
+        fetcher,
+        registry.clone(),
+        ResolverLimits {
+            max_document_bytes: cfg.context_max_bytes,
+            cache_bytes: cfg.context_cache_bytes,
+            ..ResolverLimits::default()
+        },
+    ));
     let transport = crate::transport::Outbound(harbor_outbound::Notifier::new(
         harbor_outbound::NotifierConfig {
             per_endpoint_concurrency: cfg.notify_per_endpoint,
