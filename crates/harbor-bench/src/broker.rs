@@ -14,6 +14,7 @@ pub struct Spawned {
     data: PathBuf,
     binary: PathBuf,
     port: u16,
+    flags: Vec<String>,
 }
 
 impl Drop for Spawned {
@@ -39,16 +40,23 @@ pub fn default_binary() -> anyhow::Result<PathBuf> {
 
 /// Starts the broker binary and waits for `/health`.
 pub async fn spawn(binary: &std::path::Path) -> anyhow::Result<Spawned> {
+    spawn_with(binary, &[]).await
+}
+
+/// Like [`spawn`], with further `serve` flags.
+pub async fn spawn_with(binary: &std::path::Path, flags: &[&str]) -> anyhow::Result<Spawned> {
     let port = free_port()?;
     let data = std::env::temp_dir().join(format!("harbor-bench-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let child = start(binary, port, &data)?;
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let child = start(binary, port, &data, &flags)?;
     let spawned = Spawned {
         child,
         base: format!("http://127.0.0.1:{port}"),
         data,
         binary: binary.to_path_buf(),
         port,
+        flags,
     };
     wait_healthy(&spawned.base).await?;
     Ok(spawned)
@@ -60,12 +68,17 @@ impl Spawned {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = start(&self.binary, self.port, &self.data)?;
+        self.child = start(&self.binary, self.port, &self.data, &self.flags)?;
         wait_healthy(&self.base).await
     }
 }
 
-fn start(binary: &std::path::Path, port: u16, data: &std::path::Path) -> anyhow::Result<Child> {
+fn start(
+    binary: &std::path::Path,
+    port: u16,
+    data: &std::path::Path,
+    flags: &[String],
+) -> anyhow::Result<Child> {
     Command::new(binary)
         .args([
             "serve",
@@ -76,6 +89,7 @@ fn start(binary: &std::path::Path, port: u16, data: &std::path::Path) -> anyhow:
             "--data-dir",
         ])
         .arg(data)
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

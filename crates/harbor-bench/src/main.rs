@@ -4,8 +4,10 @@
 
 mod broker;
 mod ceiling;
+mod guarded;
 mod load;
 mod notify;
+mod overload;
 mod procstat;
 mod report;
 mod scenarios;
@@ -39,6 +41,13 @@ use scenarios::{plan, Sizes, NAMES};
 ///   temporal-aggregate  aggrMethods=avg,max, aggrPeriodDuration=PT1H over a whole series of
 ///                 1k, 10k and 100k instances (1k, 10k --quick), every hour checked against
 ///                 the seed; p50 over 100k is held against a target of 10 ms
+///   auth-cost     retrieve and query-type on two brokers this tool starts, one with
+///                 auth = none and one with JWT auth (a token issuer in this process) and one
+///                 access policy: as a role holder and as a subject of the policy; the
+///                 broker's CPU per request side by side
+///   overload      a heavy query (q + orderBy over 10k entities) ramped from 1 to 64 clients
+///                 to find the knee, then 4,096 clients at once that resend at once after a
+///                 503, with /health probed every 10 ms: goodput / knee, 503s, /health p99
 ///   resident      seeds 1M entities (100k --quick): RSS with them resident; then, on a broker
 ///                 this tool started, kill -9 and restart, timing until a query counts them all
 ///   all           every scenario above, in this order (resident last)
@@ -102,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
             .as_secs()
     );
     let mut rows = Vec::new();
+    let mut overloaded = None;
     let mut record = |row: Row| {
         if !args.json {
             eprintln!("{}", report::line(&row));
@@ -109,7 +119,19 @@ async fn main() -> anyhow::Result<()> {
         rows.push(row);
     };
     for name in names.into_iter().filter(|n| *n != "resident") {
-        if name == "notify" {
+        if name == "auth-cost" && args.target.is_some() {
+            eprintln!("auth-cost: skipped, it starts brokers of its own (no --target)");
+        } else if name == "auth-cost" {
+            let bin = match &args.broker {
+                Some(b) => b.clone(),
+                None => broker::default_binary()?,
+            };
+            let sizes = Sizes { quick: args.quick };
+            guarded::run(&bin, &run_id, sizes, args.concurrency, &mut record).await?;
+        } else if name == "overload" {
+            let sizes = Sizes { quick: args.quick };
+            overloaded = Some(overload::run(&base, pid, &run_id, sizes).await?);
+        } else if name == "notify" {
             let sizes = Sizes { quick: args.quick };
             notify::run(&base, pid, &run_id, sizes, args.concurrency, &mut record).await?;
         } else if let Some(kind) = temporal_kind(name) {
@@ -146,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
         idle_rss_mib: idle_rss,
         peak_rss_mib: pid.and_then(procstat::rss_mib).map(|(_, peak)| peak),
         rows,
+        overload: overloaded,
         resident,
     };
     if args.json {

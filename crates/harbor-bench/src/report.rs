@@ -120,6 +120,8 @@ pub struct Report {
     pub idle_rss_mib: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     pub rows: Vec<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overload: Option<crate::overload::Overload>,
     pub resident: Option<Resident>,
 }
 
@@ -228,6 +230,11 @@ pub fn table(rep: &Report) -> String {
             opt(r.rss_mib, 1)
         ));
     }
+    if let Some(o) = &rep.overload {
+        s.push('\n');
+        s.push_str(&crate::overload::line(o));
+        s.push('\n');
+    }
     let notified: Vec<(&str, &Notified)> = rep
         .rows
         .iter()
@@ -296,6 +303,7 @@ mod tests {
             idle_rss_mib: None,
             peak_rss_mib: None,
             rows: vec![row],
+            overload: None,
             resident: None,
         }
     }

@@ -52,6 +52,14 @@ pub const NAMES: &[(&str, &str)] = &[
         "GET /temporal/entities/{id} with avg,max per hour (PT1H) over a whole series of 100k instances (10k with --quick); p50 against a 10 ms target",
     ),
     (
+        "auth-cost",
+        "retrieve and query-type on a broker without auth and on one with JWT auth and an access policy, as a role holder and as a policy subject: CPU per request side by side",
+    ),
+    (
+        "overload",
+        "a heavy query (q + orderBy over 10k) ramped to its knee, then 4,096 clients at once while /health is probed: goodput / knee, 503s, /health p99",
+    ),
+    (
         "resident",
         "1M entities resident (100k with --quick): RSS, and restart until all are counted",
     ),
