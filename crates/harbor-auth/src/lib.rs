@@ -3,6 +3,7 @@
 //! is decided by the engine's access rules; this crate only proves who it is and what it was
 //! granted.
 
+pub mod audit;
 pub mod grants;
 pub mod jwt;
 pub mod keys;
@@ -11,6 +12,7 @@ pub mod policy;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use audit::{AuditEntry, AuditLog};
 pub use grants::{Action, Grant, Grants, Role, TenantScope};
 pub use jwt::{JsonFetch, JwtVerifier, OidcConfig};
 pub use keys::{ApiKey, KeyRing, KEY_PREFIX};

@@ -174,7 +174,7 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
     };
     let identity = match identity {
         Ok(i) => i,
-        Err(e) => return refusal(&e),
+        Err(e) => return deny(&state, &req, "unauthenticated", &e),
     };
     let tenant = match request_tenant(req.headers()) {
         Ok(t) => t,
@@ -182,7 +182,7 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
     };
     let Needs::Tenant(action) = needed else {
         if let Err(why) = permits(&identity, needed, tenant.as_ref()) {
-            return refusal(&AuthError::Forbidden(why));
+            return deny(&state, &req, &identity.name(), &AuthError::Forbidden(why));
         }
         req.extensions_mut().insert(identity);
         return next.run(req).await;
@@ -200,21 +200,22 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
             let why = permits(&identity, needed, Some(&in_tenant))
                 .err()
                 .unwrap_or_else(|| format!("{} may not do this", identity.name()));
-            return refusal(&AuthError::Forbidden(why));
+            return deny(&state, &req, &identity.name(), &AuthError::Forbidden(why));
         }
         // Reads and writes are filtered and checked by entity and attribute; the other
         // actions are not yet, so a policy does not open them.
         Access::Partial(_)
             if !matches!(action, Action::Read | Action::Write) || !filtered(req.uri().path()) =>
         {
-            return refusal(&AuthError::Forbidden(format!(
+            let why = format!(
                 "{} may not {} in {}: access policies open reading and writing entities, \
                  not {}; that needs a role",
                 identity.name(),
                 action.as_str(),
                 shown(&in_tenant),
                 action.as_str()
-            )));
+            );
+            return deny(&state, &req, &identity.name(), &AuthError::Forbidden(why));
         }
         Access::Partial(_) => {}
     }
@@ -234,6 +235,20 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
         return harbor_engine::access::with_rule(rule, next.run(req)).await;
     }
     next.run(req).await
+}
+
+/// A refusal, recorded in the audit log when the request would have changed something.
+fn deny(state: &SharedState, req: &Request, who: &str, e: &AuthError) -> Response {
+    let resp = refusal(e);
+    crate::audit::refused(
+        state,
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+        who,
+        resp.status(),
+    );
+    resp
 }
 
 /// Whether the operation filters what it reads and checks what it writes by policy: the

@@ -3,6 +3,7 @@
 
 mod access;
 mod admin;
+mod audit;
 pub mod auth;
 mod batch;
 mod body;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub keys: Option<Arc<harbor_auth::KeyRing>>,
     /// The access policies, for `/admin/v1/policies` and every tenant operation.
     pub policies: Option<Arc<harbor_auth::PolicyBook>>,
+    /// Where changes are recorded (`/admin/v1/audit`); `None` records nothing.
+    pub audit: Option<Arc<harbor_auth::AuditLog>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -196,6 +199,7 @@ pub fn router(state: SharedState) -> Router {
         ("/admin/v1/deadLetters/replay", post(admin::replay)),
         ("/admin/v1/keys", post(keys::create).get(keys::list)),
         ("/admin/v1/keys/{id}", delete(keys::revoke)),
+        ("/admin/v1/audit", get(audit::list)),
         (
             "/admin/v1/policies",
             post(policies::create).get(policies::list),
@@ -218,6 +222,11 @@ pub fn router(state: SharedState) -> Router {
     )
     .fallback(error::not_found_route)
     .method_not_allowed_fallback(error::method_not_allowed)
+    // Inside the guard, so that it sees the request's identity.
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        audit::trail,
+    ))
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::guard,

@@ -17,6 +17,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+#[path = "api/audit.rs"]
+mod audit;
 #[path = "api/auth.rs"]
 mod auth;
 #[path = "api/clients.rs"]
@@ -117,6 +119,7 @@ fn state_limited(
         auth: None,
         keys: None,
         policies: None,
+        audit: None,
     };
     (state, store)
 }

@@ -111,6 +111,41 @@ impl AdminStore for EmbeddedStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("reading administration records: {e}")))?
     }
+
+    async fn admin_page(
+        &self,
+        kind: AdminKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let db = self.db.clone();
+        let after = after.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            use redb::ReadableDatabase;
+            let fail = |e: &dyn std::fmt::Display| StoreError::Unavailable(e.to_string());
+            let prefix = commit::admin_key(kind, "");
+            let start = commit::admin_key(kind, after.as_deref().unwrap_or(""));
+            let txn = db.begin_read().map_err(|e| fail(&e))?;
+            let table = txn.open_table(commit::ADMIN).map_err(|e| fail(&e))?;
+            let mut out = Vec::new();
+            for row in table.range(start.as_str()..).map_err(|e| fail(&e))? {
+                let (k, v) = row.map_err(|e| fail(&e))?;
+                let Some(id) = k.value().strip_prefix(prefix.as_str()) else {
+                    break;
+                };
+                if after.as_deref().is_some_and(|a| id <= a) {
+                    continue;
+                }
+                out.push((id.to_string(), v.value().to_vec()));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reading administration records: {e}")))?
+    }
 }
 
 #[async_trait]

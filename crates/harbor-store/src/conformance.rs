@@ -386,6 +386,35 @@ pub async fn run_admin(store: &dyn crate::AdminStore) {
         vec![("k1".to_string(), b"policy".to_vec())],
         "each kind is its own namespace"
     );
+    // Paging through a kind: ids after a cursor, at most `limit`, in order, and nothing of
+    // the kinds around it.
+    let audit: Vec<AdminChange> = (0..25)
+        .map(|i| put(AdminKind::Audit, &format!("{i:04}"), "entry"))
+        .collect();
+    store.commit_admin(audit).await.unwrap();
+    let ids = |page: Vec<(String, Vec<u8>)>| page.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    let first = ids(store.admin_page(AdminKind::Audit, None, 10).await.unwrap());
+    assert_eq!(first.len(), 10);
+    assert_eq!((first[0].as_str(), first[9].as_str()), ("0000", "0009"));
+    let next = ids(store
+        .admin_page(AdminKind::Audit, Some("0009"), 10)
+        .await
+        .unwrap());
+    assert_eq!((next[0].as_str(), next[9].as_str()), ("0010", "0019"));
+    let last = ids(store
+        .admin_page(AdminKind::Audit, Some("0019"), 10)
+        .await
+        .unwrap());
+    assert_eq!(last, ["0020", "0021", "0022", "0023", "0024"]);
+    assert!(store
+        .admin_page(AdminKind::Audit, Some("0024"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(store.admin_page(AdminKind::Policy, None, 10).await.unwrap()),
+        ["k1"]
+    );
 }
 
 pub fn subscription(id: &str) -> harbor_model::Subscription {

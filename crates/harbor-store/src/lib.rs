@@ -76,6 +76,8 @@ pub enum AdminKind {
     ApiKey,
     /// An access policy.
     Policy,
+    /// An entry of the audit log, keyed by time.
+    Audit,
 }
 
 impl AdminKind {
@@ -83,6 +85,7 @@ impl AdminKind {
         match self {
             AdminKind::ApiKey => "apikey",
             AdminKind::Policy => "policy",
+            AdminKind::Audit => "audit",
         }
     }
 }
@@ -110,6 +113,22 @@ pub trait AdminStore: Send + Sync {
 
     /// Every record of `kind` with its id, sorted by id.
     async fn admin_records(&self, kind: AdminKind) -> StoreResult<Vec<(String, Vec<u8>)>>;
+
+    /// At most `limit` records of `kind` whose id sorts after `after` (from the first when
+    /// `None`), sorted by id: the way through a kind too large to read at once (the audit log).
+    async fn admin_page(
+        &self,
+        kind: AdminKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let all = self.admin_records(kind).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a))
+            .take(limit)
+            .collect())
+    }
 }
 
 /// One change to a tenant's subscriptions.

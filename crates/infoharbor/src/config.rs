@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// [default: 0, keep everything].
     #[arg(long, env = "INFOHARBOR_HISTORY_RETENTION_DAYS")]
     pub history_retention_days: Option<u64>,
+    /// Days of audit log kept; older entries are dropped in the background [default: 90;
+    /// 0 keeps everything].
+    #[arg(long, env = "INFOHARBOR_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Whether changes of entities are recorded as temporal history [default: true].
     #[arg(long, env = "INFOHARBOR_HISTORY")]
     pub history: Option<bool>,
@@ -211,6 +215,7 @@ struct FileConfig {
     default_page: Option<usize>,
     max_temporal_instances: Option<usize>,
     history_retention_days: Option<u64>,
+    audit_retention_days: Option<u64>,
     history: Option<bool>,
     history_flush_ms: Option<u64>,
     context_timeout_ms: Option<u64>,
@@ -267,6 +272,7 @@ pub struct Config {
     pub default_page: usize,
     pub max_temporal_instances: usize,
     pub history_retention_days: u64,
+    pub audit_retention_days: u64,
     pub history: bool,
     pub history_flush_ms: u64,
     pub context_timeout_ms: u64,
@@ -367,6 +373,10 @@ impl ServeArgs {
                 .history_retention_days
                 .or(file.history_retention_days)
                 .unwrap_or(0),
+            audit_retention_days: self
+                .audit_retention_days
+                .or(file.audit_retention_days)
+                .unwrap_or(90),
             history: self.history.or(file.history).unwrap_or(true),
             history_flush_ms: self
                 .history_flush_ms
@@ -599,6 +609,7 @@ mod tests {
             "context_timeout_ms",
             "expiry_sweep_ms",
             "history_retention_days",
+            "audit_retention_days",
             "history_flush_ms",
             "notify_max_attempts",
             "notify_retry_ms",

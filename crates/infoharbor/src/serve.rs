@@ -128,6 +128,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("loading the access policies")?,
     );
+    let audit = harbor_auth::AuditLog::start(store.clone());
+    let auditing = tokio::spawn(crate::sweep::audit_forever(
+        audit.clone(),
+        cfg.audit_retention_days,
+    ));
     let auth = match cfg.auth {
         harbor_auth::AuthMode::None => None,
         mode => {
@@ -175,6 +180,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         auth,
         keys: Some(keys),
         policies: Some(policies),
+        audit: Some(audit.clone()),
     });
     let server = server_config(&cfg)?;
     let listener = listen(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
@@ -188,6 +194,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     harbor_http::serve(listener, state, shutdown_signal(), server).await?;
     sweeper.abort();
+    auditing.abort();
     retention.abort();
     recording.abort();
     tracing::info!("stopped");

@@ -41,6 +41,23 @@ pub async fn history_forever(engine: Arc<Engine>, days: u64) {
     }
 }
 
+/// Drops audit entries older than `days`, at start and every hour; `0` keeps them all.
+pub async fn audit_forever(log: Arc<harbor_auth::AuditLog>, days: u64) {
+    if days == 0 {
+        return;
+    }
+    let keep = chrono::Duration::days(days.min(365_000) as i64);
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match log.sweep(time::now() - keep).await {
+            Ok(n) => tracing::debug!(entries = n, days, "audit retention applied"),
+            Err(e) => tracing::warn!(error = %e, "applying audit retention failed"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
