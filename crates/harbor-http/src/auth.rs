@@ -160,7 +160,15 @@ fn permits(identity: &Identity, needed: Needs, tenant: Option<&Tenant>) -> Resul
 
 /// The middleware: proves the identity, checks the right, and passes the request on with its
 /// `Identity` in the extensions.
-pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+/// What the guard holds: the API's state and the rates per identity.
+#[derive(Clone)]
+pub struct Guarded {
+    pub state: SharedState,
+    pub rates: Option<Arc<crate::rate::Rates>>,
+}
+
+pub async fn guard(State(g): State<Guarded>, mut req: Request, next: Next) -> Response {
+    let state = g.state;
     let Some(auth) = state.auth.as_ref() else {
         return next.run(req).await;
     };
@@ -176,6 +184,11 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
         Ok(i) => i,
         Err(e) => return deny(&state, &req, "unauthenticated", &e),
     };
+    if let Some(rates) = &g.rates {
+        if let Err(wait) = rates.take(&identity.name()) {
+            return too_fast(&identity, wait);
+        }
+    }
     let tenant = match request_tenant(req.headers()) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
@@ -235,6 +248,25 @@ pub async fn guard(State(state): State<SharedState>, mut req: Request, next: Nex
         return harbor_engine::access::with_rule(rule, next.run(req)).await;
     }
     next.run(req).await
+}
+
+/// The `429` of an identity over its rate.
+fn too_fast(who: &Identity, wait_s: u64) -> Response {
+    let mut resp = crate::reply::plain(
+        StatusCode::TOO_MANY_REQUESTS,
+        serde_json::json!({
+            "type": "urn:infoharbor:errors:TooManyRequests",
+            "title": "TooManyRequests",
+            "status": 429,
+            "detail": format!(
+                "{} sends more requests than its rate allows; try again in {wait_s} s",
+                who.name()
+            ),
+        }),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+    resp
 }
 
 /// A refusal, recorded in the audit log when the request would have changed something.

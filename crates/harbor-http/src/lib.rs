@@ -19,6 +19,7 @@ mod params;
 mod policies;
 mod purge;
 mod query;
+pub mod rate;
 mod registrations;
 mod reply;
 pub mod server;
@@ -49,6 +50,8 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     /// Bounds on requests in flight, per class, and on CPU-heavy work.
     pub shed: shed::ShedLimits,
+    /// Requests per second per authenticated identity (`per_second` 0: no limit).
+    pub rate: rate::RateLimit,
 }
 
 impl Default for HttpLimits {
@@ -57,6 +60,10 @@ impl Default for HttpLimits {
             max_body: 8 * 1024 * 1024,
             body_timeout: Duration::from_secs(30),
             shed: shed::ShedLimits::default(),
+            rate: rate::RateLimit {
+                per_second: 0.0,
+                burst: 0.0,
+            },
         }
     }
 }
@@ -228,7 +235,10 @@ pub fn router(state: SharedState) -> Router {
         audit::trail,
     ))
     .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
+        auth::Guarded {
+            state: state.clone(),
+            rates: rate::Rates::new(state.limits.rate).map(Arc::new),
+        },
         auth::guard,
     ))
     .layer(axum::middleware::from_fn(edge::preconditions))

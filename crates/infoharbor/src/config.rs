@@ -63,6 +63,13 @@ pub struct ServeArgs {
     /// Time budget of one query, waiting included, in milliseconds [default: 10000].
     #[arg(long, env = "INFOHARBOR_QUERY_BUDGET_MS")]
     pub query_budget_ms: Option<u64>,
+    /// Requests per second each authenticated identity may sustain; more get 429
+    /// [default: 0, no limit].
+    #[arg(long, env = "INFOHARBOR_RATE_PER_IDENTITY")]
+    pub rate_per_identity: Option<f64>,
+    /// Requests an identity may send at once after being idle [default: twice the rate].
+    #[arg(long, env = "INFOHARBOR_RATE_BURST")]
+    pub rate_burst: Option<f64>,
     /// Most entities in one batch operation [default: 1000].
     #[arg(long, env = "INFOHARBOR_MAX_BATCH")]
     pub max_batch: Option<usize>,
@@ -210,6 +217,8 @@ struct FileConfig {
     max_inflight_queries: Option<usize>,
     query_threads: Option<usize>,
     query_budget_ms: Option<u64>,
+    rate_per_identity: Option<f64>,
+    rate_burst: Option<f64>,
     max_batch: Option<usize>,
     max_page: Option<usize>,
     default_page: Option<usize>,
@@ -267,6 +276,8 @@ pub struct Config {
     pub max_inflight_queries: usize,
     pub query_threads: usize,
     pub query_budget_ms: u64,
+    pub rate_per_identity: f64,
+    pub rate_burst: Option<f64>,
     pub max_batch: usize,
     pub max_page: usize,
     pub default_page: usize,
@@ -366,6 +377,11 @@ impl ServeArgs {
                 .query_budget_ms
                 .or(file.query_budget_ms)
                 .unwrap_or(10_000),
+            rate_per_identity: self
+                .rate_per_identity
+                .or(file.rate_per_identity)
+                .unwrap_or(0.0),
+            rate_burst: self.rate_burst.or(file.rate_burst),
             max_batch: self.max_batch.or(file.max_batch).unwrap_or(1000),
             max_page: self.max_page.or(file.max_page).unwrap_or(1000),
             default_page: self.default_page.or(file.default_page).unwrap_or(20),
@@ -504,6 +520,10 @@ impl ServeArgs {
             });
         }
         anyhow::ensure!(cfg.max_batch > 0, "max_batch must be at least 1");
+        anyhow::ensure!(
+            cfg.rate_per_identity >= 0.0 && cfg.rate_burst.is_none_or(|b| b >= 1.0),
+            "rate_per_identity must be 0 or more, and rate_burst at least 1"
+        );
         for (name, v) in [
             ("header_timeout_ms", cfg.header_timeout_ms),
             ("body_timeout_ms", cfg.body_timeout_ms),
@@ -603,6 +623,8 @@ mod tests {
             "max_inflight_queries",
             "query_threads",
             "query_budget_ms",
+            "rate_per_identity",
+            "rate_burst",
             "max_batch",
             "max_page",
             "default_page",

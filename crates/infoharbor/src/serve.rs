@@ -175,6 +175,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 cpu_budget: Duration::from_millis(cfg.query_budget_ms),
                 ..Default::default()
             },
+            rate: harbor_http::rate::RateLimit {
+                per_second: cfg.rate_per_identity,
+                burst: cfg.rate_burst.unwrap_or(cfg.rate_per_identity * 2.0),
+            },
         },
         identity: harbor_http::SourceIdentity::new(crate::identity::load_or_create(&cfg.data_dir)?),
         auth,

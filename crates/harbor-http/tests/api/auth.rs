@@ -351,3 +351,56 @@ async fn bad_key_requests_name_the_field() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_identity_over_its_rate_gets_429_and_the_others_do_not() {
+    let (mut state, store) = state_for("auth-rate", 1000);
+    let ring = Arc::new(KeyRing::load(store).await.unwrap());
+    let (_, a) = ring
+        .create("a", Grants::parse(&["operator"]).unwrap(), None)
+        .await
+        .unwrap();
+    let (_, b) = ring
+        .create("b", Grants::parse(&["operator"]).unwrap(), None)
+        .await
+        .unwrap();
+    state.auth = Some(Arc::new(Authenticator::new(
+        AuthMode::ApiKey,
+        Some(ring.clone()),
+        None,
+    )));
+    state.keys = Some(ring);
+    state.limits.rate = harbor_http::rate::RateLimit {
+        per_second: 0.5,
+        burst: 3.0,
+    };
+    let app = router(Arc::new(state));
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (s, body, h) = call(
+            &app,
+            "GET",
+            "/ngsi-ld/v1/types",
+            None,
+            vec![],
+            &[("X-API-Key", &a)],
+        )
+        .await;
+        if s == 429 {
+            assert_eq!(h.get("retry-after").unwrap(), "2", "{body}");
+            assert!(body["detail"].as_str().unwrap().contains("rate"), "{body}");
+        }
+        statuses.push(s.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let (s, _, _) = call(
+        &app,
+        "GET",
+        "/ngsi-ld/v1/types",
+        None,
+        vec![],
+        &[("X-API-Key", &b)],
+    )
+    .await;
+    assert_eq!(s, 200, "another identity keeps its own rate");
+}
