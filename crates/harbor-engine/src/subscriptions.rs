@@ -79,7 +79,9 @@ impl Engine {
         let current = store
             .subscription(tenant, id)
             .ok_or_else(|| not_found(id))?;
-        let next = update(&current)?;
+        let mut next = update(&current)?;
+        // A subscription keeps acting for the identity that created it.
+        next.owner = current.owner.clone();
         self.check_notification_endpoint(&next)?;
         store
             .commit_subscriptions(tenant, vec![SubscriptionChange::Put(Box::new(next))])

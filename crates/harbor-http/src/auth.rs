@@ -217,12 +217,10 @@ pub async fn guard(State(g): State<Guarded>, mut req: Request, next: Next) -> Re
         }
         // Reads and writes are filtered and checked by entity and attribute; the other
         // actions are not yet, so a policy does not open them.
-        Access::Partial(_)
-            if !matches!(action, Action::Read | Action::Write) || !filtered(req.uri().path()) =>
-        {
+        Access::Partial(_) if !filtered(action, req.uri().path()) => {
             let why = format!(
-                "{} may not {} in {}: access policies open reading and writing entities, \
-                 not {}; that needs a role",
+                "{} may not {} in {}: access policies open reading, writing and subscribing \
+                 to entities, not {}; that needs a role",
                 identity.name(),
                 action.as_str(),
                 shown(&in_tenant),
@@ -283,17 +281,21 @@ fn deny(state: &SharedState, req: &Request, who: &str, e: &AuthError) -> Respons
     resp
 }
 
-/// Whether the operation filters what it reads and checks what it writes by policy: the
-/// entity operations and discovery.
-fn filtered(path: &str) -> bool {
+/// Whether the operation filters what it reads, checks what it writes, or projects what it
+/// notifies by policy: the entity operations, discovery, and subscriptions to entities.
+fn filtered(action: Action, path: &str) -> bool {
     let Some(api) = path.strip_prefix("/ngsi-ld/v1/") else {
         return false;
     };
     let first = api.split('/').next().unwrap_or("");
-    matches!(
-        first,
-        "entities" | "entityOperations" | "types" | "attributes"
-    )
+    match action {
+        Action::Read | Action::Write => matches!(
+            first,
+            "entities" | "entityOperations" | "types" | "attributes"
+        ),
+        Action::Subscribe => first == "subscriptions",
+        Action::History | Action::Manage => false,
+    }
 }
 
 fn shown(t: &Tenant) -> String {

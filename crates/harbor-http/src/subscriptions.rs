@@ -4,14 +4,18 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use harbor_auth::Identity;
 use harbor_jsonld::expand::is_uri;
 use harbor_jsonld::subscription::{merge_subscription, parse_subscription, render_subscription};
+use harbor_model::subscription::Owner;
 use harbor_model::{time, NgsiError, Subscription, Tenant};
 use serde_json::Value;
 
+use crate::access::Seen;
 use crate::body::{JsonBody, Ld};
 use crate::entities::read_json;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{self, BodyKind};
 use crate::params::{allowed, Params};
 use crate::query::{self, Page};
@@ -65,6 +69,7 @@ fn implicit_context(s: &SharedState, tenant: &Tenant, b: &JsonBody) -> ApiResult
 /// POST /subscriptions — 5.8.1.
 pub async fn create(
     State(s): State<SharedState>,
+    who: Option<Extension<Identity>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -82,9 +87,37 @@ pub async fn create(
     if sub.jsonld_context.is_none() {
         sub.jsonld_context = implicit_context(&s, &tenant, &b)?;
     }
+    // The subscription acts for its creator: its notifications carry what that identity may
+    // see (access policies), decided at each delivery.
+    sub.owner = who.map(|Extension(i)| owner_of(&i));
     let id = sub.id.clone();
     s.engine.create_subscription(&tenant, sub).await?;
     created(&format!("{PATH}/{id}"), &tenant)
+}
+
+fn owner_of(i: &Identity) -> Owner {
+    Owner {
+        name: i.name(),
+        subject: i.subject.clone(),
+        client: i.client.clone(),
+        grants: i.grants.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+/// Whether `sub` is visible to a subject that subscribes through access policies: only its
+/// own subscriptions are.
+fn own(seen: &Seen, who: &Option<Extension<Identity>>, sub: &Subscription) -> bool {
+    if seen.0.is_full() {
+        return true;
+    }
+    let me = who.as_ref().map(|Extension(i)| i.name());
+    sub.owner.as_ref().map(|o| &o.name) == me.as_ref()
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError(NgsiError::not_found(format!(
+        "subscription {id} does not exist"
+    )))
 }
 
 /// `201 Created` with the `Location` of the new resource and the tenant echoed.
@@ -110,6 +143,8 @@ fn render(sub: &Subscription, ld: &Ld) -> Value {
 /// GET /subscriptions — 5.8.4.
 pub async fn query(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -125,7 +160,8 @@ pub async fn query(
         count,
     } = query::page(&p, limits.default_page, limits.max_page)?;
     let count = count || options_count(&p)?;
-    let all = s.engine.query_subscriptions(&tenant)?;
+    let mut all = s.engine.query_subscriptions(&tenant)?;
+    all.retain(|sub| own(&seen, &who, sub));
     let total = all.len();
     let items: Vec<Value> = all
         .iter()
@@ -186,6 +222,8 @@ pub(crate) fn preferred_version(headers: &HeaderMap) -> Option<String> {
 /// GET /subscriptions/{id} — 5.8.3.
 pub async fn retrieve(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -196,6 +234,9 @@ pub async fn retrieve(
     let media = negotiate::accept(&headers, false)?;
     let ld = crate::body::context_from_link(&s, &headers).await?;
     let sub = s.engine.retrieve_subscription(&tenant, &id)?;
+    if !own(&seen, &who, &sub) {
+        return Err(not_found(&id));
+    }
     let mut h = HeaderMap::new();
     if let Some(v) = preferred_version(&headers) {
         if let Ok(v) = HeaderValue::from_str(&format!("ngsi-ld={v}")) {
@@ -214,6 +255,8 @@ pub async fn retrieve(
 /// PATCH /subscriptions/{id} — 5.8.2.
 pub async fn update(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -227,6 +270,9 @@ pub async fn update(
     let now = time::now();
     s.engine
         .update_subscription(&tenant, &id, |current| {
+            if !own(&seen, &who, current) {
+                return Err(not_found(&id).0);
+            }
             merge_subscription(current, &b.ld.ctx, &b.value, b.ld.echo.clone(), now)
         })
         .await?;
@@ -236,6 +282,8 @@ pub async fn update(
 /// DELETE /subscriptions/{id} — 5.8.5.
 pub async fn delete(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -243,6 +291,9 @@ pub async fn delete(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     Params::parse(raw.as_deref()).only(allowed::NONE)?;
+    if !seen.0.is_full() && !own(&seen, &who, &*s.engine.retrieve_subscription(&tenant, &id)?) {
+        return Err(not_found(&id));
+    }
     s.engine.delete_subscription(&tenant, &id).await?;
     Ok(reply::no_content())
 }

@@ -194,6 +194,7 @@ pub fn parse_subscription(
         notification,
         created_at: now,
         modified_at: now,
+        owner: None,
     })
 }
 

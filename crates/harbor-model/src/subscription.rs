@@ -73,6 +73,23 @@ pub struct Subscription {
     pub notification: NotificationParams,
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
+    /// Who created it, when the broker authenticates: its notifications carry only what this
+    /// identity may see, decided when each is delivered. Never rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// The identity a subscription acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// As logs and the audit trail show it (`key:<id>`, a token's subject and client).
+    pub name: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Its grants when it subscribed, as text (`reader@sg`).
+    #[serde(default)]
+    pub grants: Vec<String>,
 }
 
 /// One element of `entities` (5.2.33): `type` is a type expression (4.17) with its names

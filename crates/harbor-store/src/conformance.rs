@@ -465,6 +465,7 @@ pub fn subscription(id: &str) -> harbor_model::Subscription {
         },
         created_at: now,
         modified_at: now,
+        owner: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod preload;
 mod serve;
 mod sweep;
 mod transport;
+mod views;
 
 use clap::{Parser, Subcommand};
 

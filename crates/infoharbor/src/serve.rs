@@ -100,7 +100,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             ..NotifyConfig::default()
         },
     );
-    let notifier = notifier.with_registrations(store.clone());
+    let policies = Arc::new(
+        harbor_auth::PolicyBook::load(store.clone())
+            .await
+            .context("loading the access policies")?,
+    );
+    let notifier = notifier
+        .with_registrations(store.clone())
+        .with_view(Arc::new(crate::views::PolicyView(policies.clone())));
     let engine = Arc::new(
         engine
             .with_notifier(notifier.clone())
@@ -122,11 +129,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         harbor_auth::KeyRing::load(store.clone())
             .await
             .context("loading the API keys")?,
-    );
-    let policies = Arc::new(
-        harbor_auth::PolicyBook::load(store.clone())
-            .await
-            .context("loading the access policies")?,
     );
     let audit = harbor_auth::AuditLog::start(store.clone());
     let auditing = tokio::spawn(crate::sweep::audit_forever(

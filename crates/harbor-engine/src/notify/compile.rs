@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use harbor_jsonld::Context;
 use harbor_model::subscription::SubscriptionStatus;
-use harbor_model::{time, EntityChange, Subscription, Timestamp, Trigger};
+use harbor_model::{EntityChange, Subscription, Timestamp, Trigger};
 use harbor_query::{
     parse_geo_query, parse_q, parse_scope_q, parse_type_expr, GeoQuery, ScopeQ, TypeExpr, Q,
 };
@@ -359,7 +359,7 @@ impl TenantIndex {
     }
 
     /// The subscriptions the index offers for this change: a superset of those it matches.
-    fn candidates(&self, change: &EntityChange) -> Vec<&Arc<Compiled>> {
+    pub fn candidates(&self, change: &EntityChange) -> Vec<&Arc<Compiled>> {
         let mut keys: Vec<Key> = vec![Key::Everywhere, Key::Id(change.id.clone())];
         for e in [change.after.as_deref(), change.before.as_ref()]
             .into_iter()
@@ -384,12 +384,13 @@ impl TenantIndex {
     }
 
     /// The subscriptions notified of this change, each once.
+    #[cfg(test)]
     pub fn matching(
         &self,
         change: &EntityChange,
         resolve: &harbor_query::LinkResolver<'_>,
     ) -> Vec<Arc<Compiled>> {
-        let now = time::now();
+        let now = harbor_model::time::now();
         self.candidates(change)
             .into_iter()
             .filter(|c| c.matches(change, now, resolve))
@@ -424,7 +425,7 @@ mod tests {
     fn spots_changed(free: i64) -> EntityChange {
         let before = parking(1, 10, 103.85, 1.29);
         let mut after = before.clone();
-        let now = time::now();
+        let now = harbor_model::time::now();
         after.attrs.insert(
             format!("{NS}availableSpotNumber"),
             vec![Attribute::new(AttrValue::Property(json!(free)), now)],

@@ -19,6 +19,7 @@
 mod compile;
 mod csource;
 mod render;
+pub mod view;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -133,6 +134,8 @@ pub struct Notifier {
     csource_statuses: Mutex<HashMap<SubKey, DeliveryStatus>>,
     /// The registrations, for periodic notifications of subscriptions to them.
     registrations: std::sync::OnceLock<Arc<dyn harbor_store::RegistrationStore>>,
+    /// What each subscription's owner may see (access policies); `None` sees everything.
+    view: std::sync::OnceLock<Arc<dyn view::ChangeView>>,
     settle_tx: tokio::sync::mpsc::UnboundedSender<Settle>,
     settle_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Settle>>>,
 }
@@ -162,6 +165,7 @@ impl Notifier {
             csource: RwLock::new(HashMap::new()),
             csource_statuses: Mutex::new(HashMap::new()),
             registrations: std::sync::OnceLock::new(),
+            view: std::sync::OnceLock::new(),
             settle_tx,
             settle_rx: Mutex::new(Some(settle_rx)),
         })
@@ -190,6 +194,29 @@ impl Notifier {
     ) -> Arc<Self> {
         let _ = self.registrations.set(store);
         self
+    }
+
+    /// Filters what each subscription's owner may see (see [`view`]).
+    pub fn with_view(self: Arc<Self>, v: Arc<dyn view::ChangeView>) -> Arc<Self> {
+        let _ = self.view.set(v);
+        self
+    }
+
+    /// `change` as the owner of `sub` may see it; `None` when it may see none of it.
+    fn seen(
+        &self,
+        tenant: &Tenant,
+        sub: &Subscription,
+        change: &Arc<EntityChange>,
+    ) -> Option<Arc<EntityChange>> {
+        let (Some(owner), Some(v)) = (&sub.owner, self.view.get()) else {
+            return Some(change.clone());
+        };
+        match v.view(tenant, owner, change) {
+            view::Seen::Whole => Some(change.clone()),
+            view::Seen::Hidden => None,
+            view::Seen::Part(p) => Some(p),
+        }
     }
 
     /// Compiles every stored subscription, queues the outbox left by the last run, and
@@ -343,7 +370,13 @@ impl Notifier {
                     .flatten()
                     .map(|e| (*e).clone())
             };
-            for m in ti.matching(c, &resolve) {
+            for m in ti.candidates(c) {
+                let Some(seen) = self.seen(&c.tenant, &m.sub, c) else {
+                    continue;
+                };
+                if !m.matches(&seen, now, &resolve) {
+                    continue;
+                }
                 let key = (c.tenant.clone(), m.sub.id.clone());
                 if let Some(secs) = m.sub.throttling.filter(|s| *s > 0.0) {
                     let fresh = !open.contains_key(&key);
@@ -456,6 +489,7 @@ impl Notifier {
             .iter()
             .flat_map(|d| d.changes.iter())
             .filter_map(|seq| self.feed.change(*seq))
+            .filter_map(|c| self.seen(&key.0, &sub, &c))
             .collect();
         if changes.is_empty() {
             let _ = self.settle_tx.send(Settle::Delivered(ids));
@@ -729,8 +763,6 @@ impl Notifier {
         let changes: Vec<Arc<EntityChange>> = found
             .entities
             .into_iter()
-            .filter(|e| c.selects(e))
-            .take(self.cfg.max_entities)
             .map(|e| {
                 Arc::new(EntityChange {
                     seq: 0,
@@ -742,6 +774,9 @@ impl Notifier {
                     changed: Vec::new(),
                 })
             })
+            .filter_map(|change| self.seen(&tenant, &sub, &change))
+            .filter(|change| change.after.as_deref().is_some_and(|e| c.selects(e)))
+            .take(self.cfg.max_entities)
             .collect();
         if changes.is_empty() {
             return;

@@ -1,0 +1,63 @@
+//! What a subscription's owner may see of a change, decided by the access policies in force
+//! when the change is matched and delivered (harbor-engine's `ChangeView`).
+
+use std::sync::Arc;
+
+use harbor_auth::{Access, Action, Grants, Identity, PolicyBook, Via};
+use harbor_engine::notify::view::{ChangeView, Seen};
+use harbor_model::subscription::Owner;
+use harbor_model::{EntityChange, Tenant};
+
+pub struct PolicyView(pub Arc<PolicyBook>);
+
+impl ChangeView for PolicyView {
+    fn view(&self, tenant: &Tenant, owner: &Owner, change: &Arc<EntityChange>) -> Seen {
+        let who = Identity {
+            subject: owner.subject.clone(),
+            client: owner.client.clone(),
+            via: Via::Token,
+            grants: Grants::from_claim(&owner.grants),
+        };
+        let access = match self.0.access(&who, tenant, Action::Subscribe) {
+            Access::Full => return Seen::Whole,
+            Access::Denied => return Seen::Hidden,
+            partial => partial,
+        };
+        let after = change.after.as_ref().map(|e| access.project(e));
+        let before = change
+            .before
+            .as_ref()
+            .map(|e| access.project(&Arc::new(e.clone())));
+        // An entity the owner may not see, before or after, is not notified at all: not even
+        // that it changed or left the selection.
+        let after = match after {
+            Some(None) => return Seen::Hidden,
+            Some(Some(e)) => Some(e),
+            None => None,
+        };
+        let before = match before {
+            Some(None) => return Seen::Hidden,
+            Some(Some(e)) => Some(e),
+            None => None,
+        };
+        let opened = |name: &str| {
+            after.as_ref().is_some_and(|e| e.attrs.contains_key(name))
+                || before.as_ref().is_some_and(|e| e.attrs.contains_key(name))
+        };
+        let changed = change
+            .changed
+            .iter()
+            .filter(|n| opened(n))
+            .cloned()
+            .collect();
+        Seen::Part(Arc::new(EntityChange {
+            seq: change.seq,
+            tenant: change.tenant.clone(),
+            id: change.id.clone(),
+            at: change.at,
+            after,
+            before: before.map(|e| (*e).clone()),
+            changed,
+        }))
+    }
+}

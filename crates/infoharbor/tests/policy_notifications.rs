@@ -1,0 +1,295 @@
+//! A partner city subscribes through an access policy, on the real binary with API keys: its
+//! notifications carry only the entities and attributes the policy opens, a filter on a hidden
+//! attribute never fires, and it sees and manages only its own subscriptions.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{client, eventually, Broker, Mode, Receiver};
+
+const TENANT: &str = "sg";
+
+fn keys_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infoharbor"))
+        .arg("keys")
+        .args(args)
+        .output()
+        .expect("run infoharbor keys");
+    assert!(
+        out.status.success(),
+        "infoharbor keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn send(
+    c: &reqwest::Client,
+    key: &str,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = c
+        .request(method, url)
+        .header("X-API-Key", key)
+        .header("NGSILD-Tenant", TENANT);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("request");
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(Value::Null);
+    (status, v)
+}
+
+fn car_park(id: &str, free: i64, secret: i64) -> Value {
+    json!({
+        "id": id, "type": "OffStreetParking",
+        "availableSpotNumber": {"type": "Property", "value": free},
+        "secret": {"type": "Property", "value": secret},
+        "name": {"type": "Property", "value": "car park"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_is_notified_of_what_its_policy_opens_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let operator = keys_cli(&[
+        "create",
+        "--data-dir",
+        data_arg,
+        "--grant",
+        "operator",
+        "--name",
+        "ops",
+    ]);
+    let broker = Broker::start_with(&data, dir.path(), 0, &["--auth", "apikey"]).await;
+    let (base, api) = (broker.base.clone(), format!("{}/ngsi-ld/v1", broker.base));
+    let c = client();
+    let (s, partner) = send(
+        &c,
+        &operator,
+        reqwest::Method::POST,
+        format!("{base}/admin/v1/keys"),
+        Some(json!({"name": "kl-city", "grants": ["reader@kl"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{partner}");
+    let (partner_key, partner_id) = (
+        partner["key"].as_str().unwrap().to_string(),
+        partner["id"].as_str().unwrap().to_string(),
+    );
+    let (s, v) = send(
+        &c,
+        &operator,
+        reqwest::Method::POST,
+        format!("{base}/admin/v1/policies"),
+        Some(json!({
+            "id": "open-car-parks-to-kl", "tenant": TENANT,
+            "subjects": [format!("subject:key:{partner_id}")],
+            "actions": ["subscribe"],
+            "entities": [{"type": ["OffStreetParking"], "idPattern": "urn:ngsi-ld:OffStreetParking:open-.*"}],
+            "attrs": ["availableSpotNumber"]
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    // The operator's own subscription, which the partner must not see.
+    let everything = Receiver::new(Mode::Healthy).await;
+    let subscription = |id: &str, uri: String, q: Option<&str>| {
+        let mut v = json!({
+            "id": id, "type": "Subscription",
+            "entities": [{"type": "OffStreetParking"}],
+            "notification": {"endpoint": {"uri": uri, "accept": "application/json"}}
+        });
+        if let Some(q) = q {
+            v["q"] = json!(q);
+        }
+        v
+    };
+    let (s, v) = send(
+        &c,
+        &operator,
+        reqwest::Method::POST,
+        format!("{api}/subscriptions"),
+        Some(subscription("urn:sub:ops", everything.uri(), None)),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let partner_rx = Receiver::new(Mode::Healthy).await;
+    let (s, v) = send(
+        &c,
+        &partner_key,
+        reqwest::Method::POST,
+        format!("{api}/subscriptions"),
+        Some(subscription("urn:sub:kl", partner_rx.uri(), None)),
+    )
+    .await;
+    assert_eq!(
+        s, 201,
+        "a policy that opens subscribe lets the partner subscribe: {v}"
+    );
+    let probe_rx = Receiver::new(Mode::Healthy).await;
+    let (s, v) = send(
+        &c,
+        &partner_key,
+        reqwest::Method::POST,
+        format!("{api}/subscriptions"),
+        Some(subscription(
+            "urn:sub:kl-probe",
+            probe_rx.uri(),
+            Some("secret==42"),
+        )),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    for (id, secret) in [
+        ("urn:ngsi-ld:OffStreetParking:open-1", 42),
+        ("urn:ngsi-ld:OffStreetParking:closed-1", 42),
+    ] {
+        let (s, v) = send(
+            &c,
+            &operator,
+            reqwest::Method::POST,
+            format!("{api}/entities"),
+            Some(car_park(id, 5, secret)),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = send(
+            &c,
+            &operator,
+            reqwest::Method::PATCH,
+            format!("{api}/entities/{id}/attrs"),
+            Some(json!({"availableSpotNumber": {"type": "Property", "value": 4}, "secret": {"type": "Property", "value": 43}})),
+        )
+        .await;
+        assert_eq!(s, 204, "{v}");
+    }
+    // The operator hears about both car parks: the changes were made and notified.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let ids: Vec<String> = everything
+                .received()
+                .iter()
+                .flat_map(|r| ids(&r.body))
+                .collect();
+            ids.iter().any(|i| i.contains("closed-1")) && ids.iter().any(|i| i.contains("open-1"))
+        })
+        .await,
+        "the operator's subscription got both car parks: {:?}",
+        everything.received().len()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || partner_rx.received().len() >= 2).await,
+        "the partner is notified of the open car park's creation and update"
+    );
+    // Let any late, wrong delivery arrive before judging.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for r in partner_rx.received() {
+        for e in r.body["data"].as_array().unwrap() {
+            assert!(
+                e["id"].as_str().unwrap().contains("open-"),
+                "only the open car park: {}",
+                r.body
+            );
+            let names: Vec<&String> = e
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "id" | "type"))
+                .collect();
+            assert_eq!(
+                names,
+                ["availableSpotNumber"],
+                "only the opened attribute: {}",
+                r.body
+            );
+        }
+        assert!(!r.body.to_string().contains("secret"), "{}", r.body);
+    }
+    assert!(
+        probe_rx.received().is_empty(),
+        "a q on a hidden attribute never fires: {:?}",
+        probe_rx
+            .received()
+            .iter()
+            .map(|r| r.body.to_string())
+            .collect::<Vec<_>>()
+    );
+    // The partner sees and manages only its own subscriptions.
+    let (s, v) = send(
+        &c,
+        &partner_key,
+        reqwest::Method::GET,
+        format!("{api}/subscriptions"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let mut mine: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    mine.sort();
+    assert_eq!(mine, ["urn:sub:kl", "urn:sub:kl-probe"]);
+    let (s, _) = send(
+        &c,
+        &partner_key,
+        reqwest::Method::DELETE,
+        format!("{api}/subscriptions/urn:sub:ops"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s, 404,
+        "the operator's subscription does not exist for the partner"
+    );
+    let (s, _) = send(
+        &c,
+        &partner_key,
+        reqwest::Method::PATCH,
+        format!("{api}/subscriptions/urn:sub:ops"),
+        Some(json!({"description": "mine now"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    // Without the policy, the partner cannot subscribe at all.
+    let (s, _) = send(
+        &c,
+        &operator,
+        reqwest::Method::DELETE,
+        format!("{base}/admin/v1/policies/open-car-parks-to-kl"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, v) = send(
+        &c,
+        &partner_key,
+        reqwest::Method::POST,
+        format!("{api}/subscriptions"),
+        Some(subscription("urn:sub:kl-2", partner_rx.uri(), None)),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
