@@ -236,15 +236,17 @@ pub async fn guard(State(g): State<Guarded>, mut req: Request, next: Next) -> Re
             return crate::ApiError(e).into_response();
         }
     }
-    req.extensions_mut().insert(access.clone());
-    req.extensions_mut().insert(identity.clone());
     if action == Action::Write && !access.is_full() {
         let rule = Arc::new(crate::access::PolicyWrite {
-            access,
-            who: identity,
+            access: access.clone(),
+            who: identity.clone(),
         });
+        req.extensions_mut().insert(access);
+        req.extensions_mut().insert(identity);
         return harbor_engine::access::with_rule(rule, next.run(req)).await;
     }
+    req.extensions_mut().insert(access);
+    req.extensions_mut().insert(identity);
     next.run(req).await
 }
 
