@@ -341,18 +341,27 @@ fn run_query(
     let post = seen.split(&mut q)?;
     let found = s.engine.query_entities_linked(tenant, q)?;
     let mut all = seen.filter(found, post.as_ref());
+    crate::shed::within_budget()?;
     if let Some(order) = &order {
         order.sort(&mut all);
+        crate::shed::within_budget()?;
     }
     let total = all.len();
     let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
     let items: Vec<Value> = match view.join {
-        None => page
-            .iter()
-            .filter_map(|e| reply::entity(e, ld, media, &view))
-            .collect(),
+        None => {
+            let mut items = Vec::with_capacity(page.len());
+            for (i, e) in page.iter().enumerate() {
+                if i % 64 == 63 {
+                    crate::shed::within_budget()?;
+                }
+                items.extend(reply::entity(e, ld, media, &view));
+            }
+            items
+        }
         Some(join) => {
             let roots = s.engine.join(tenant, &page, &join_spec(&view, join))?;
+            crate::shed::within_budget()?;
             reply::joined(&roots, ld, media, &view, join.kind)
         }
     };

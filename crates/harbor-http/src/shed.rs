@@ -177,6 +177,32 @@ pub async fn admit(State(shed): State<Arc<Shedder>>, req: Request, next: Next) -
     next.run(req).await
 }
 
+thread_local! {
+    /// The deadline and budget of the work running on this thread, if it runs in the pool.
+    static DEADLINE: std::cell::Cell<Option<(Instant, Duration)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Fails with `TooComplexQuery` when the work running on this pool thread is past its budget:
+/// long stages (scans, sorts, rendering) call it between steps, so that work past its budget
+/// stops instead of running on after its client was answered.
+pub fn within_budget() -> ApiResult<()> {
+    match DEADLINE.with(|d| d.get()) {
+        Some((deadline, budget)) if Instant::now() > deadline => Err(over_budget(budget)),
+        _ => Ok(()),
+    }
+}
+
+fn over_budget(budget: Duration) -> ApiError {
+    ApiError(NgsiError::new(
+        ErrorKind::TooComplexQuery,
+        format!(
+            "the request needed more than its time budget of {} s; narrow it with a \
+             filter or a smaller page",
+            budget.as_secs_f64()
+        ),
+    ))
+}
+
 /// The pool a request runs its CPU-heavy work on, with the time the request was admitted.
 #[derive(Clone)]
 pub struct CpuPool {
@@ -203,22 +229,15 @@ impl CpuPool {
     {
         let budget = self.shed.limits.cpu_budget;
         let deadline = self.admitted + budget;
-        let too_long = || {
-            ApiError(NgsiError::new(
-                ErrorKind::TooComplexQuery,
-                format!(
-                    "the request needed more than its time budget of {} s; narrow it with a \
-                     filter or a smaller page",
-                    budget.as_secs_f64()
-                ),
-            ))
-        };
+        let too_long = || over_budget(budget);
         let slot = tokio::time::timeout_at(deadline.into(), self.shed.cpu.clone().acquire_owned())
             .await
             .map_err(|_| too_long())?
             .map_err(|_| ApiError(NgsiError::internal("the CPU pool is closed")))?;
         let task = tokio::task::spawn_blocking(move || {
+            DEADLINE.with(|d| d.set(Some((deadline, budget))));
             let r = work();
+            DEADLINE.with(|d| d.set(None));
             drop(slot);
             r
         });
@@ -343,5 +362,36 @@ mod tests {
         assert_eq!(e.0.kind, ErrorKind::TooComplexQuery);
         assert!(e.0.detail.contains("0.05 s"), "{}", e.0.detail);
         assert_eq!(pool.offload(|| Ok(7)).await.ok(), None, "budget spent");
+    }
+
+    #[tokio::test]
+    async fn long_work_stops_at_its_next_check_once_past_the_budget() {
+        let pool = CpuPool {
+            shed: Arc::new(Shedder::new(ShedLimits {
+                cpu_budget: Duration::from_millis(100),
+                ..ShedLimits::default()
+            })),
+            admitted: Instant::now(),
+        };
+        let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = steps.clone();
+        let r = pool
+            .offload(move || {
+                for _ in 0..100 {
+                    std::thread::sleep(Duration::from_millis(20));
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    within_budget()?;
+                }
+                Ok(())
+            })
+            .await;
+        assert!(r.is_err());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let done = steps.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            done < 12,
+            "the work stopped at its budget, after {done} of 100 steps"
+        );
+        assert!(within_budget().is_ok(), "no budget outside the pool");
     }
 }
