@@ -359,7 +359,7 @@ async fn change_feed_keeps_only_what_is_owed() {
     }
 }
 
-/// Subscribes at the local mosquitto (127.0.0.1:1883, started by `.ci/run`) and returns the
+/// Subscribes at the local mosquitto (127.0.0.1:1883, started by `scripts/test.sh`) and returns the
 /// payloads published on `topic`.
 async fn mqtt_listen(topic: &str) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -372,8 +372,10 @@ async fn mqtt_listen(topic: &str) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8
         match tokio::time::timeout(left, events.poll()).await {
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => panic!("mosquitto on 127.0.0.1:1883 refused the test: {e}"),
-            Err(_) => panic!("mosquitto on 127.0.0.1:1883 did not confirm a subscription in 5 s"),
+            Ok(Err(e)) => panic!("mosquitto on 127.0.0.1:1883 refused the test: {e} (scripts/test.sh starts it)"),
+            Err(_) => panic!(
+                "mosquitto on 127.0.0.1:1883 did not confirm a subscription in 5 s (scripts/test.sh starts it)"
+            ),
         }
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

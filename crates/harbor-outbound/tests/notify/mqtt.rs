@@ -12,7 +12,7 @@ use crate::support::{
     Mosquitto, BODY, LINK,
 };
 
-/// The port of the mosquitto that `.ci/run` starts.
+/// The port of the mosquitto that `scripts/test.sh` starts.
 const MOSQUITTO: u16 = 1883;
 
 fn with_info(mut msg: harbor_outbound::Message, info: &[(&str, &str)]) -> harbor_outbound::Message {

@@ -198,7 +198,7 @@ pub async fn subscribe(
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                panic!("cannot subscribe at mosquitto on 127.0.0.1:{port}: {e} (.ci/run starts it)")
+                panic!("cannot subscribe at mosquitto on 127.0.0.1:{port}: {e} (scripts/test.sh starts it)")
             }
             Err(_) => panic!("mosquitto on 127.0.0.1:{port} did not confirm a subscription in 5 s"),
         }
@@ -332,5 +332,5 @@ fn binary(name: &str) -> PathBuf {
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} is not installed (.ci/run installs mosquitto)"))
+        .unwrap_or_else(|| panic!("{name} is not installed (scripts/test.sh installs mosquitto)"))
 }
