@@ -5,7 +5,6 @@ type, `q` and geometry, attribute updates, a subscription whose notification rea
 receiver, the temporal history, and deletes."""
 
 import pytest
-import requests
 from ngsildclient import Client, Entity
 from ngsildclient.api.exceptions import NgsiResourceNotFoundError
 from ngsildclient.api.helper.subscription import SubscriptionBuilder
@@ -246,11 +245,8 @@ def test_reads_temporal_history(client, ctx):
     ]
 
 
-# ngsildclient's temporal queries always send `options=count,temporalValues`; V1.9.1 asks for
-# a count with `count=true` (6.3.13) and knows no `count` value of `options` on Query Temporal
-# Entities (6.18.3.2), so the broker answers 400 InvalidRequest. An Orion-LD form the spec
-# does not back: docs/clients.md, "ngsildclient". Strict, so that it fails once it passes.
-@pytest.mark.xfail(raises=requests.HTTPError, strict=True, reason="options=count on a temporal query: docs/clients.md")
+# ngsildclient's temporal queries always send `options=count,temporalValues`, an Orion-LD
+# form the broker serves as `count=true` (docs/conformance.md).
 def test_queries_temporal_history_by_type(client, ctx):
     client.upsert(everything(ctx))
     reading = entity(

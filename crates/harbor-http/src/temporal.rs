@@ -53,6 +53,12 @@ fn representation(word: &str) -> Option<Representation> {
 
 /// `options` and `format`; `format` takes precedence. Without either, `aggrMethods` alone
 /// asks for the aggregated representation (as a JSON query's `aggrParams` does).
+/// `options=count`: the count request of 6.3.13 as Orion-LD's clients write it.
+fn options_ask_count(p: &Params) -> bool {
+    p.get("options")
+        .is_some_and(|v| v.split(',').any(|w| w.trim() == "count"))
+}
+
 fn temporal_options(p: &Params) -> NgsiResult<TemporalOptions> {
     let mut o = TemporalOptions::default();
     let mut from_options = None;
@@ -60,6 +66,8 @@ fn temporal_options(p: &Params) -> NgsiResult<TemporalOptions> {
         for w in v.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             match (w, representation(w)) {
                 ("sysAttrs", _) => o.sys_attrs = true,
+                // The count request as ngsildclient and Orion-LD write it (docs/conformance.md).
+                ("count", _) => {}
                 (_, Some(r)) => from_options = Some(r),
                 (other, None) => {
                     return Err(NgsiError::invalid(format!(
@@ -362,6 +370,10 @@ pub async fn retrieve(
     check_id(&id)?;
     let p = Params::parse(raw.as_deref());
     p.only(allowed::RETRIEVE_TEMPORAL)?;
+    if options_ask_count(&p) {
+        // One entity has no count to give: only the queries take Orion-LD's form.
+        return Err(NgsiError::invalid("options: unknown value \"count\"").into());
+    }
     let tenant = negotiate::tenant(&headers)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = body::context_from_link(&s, &headers).await?;
@@ -590,6 +602,7 @@ fn run_query(
         offset,
         count,
     } = query::page(p, limits.default_page, limits.max_page)?;
+    let count = count || options_ask_count(p);
     let page = TemporalPage {
         offset,
         limit,

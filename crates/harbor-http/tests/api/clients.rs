@@ -400,3 +400,53 @@ async fn query_subscriptions_counts_with_options_count() {
         "{v}"
     );
 }
+
+/// ngsildclient queries history with `options=count,temporalValues`; Orion-LD's count form
+/// is taken as `count=true` on the temporal queries (docs/conformance.md), not on a retrieve.
+#[tokio::test]
+async fn a_temporal_query_takes_options_count_as_a_count() {
+    let app = app("clients-temporal-count");
+    let id = "urn:ngsi-ld:OffStreetParking:sg-count";
+    let (s, v, _) = call(
+        &app,
+        "POST",
+        "/ngsi-ld/v1/entities",
+        JSON,
+        parking(id, 7).to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, h) = call(
+        &app,
+        "GET",
+        "/ngsi-ld/v1/temporal/entities?type=OffStreetParking&options=count,temporalValues",
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(h.get("NGSILD-Results-Count").unwrap(), "1");
+    assert!(v[0]["availableSpotNumber"]["values"].is_array(), "{v}");
+    let (s, v, _) = call(
+        &app,
+        "GET",
+        &format!("/ngsi-ld/v1/temporal/entities/{id}?options=count"),
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, _, _) = call(
+        &app,
+        "GET",
+        "/ngsi-ld/v1/temporal/entities?type=OffStreetParking&options=tally",
+        None,
+        vec![],
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "other values are still refused");
+}
