@@ -9,6 +9,7 @@ pub mod history;
 mod join;
 mod locks;
 mod merge;
+pub mod metrics;
 pub mod notify;
 mod purge;
 mod registrations;
