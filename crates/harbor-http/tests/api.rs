@@ -27,6 +27,8 @@ mod common_behaviours;
 mod registrations;
 #[path = "api/subscriptions.rs"]
 mod subscriptions;
+#[path = "api/telemetry.rs"]
+mod telemetry;
 #[path = "api/temporal.rs"]
 mod temporal;
 #[path = "api/temporal_aggregate.rs"]
@@ -86,6 +88,7 @@ fn state_for(name: &str, max_temporal_instances: usize) -> (AppState, Arc<Embedd
         identity: harbor_http::SourceIdentity::new("urn:ngsi-ld:ContextSource:test".into()),
         auth: None,
         keys: None,
+        telemetry: Default::default(),
     };
     (state, store)
 }
