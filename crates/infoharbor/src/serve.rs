@@ -44,7 +44,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
     );
     let recording = historian.start();
-    let engine = engine.with_history(historian);
+    let engine = engine.with_history(historian.clone());
     let preloaded = match &cfg.context_dir {
         Some(dir) => crate::preload::load(dir)?,
         None => Default::default(),
@@ -154,8 +154,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         identity: harbor_http::SourceIdentity::new(crate::identity::load_or_create(&cfg.data_dir)?),
         auth,
         keys: Some(keys),
+        telemetry: crate::telemetry::for_http(&cfg, &store, &notifier, &historian),
     });
-    let server = server_config(&cfg)?;
+    let mut server = server_config(&cfg)?;
+    server.connections = state.telemetry.connections();
     let listener = listen(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
     tracing::info!(
         listen = %cfg.listen,
@@ -221,6 +223,7 @@ fn server_config(cfg: &Config) -> anyhow::Result<harbor_http::server::ServerConf
         idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
         shutdown_deadline: Duration::from_millis(cfg.shutdown_deadline_ms),
         tls,
+        ..Default::default()
     })
 }
 
