@@ -9,13 +9,16 @@
 mod http;
 mod request_id;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use harbor_metrics::{Beacon, BeaconState, Registry};
+use harbor_metrics::{
+    Beacon, BeaconState, Collector, ConstGauge, DescriptorEncoder, EncodeMetric, MetricType,
+    Registry,
+};
 use serde_json::{json, Map, Value};
 
 pub use request_id::{RequestId, REQUEST_ID};
@@ -28,8 +31,9 @@ use crate::SharedState;
 pub struct Telemetry {
     /// `None` when metrics are off (`metrics = false`).
     metrics: Option<Metrics>,
-    /// The parts that must run for the broker to be ready, with how to name them.
-    readiness: Vec<Part>,
+    /// The parts that must run for the broker to be ready, with how to name them; shared
+    /// with the collector of `infoharbor_part_up`.
+    readiness: Parts,
     connections: Arc<ConnectionStats>,
 }
 
@@ -44,15 +48,49 @@ struct Part {
     beacon: Beacon,
 }
 
+/// The parts, filled while the broker is wired and read by `/ready` and by scrapes.
+#[derive(Clone, Default)]
+struct Parts(Arc<RwLock<Vec<Part>>>);
+
+impl Parts {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Part>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parts")
+    }
+}
+
+impl Collector for Parts {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let mut m = enc.encode_descriptor(
+            "infoharbor_part_up",
+            "1 while a part the broker needs runs (what /ready checks), 0 when starting or stopped.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in self.read().iter() {
+            let up = i64::from(p.beacon.state() == BeaconState::Up);
+            ConstGauge::new(up).encode(m.encode_family(&[("part", p.name)])?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Telemetry {
     /// Metrics on: `registry` holds what the other crates count; the edge adds its own.
     pub fn new(mut registry: Registry) -> Self {
         let connections = Arc::new(ConnectionStats::default());
         let http = Arc::new(http::HttpMetrics::new(connections.clone()));
         registry.register_collector(Box::new(http.clone()));
+        let readiness = Parts::default();
+        registry.register_collector(Box::new(readiness.clone()));
         Telemetry {
             metrics: Some(Metrics { registry, http }),
-            readiness: Vec::new(),
+            readiness,
             connections,
         }
     }
@@ -61,15 +99,19 @@ impl Telemetry {
     pub fn off() -> Self {
         Telemetry {
             metrics: None,
-            readiness: Vec::new(),
+            readiness: Parts::default(),
             connections: Arc::default(),
         }
     }
 
     /// `/ready` answers 200 only while `beacon` is up; `what` names the part for people
     /// ("the history recorder").
-    pub fn ready_when(mut self, name: &'static str, what: &'static str, beacon: Beacon) -> Self {
-        self.readiness.push(Part { name, what, beacon });
+    pub fn ready_when(self, name: &'static str, what: &'static str, beacon: Beacon) -> Self {
+        self.readiness
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Part { name, what, beacon });
         self
     }
 
@@ -134,7 +176,7 @@ pub async fn metrics(State(s): State<SharedState>) -> Response {
 pub async fn ready(State(s): State<SharedState>) -> Response {
     let mut checks = Map::new();
     let mut waiting = Vec::new();
-    for p in &s.telemetry.readiness {
+    for p in s.telemetry.readiness.read().iter() {
         let state = p.beacon.state();
         checks.insert(p.name.into(), Value::from(state.as_str()));
         match state {

@@ -151,6 +151,15 @@ async fn ready_follows_the_beacons_and_health_does_not() {
     );
     assert_eq!(body["checks"]["historian"], "down");
     assert_eq!(body["checks"]["store"], "up");
+    let text = scrape(&app).await;
+    assert_eq!(
+        value(&text, "infoharbor_part_up{part=\"historian\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "infoharbor_part_up{part=\"store\"}"),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
