@@ -46,27 +46,27 @@ pub fn register(
         let m = n.metrics();
         registry.register(
             "infoharbor_notifications_sent",
-            "Notifications their receiver confirmed.",
+            "Notifications their receiver confirmed",
             m.sent.clone(),
         );
         registry.register(
             "infoharbor_notifications_failed",
-            "Notification attempts that failed (each is retried or dead-lettered).",
+            "Notification attempts that failed (each is retried or dead-lettered)",
             m.failed.clone(),
         );
         registry.register(
             "infoharbor_notifications_dead_lettered",
-            "Deliveries dead-lettered: kept, listed and replayable under /admin/v1/deadLetters.",
+            "Deliveries dead-lettered: kept, listed and replayable under /admin/v1/deadLetters",
             m.dead_lettered.clone(),
         );
         registry.register(
             "infoharbor_notification_attempt_seconds",
-            "Duration of one notification attempt, until the receiver answered, in seconds.",
+            "Duration of one notification attempt, until the receiver answered, in seconds",
             m.attempt_seconds.clone(),
         );
         registry.register(
             "infoharbor_notification_latency_seconds",
-            "From the commit of a change to its confirmed notification, in seconds.",
+            "From the commit of a change to its confirmed notification, in seconds",
             m.latency_seconds.clone(),
         );
     }

@@ -36,22 +36,22 @@ impl StoreMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "infoharbor_store_commit_seconds",
-            "Duration of one group commit (write transaction and durable commit), in seconds.",
+            "Duration of one group commit (write transaction and durable commit), in seconds",
             self.commit_seconds.clone(),
         );
         registry.register(
             "infoharbor_store_fsync_seconds",
-            "Duration of the durable part of a commit (redb commit with fsync), in seconds.",
+            "Duration of the durable part of a commit (redb commit with fsync), in seconds",
             self.fsync_seconds.clone(),
         );
         registry.register(
             "infoharbor_store_commit_group_size",
-            "Write requests carried by one group commit.",
+            "Write requests carried by one group commit",
             self.group_size.clone(),
         );
         registry.register(
             "infoharbor_store_commit_failures",
-            "Group commits that failed; their writers were answered with an error.",
+            "Group commits that failed; their writers were answered with an error",
             self.commit_failures.clone(),
         );
     }

@@ -273,7 +273,16 @@ async fn a_shed_request_is_counted_by_its_class() {
         .body(Body::new(body))
         .unwrap();
     let holder = tokio::spawn(app.clone().oneshot(held));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The holder is in (waiting for its body) once a scrape sees two requests in flight.
+    let mut waited = 0;
+    while value(&scrape(&app).await, "infoharbor_http_requests_in_flight") != Some(2.0) {
+        assert!(
+            !holder.is_finished() && waited < 500,
+            "the holder did not get in"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
     let body = serde_json::to_vec(&parking(ID, 1)).unwrap();
     let (s, _, h) = call(
         &app,
@@ -284,7 +293,11 @@ async fn a_shed_request_is_counted_by_its_class() {
         &[("X-Request-Id", "shed-1")],
     )
     .await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a write beyond the limit of one is shed"
+    );
     assert_eq!(
         h["x-request-id"], "shed-1",
         "a shed request still gets its id"
