@@ -229,6 +229,8 @@ async fn metrics_pass_promtool_move_with_their_events_and_cover_the_alert_rules(
         let text = scrape(&c, &base).await;
         if value(&text, "infoharbor_notifications_sent_total") >= 1.0
             && value(&text, "infoharbor_notifications_dead_lettered_total") >= 1.0
+            // The settler records the dead letter in the outbox a moment later.
+            && value(&text, "infoharbor_outbox_dead_letters") >= 1.0
         {
             break text;
         }
