@@ -98,3 +98,10 @@ ensure_node_packages() {
   node --version
   (cd "$dir" && npm ci --no-audit --no-fund)
 }
+
+# promtool, for the tests that check the metrics exposition and the alert rules
+# (crates/infoharbor/tests/telemetry.rs); Debian ships it in the prometheus package.
+ensure_promtool() {
+  command -v promtool >/dev/null || apt_install prometheus
+  echo "promtool: $(promtool --version 2>&1 | sed -n 1p)"
+}

@@ -51,6 +51,8 @@ pub struct Historian {
     cfg: HistoryConfig,
     /// Woken when someone waits for history to catch up.
     wanted: tokio::sync::Notify,
+    /// Lit while the recording loop runs.
+    beacon: harbor_metrics::Beacon,
 }
 
 impl Historian {
@@ -64,7 +66,21 @@ impl Historian {
             store,
             cfg,
             wanted: tokio::sync::Notify::new(),
+            beacon: harbor_metrics::Beacon::new(),
         })
+    }
+
+    /// Up while the recording loop runs; down for good once it stopped (it does not stop on
+    /// its own: a panic or an abort).
+    pub fn beacon(&self) -> harbor_metrics::Beacon {
+        self.beacon.clone()
+    }
+
+    /// Change-feed records not yet recorded.
+    pub fn backlog(&self) -> u64 {
+        self.feed
+            .last_seq()
+            .saturating_sub(self.store.history_cursor())
     }
 
     /// Starts recording in the background, from where the last run stopped.
@@ -94,6 +110,7 @@ impl Historian {
     }
 
     async fn run(self: Arc<Self>) {
+        let _running = self.beacon.hold();
         loop {
             let cursor = self.store.history_cursor();
             if self.feed.last_seq() <= cursor {

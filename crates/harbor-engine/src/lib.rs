@@ -10,6 +10,7 @@ pub mod history;
 mod join;
 mod locks;
 mod merge;
+pub mod metrics;
 pub mod notify;
 mod purge;
 pub mod quota;

@@ -25,6 +25,7 @@ mod reply;
 pub mod server;
 pub mod shed;
 mod subscriptions;
+pub mod telemetry;
 mod temporal;
 pub mod tls;
 
@@ -84,6 +85,8 @@ pub struct AppState {
     pub policies: Option<Arc<harbor_auth::PolicyBook>>,
     /// Where changes are recorded (`/admin/v1/audit`); `None` records nothing.
     pub audit: Option<Arc<harbor_auth::AuditLog>>,
+    /// Metrics and readiness (`/metrics`, `/ready`).
+    pub telemetry: telemetry::Telemetry,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -223,30 +226,33 @@ pub fn router(state: SharedState) -> Router {
         .fold(Router::new().nest("/ngsi-ld/v1", api), |r, (path, m)| {
             both(r, path, m)
         });
-    root.route(
-        "/health",
-        get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-    )
-    .fallback(error::not_found_route)
-    .method_not_allowed_fallback(error::method_not_allowed)
-    // Inside the guard, so that it sees the request's identity.
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        audit::trail,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        auth::Guarded {
-            state: state.clone(),
-            rates: rate::Rates::new(state.limits.rate).map(Arc::new),
-        },
-        auth::guard,
-    ))
-    .layer(axum::middleware::from_fn(edge::preconditions))
-    .layer(axum::middleware::from_fn_with_state(
-        Arc::new(shed::Shedder::new(state.limits.shed.clone())),
-        shed::admit,
-    ))
-    .with_state(state)
+    let app = root
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/ready", get(telemetry::ready))
+        .route("/metrics", get(telemetry::metrics))
+        .fallback(error::not_found_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // Inside the guard, so that it sees the request's identity.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::trail,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            auth::Guarded {
+                state: state.clone(),
+                rates: rate::Rates::new(state.limits.rate).map(Arc::new),
+            },
+            auth::guard,
+        ))
+        .layer(axum::middleware::from_fn(edge::preconditions))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(shed::Shedder::new(state.limits.shed.clone())),
+            shed::admit,
+        ));
+    telemetry::layers(app, &state).with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests

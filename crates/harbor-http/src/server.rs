@@ -47,6 +47,48 @@ pub struct ServerConfig {
     pub shutdown_deadline: Duration,
     /// TLS for every connection, when set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where the loop counts its connections, for whoever watches (metrics).
+    pub connections: Arc<ConnectionStats>,
+}
+
+/// What the server loop counts about connections, since it started. Plain atomics: the
+/// loop adds, a metrics scrape reads.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// The cap, once the loop runs (0 before).
+    max: AtomicU64,
+    accepted: AtomicU64,
+    closed: AtomicU64,
+    reclaimed: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl ConnectionStats {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        let closed = self.closed.load(Ordering::Relaxed);
+        self.accepted.load(Ordering::Relaxed).saturating_sub(closed)
+    }
+
+    /// The connection cap of the running loop.
+    pub fn max(&self) -> Option<u64> {
+        Some(self.max.load(Ordering::Relaxed)).filter(|m| *m > 0)
+    }
+
+    /// Connections accepted (below the cap, or after making room).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections closed to make room for a new one at the cap.
+    pub fn reclaimed(&self) -> u64 {
+        self.reclaimed.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused at the cap (answered 503, or closed when too many were).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 impl Default for ServerConfig {
@@ -57,6 +99,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             shutdown_deadline: Duration::from_secs(10),
             tls: None,
+            connections: Arc::default(),
         }
     }
 }
@@ -153,6 +196,8 @@ struct Registry {
     last_warning: AtomicU64,
     reclaimed: AtomicU64,
     refused: AtomicU64,
+    /// The running totals, never reset (the two above are, by each warning).
+    stats: Arc<ConnectionStats>,
 }
 
 impl Registry {
@@ -169,6 +214,7 @@ impl Registry {
         if let Ok(mut m) = self.open.lock() {
             m.insert(id, state);
         }
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
         id
     }
 
@@ -176,6 +222,7 @@ impl Registry {
         if let Ok(mut m) = self.open.lock() {
             m.remove(&id);
         }
+        self.stats.closed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Closes the connection that has waited longest for a request; false when none may be
@@ -196,6 +243,7 @@ impl Registry {
             c.close.notify_one();
         }
         self.reclaimed.fetch_add(1, Ordering::Relaxed);
+        self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -236,7 +284,11 @@ pub async fn serve(
         last_warning: AtomicU64::new(0),
         reclaimed: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        stats: cfg.connections.clone(),
     });
+    cfg.connections
+        .max
+        .store(cfg.max_connections as u64, Ordering::Relaxed);
     let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let overflow = Arc::new(Semaphore::new(OVERFLOW_ANSWERS));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -259,6 +311,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         if registry.open_count() >= cfg.max_connections && !registry.reclaim_one() {
             registry.refused.fetch_add(1, Ordering::Relaxed);
+            registry.stats.refused.fetch_add(1, Ordering::Relaxed);
             registry.warn_at_cap(cfg.max_connections);
             if let Ok(permit) = overflow.clone().try_acquire_owned() {
                 let tls = tls.clone();

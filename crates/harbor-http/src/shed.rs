@@ -64,7 +64,7 @@ pub enum Class {
 }
 
 impl Class {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Class::Control => "control",
             Class::Read => "read",
@@ -160,8 +160,14 @@ fn overloaded(class: Class, retry_after_s: u32) -> Response {
         axum::http::header::RETRY_AFTER,
         HeaderValue::from(retry_after_s),
     );
+    // For the metrics layer outside, which counts shed requests by class.
+    resp.extensions_mut().insert(Shed(class));
     resp
 }
+
+/// Marks the response of a shed request, with the class that was full.
+#[derive(Debug, Clone, Copy)]
+pub struct Shed(pub Class);
 
 /// Middleware: admits the request into its class or sheds it.
 pub async fn admit(State(shed): State<Arc<Shedder>>, req: Request, next: Next) -> Response {

@@ -33,6 +33,8 @@ mod policies;
 mod registrations;
 #[path = "api/subscriptions.rs"]
 mod subscriptions;
+#[path = "api/telemetry.rs"]
+mod telemetry;
 #[path = "api/temporal.rs"]
 mod temporal;
 #[path = "api/temporal_aggregate.rs"]
@@ -120,6 +122,7 @@ fn state_limited(
         keys: None,
         policies: None,
         audit: None,
+        telemetry: Default::default(),
     };
     (state, store)
 }

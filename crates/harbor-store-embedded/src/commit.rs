@@ -257,6 +257,7 @@ pub struct Shared {
     pub feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
     /// The history cursor, for temporal reads to wait on.
     pub history_seq: Arc<tokio::sync::watch::Sender<u64>>,
+    pub metrics: crate::metrics::StoreMetrics,
 }
 
 /// The commit thread's own counters, restored from the database at start-up.
@@ -276,6 +277,7 @@ struct Prepared {
 }
 
 fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
+    let _running = shared.metrics.beacon.hold();
     let mut counters = {
         let spine = shared.spine.read();
         Counters {
@@ -293,7 +295,13 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
         }
         let saved = (counters.feed_seq, counters.delivery_id);
         let prepared = prepare(&shared, &mut group, &mut counters);
-        let result = write_group(&db, &group, &prepared, &counters);
+        let started = std::time::Instant::now();
+        let result = write_group(&db, &group, &prepared, &counters, &shared.metrics);
+        shared
+            .metrics
+            .commit_seconds
+            .observe_duration(started.elapsed());
+        shared.metrics.group_size.observe_count(group.len() as u64);
         let mut added = prepared.added.into_iter();
         if result.is_ok() {
             let mut puts = prepared.puts.into_iter();
@@ -359,6 +367,7 @@ fn run(db: Arc<redb::Database>, shared: Shared, rx: mpsc::Receiver<Request>) {
                 std::thread::spawn(move || drop(trimmed));
             }
         } else {
+            shared.metrics.commit_failures.inc();
             (counters.feed_seq, counters.delivery_id) = saved;
         }
         for r in group {
@@ -517,6 +526,7 @@ fn write_group(
     group: &[Request],
     prepared: &Prepared,
     counters: &Counters,
+    metrics: &crate::metrics::StoreMetrics,
 ) -> Result<(), StoreError> {
     let fail = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("commit failed: {e}"));
     let txn = db.begin_write().map_err(|e| fail(&e))?;
@@ -665,7 +675,10 @@ fn write_group(
             }
         }
     }
-    txn.commit().map_err(|e| fail(&e))
+    let durable = std::time::Instant::now();
+    let committed = txn.commit().map_err(|e| fail(&e));
+    metrics.fsync_seconds.observe_duration(durable.elapsed());
+    committed
 }
 
 fn write_outbox(

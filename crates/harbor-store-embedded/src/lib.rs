@@ -6,7 +6,10 @@
 
 mod commit;
 mod memory;
+mod metrics;
 mod temporal;
+
+pub use metrics::StoreMetrics;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +42,7 @@ pub struct EmbeddedStore {
     feed_seq: Arc<tokio::sync::watch::Sender<u64>>,
     history_seq: Arc<tokio::sync::watch::Sender<u64>>,
     committer: commit::Committer,
+    metrics: StoreMetrics,
 }
 
 /// redb's page cache.
@@ -67,6 +71,7 @@ impl EmbeddedStore {
             temporal: Arc::new(RwLock::new(loaded.temporal)),
             feed_seq: feed_seq.clone(),
             history_seq: history_seq.clone(),
+            metrics: StoreMetrics::default(),
         };
         let db = Arc::new(db);
         let committer = commit::Committer::start(db.clone(), shared.clone());
@@ -80,7 +85,13 @@ impl EmbeddedStore {
             feed_seq,
             history_seq,
             committer,
+            metrics: shared.metrics,
         })
+    }
+
+    /// What the store counts about its commits, and the beacon of its commit thread.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
     }
 }
 

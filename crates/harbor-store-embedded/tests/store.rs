@@ -221,3 +221,40 @@ async fn feed_conformance_and_reopening() {
         "numbering goes on after reopening"
     );
 }
+
+#[tokio::test]
+async fn commits_are_counted_and_the_commit_thread_is_up() {
+    let dir = temp_dir("metrics");
+    let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+    let m = store.metrics().clone();
+    let t = Tenant::parse("metrics-city").unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = store.clone();
+            let t = t.clone();
+            tokio::spawn(async move {
+                s.commit(&t, vec![Change::Put(parking(i, 1, 103.8, 1.3))])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let commits = m.commit_seconds.count();
+    assert!((1..=8).contains(&commits), "{commits} commits for 8 writes");
+    assert_eq!(m.fsync_seconds.count(), commits);
+    assert_eq!(m.group_size.count(), commits);
+    assert_eq!(m.group_size.sum(), 8.0, "every write is in some group");
+    assert!(m.commit_seconds.sum() > 0.0);
+    assert_eq!(m.commit_failures.get(), 0);
+    assert_eq!(m.beacon.state(), harbor_metrics::BeaconState::Up);
+    let beacon = m.beacon.clone();
+    drop(store);
+    assert_eq!(
+        beacon.state(),
+        harbor_metrics::BeaconState::Down,
+        "the commit thread stops with the store"
+    );
+}

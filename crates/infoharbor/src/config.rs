@@ -124,6 +124,14 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `harbor_http=debug` [default: info].
     #[arg(long, env = "INFOHARBOR_LOG")]
     pub log: Option<String>,
+    /// Log line format: text (for people) or json (one object a line, for collectors)
+    /// [default: text].
+    #[arg(long, env = "INFOHARBOR_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Whether the broker counts requests, commits and notifications and serves them at
+    /// /metrics [default: true].
+    #[arg(long, env = "INFOHARBOR_METRICS")]
+    pub metrics: Option<bool>,
     /// Folder of @context documents to use instead of fetching them, listed in its
     /// `contexts.toml` [default: none].
     #[arg(long, env = "INFOHARBOR_CONTEXT_DIR")]
@@ -235,6 +243,8 @@ struct FileConfig {
     notify_timeout_ms: Option<u64>,
     notify_per_endpoint: Option<usize>,
     log: Option<String>,
+    log_format: Option<String>,
+    metrics: Option<bool>,
     context_dir: Option<PathBuf>,
     egress_allow: Option<Vec<String>>,
     egress_allow_private: Option<bool>,
@@ -294,6 +304,8 @@ pub struct Config {
     pub notify_timeout_ms: u64,
     pub notify_per_endpoint: usize,
     pub log: String,
+    pub log_format: LogFormat,
+    pub metrics: bool,
     pub context_dir: Option<PathBuf>,
     pub egress: harbor_outbound::EgressPolicy,
     pub auth: harbor_auth::AuthMode,
@@ -304,6 +316,27 @@ pub struct Config {
     /// Limits on the @contexts clients store.
     pub stored_contexts: harbor_jsonld::registry::StoredLimits,
     pub quotas: harbor_engine::Quotas,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: timestamp, level, fields (with the message), span.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => anyhow::bail!("log_format must be text or json, got {other:?}"),
+        }
+    }
 }
 
 fn cores() -> usize {
@@ -431,6 +464,13 @@ impl ServeArgs {
                 .or(file.notify_per_endpoint)
                 .unwrap_or(8),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log_format: self
+                .log_format
+                .or(file.log_format)
+                .as_deref()
+                .unwrap_or("text")
+                .parse()?,
+            metrics: self.metrics.or(file.metrics).unwrap_or(true),
             context_dir: self.context_dir.or(file.context_dir),
             egress: harbor_outbound::EgressPolicy::new(
                 &self.egress_allow.or(file.egress_allow).unwrap_or_default(),
@@ -639,6 +679,8 @@ mod tests {
             "notify_timeout_ms",
             "notify_per_endpoint",
             "log",
+            "log_format",
+            "metrics",
             "egress_allow",
             "egress_allow_private",
             "auth",

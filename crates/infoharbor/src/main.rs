@@ -9,6 +9,7 @@ mod keys;
 mod preload;
 mod serve;
 mod sweep;
+mod telemetry;
 mod transport;
 mod views;
 
@@ -44,11 +45,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = args.resolve()?;
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log)?)
-                .with_target(false)
-                .with_writer(std::io::stderr)
-                .init();
+            telemetry::init_logs(&cfg)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

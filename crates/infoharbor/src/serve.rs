@@ -45,7 +45,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
     );
     let recording = historian.start();
-    let engine = engine.with_history(historian);
+    let engine = engine.with_history(historian.clone());
     let preloaded = match &cfg.context_dir {
         Some(dir) => crate::preload::load(dir)?,
         None => Default::default(),
@@ -187,8 +187,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         keys: Some(keys),
         policies: Some(policies),
         audit: Some(audit.clone()),
+        telemetry: crate::telemetry::for_http(&cfg, &store, &notifier, &historian),
     });
-    let server = server_config(&cfg)?;
+    let mut server = server_config(&cfg)?;
+    server.connections = state.telemetry.connections();
     let listener = listen(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
     tracing::info!(
         listen = %cfg.listen,
@@ -255,6 +257,7 @@ fn server_config(cfg: &Config) -> anyhow::Result<harbor_http::server::ServerConf
         idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
         shutdown_deadline: Duration::from_millis(cfg.shutdown_deadline_ms),
         tls,
+        ..Default::default()
     })
 }
 

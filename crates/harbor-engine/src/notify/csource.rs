@@ -179,8 +179,10 @@ impl Notifier {
         tokio::spawn(async move {
             let now = time::now();
             let msg = me.csource_outgoing(&tenant, &c, &regs, reason, now);
+            let sent = std::time::Instant::now();
             let result = me.transport.send(&msg).await;
             let done = time::now();
+            me.count_attempt(sent, result.is_ok(), &[], done);
             let key = (tenant, c.sub.id.clone());
             let mut all = me.csource_statuses.lock().expect("status lock");
             let st = all

@@ -138,6 +138,9 @@ pub struct Notifier {
     view: std::sync::OnceLock<Arc<dyn view::ChangeView>>,
     settle_tx: tokio::sync::mpsc::UnboundedSender<Settle>,
     settle_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Settle>>>,
+    metrics: crate::metrics::NotifyMetrics,
+    /// Lit while the matcher and the settler run.
+    beacon: harbor_metrics::Beacon,
 }
 
 impl Notifier {
@@ -168,7 +171,43 @@ impl Notifier {
             view: std::sync::OnceLock::new(),
             settle_tx,
             settle_rx: Mutex::new(Some(settle_rx)),
+            metrics: crate::metrics::NotifyMetrics::default(),
+            beacon: harbor_metrics::Beacon::new(),
         })
+    }
+
+    /// What the pipeline counts.
+    pub fn metrics(&self) -> &crate::metrics::NotifyMetrics {
+        &self.metrics
+    }
+
+    /// Starting until [`Notifier::start`] has the matcher and the settler running; down for
+    /// good when either stopped.
+    pub fn beacon(&self) -> harbor_metrics::Beacon {
+        self.beacon.clone()
+    }
+
+    /// Counts a finished attempt of a notification about `changes`.
+    fn count_attempt(
+        &self,
+        sent: std::time::Instant,
+        ok: bool,
+        changes: &[Arc<EntityChange>],
+        done: Timestamp,
+    ) {
+        self.metrics
+            .attempt_seconds
+            .observe_duration(sent.elapsed());
+        if !ok {
+            self.metrics.failed.inc();
+            return;
+        }
+        self.metrics.sent.inc();
+        if let Some(oldest) = changes.iter().map(|c| c.at).min() {
+            if let Ok(waited) = (done - oldest).to_std() {
+                self.metrics.latency_seconds.observe_duration(waited);
+            }
+        }
     }
 
     /// Updates the live delivery status of a subscription and returns it.
@@ -250,9 +289,19 @@ impl Notifier {
         }
         let rx = self.settle_rx.lock().expect("settle lock").take();
         if let Some(rx) = rx {
-            tokio::spawn(self.clone().settle_loop(rx));
+            let running = self.beacon.hold();
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _running = running;
+                me.settle_loop(rx).await
+            });
         }
-        tokio::spawn(self.clone().match_loop());
+        let running = self.beacon.hold();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _running = running;
+            me.match_loop().await
+        });
         tokio::spawn(self.clone().periodic_loop());
     }
 
@@ -497,8 +546,10 @@ impl Notifier {
         }
         let now = time::now();
         let msg = self.outgoing(&key.0, &compiled, &sub, &changes, now);
+        let sent = std::time::Instant::now();
         let result = self.transport.send(&msg).await;
         let done = time::now();
+        self.count_attempt(sent, result.is_ok(), &changes, done);
         let status = self.bump_status(key, &sub, |st| st.record(now, done, result.is_ok()));
         match result {
             Ok(()) => {
@@ -519,6 +570,7 @@ impl Notifier {
                     if permanent || d.attempts >= self.cfg.max_attempts {
                         d.dead = true;
                         d.not_before = None;
+                        self.metrics.dead_lettered.inc();
                         tracing::warn!(subscription = %key.1, delivery = d.id, error = %reason, "notification dead-lettered");
                     } else {
                         // `endpoint.cooldown` (5.2.15): at least this long after a failure.
@@ -782,8 +834,11 @@ impl Notifier {
             return;
         }
         let msg = self.outgoing(&tenant, &c, &sub, &changes, now);
+        let sent = std::time::Instant::now();
         let result = self.transport.send(&msg).await;
         let done = time::now();
+        // Periodic notifications show the state as it is, not a change: no latency.
+        self.count_attempt(sent, result.is_ok(), &[], done);
         let key = (tenant, sub.id.clone());
         let status = self.bump_status(&key, &sub, |st| st.record(now, done, result.is_ok()));
         let _ = self.settle_tx.send(Settle::Status(key, status));
@@ -803,6 +858,13 @@ impl Notifier {
     /// Deliveries in the outbox that are not dead: owed and not yet confirmed.
     pub fn pending(&self) -> usize {
         self.feed.outbox().iter().filter(|d| !d.dead).count()
+    }
+
+    /// Deliveries in the outbox: (pending, dead-lettered), in one pass.
+    pub fn outbox_depth(&self) -> (usize, usize) {
+        let outbox = self.feed.outbox();
+        let dead = outbox.iter().filter(|d| d.dead).count();
+        (outbox.len() - dead, dead)
     }
 
     /// The delivery status as it is now (ahead of what is stored by a few milliseconds).
