@@ -4,10 +4,10 @@
 
 mod broker;
 mod ceiling;
-mod guarded;
 mod load;
 mod notify;
 mod overload;
+mod paired;
 mod procstat;
 mod report;
 mod scenarios;
@@ -45,6 +45,8 @@ use scenarios::{plan, Sizes, NAMES};
 ///                 auth = none and one with JWT auth (a token issuer in this process) and one
 ///                 access policy: as a role holder and as a subject of the policy; the
 ///                 broker's CPU per request side by side
+///   metrics-cost  retrieve and update on two brokers this tool starts, metrics on and off,
+///                 alternating twice: throughput and CPU per request side by side
 ///   overload      a heavy query (q + orderBy over 10k entities) ramped from 1 to 64 clients
 ///                 to find the knee, then 4,096 clients at once that resend at once after a
 ///                 503, with /health probed every 10 ms: goodput / knee, 503s, /health p99
@@ -119,15 +121,22 @@ async fn main() -> anyhow::Result<()> {
         rows.push(row);
     };
     for name in names.into_iter().filter(|n| *n != "resident") {
-        if name == "auth-cost" && args.target.is_some() {
-            eprintln!("auth-cost: skipped, it starts brokers of its own (no --target)");
+        if matches!(name, "auth-cost" | "metrics-cost") && args.target.is_some() {
+            eprintln!("{name}: skipped, it starts brokers of its own (no --target)");
+        } else if name == "metrics-cost" {
+            let bin = match &args.broker {
+                Some(b) => b.clone(),
+                None => broker::default_binary()?,
+            };
+            let sizes = Sizes { quick: args.quick };
+            paired::metrics_cost(&bin, &run_id, sizes, args.concurrency, &mut record).await?;
         } else if name == "auth-cost" {
             let bin = match &args.broker {
                 Some(b) => b.clone(),
                 None => broker::default_binary()?,
             };
             let sizes = Sizes { quick: args.quick };
-            guarded::run(&bin, &run_id, sizes, args.concurrency, &mut record).await?;
+            paired::run(&bin, &run_id, sizes, args.concurrency, &mut record).await?;
         } else if name == "overload" {
             let sizes = Sizes { quick: args.quick };
             overloaded = Some(overload::run(&base, pid, &run_id, sizes).await?);

@@ -56,6 +56,10 @@ pub const NAMES: &[(&str, &str)] = &[
         "retrieve and query-type on a broker without auth and on one with JWT auth and an access policy, as a role holder and as a policy subject: CPU per request side by side",
     ),
     (
+        "metrics-cost",
+        "retrieve and update on two brokers, metrics = true and metrics = false, alternating: throughput and CPU per request",
+    ),
+    (
         "overload",
         "a heavy query (q + orderBy over 10k) ramped to its knee, then 4,096 clients at once while /health is probed: goodput / knee, 503s, /health p99",
     ),

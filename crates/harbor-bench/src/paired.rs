@@ -1,3 +1,8 @@
+//! Scenarios that run two brokers of the same binary side by side, differing in one setting,
+//! and measure the same requests on both in one run.
+//!
+//! `metrics-cost`: `retrieve` and `update` with `metrics = true` and `metrics = false`.
+//!
 //! `auth-cost`: what authentication and access policies cost the broker per request. Two
 //! brokers from the same binary run side by side in one run: one with `auth = none`, one with
 //! `auth = jwt` against a token issuer in this process (discovery document and JWKS over
@@ -210,6 +215,51 @@ pub async fn run(
             )
             .await?;
             record(row);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `metrics-cost`; see the module documentation.
+pub async fn metrics_cost(
+    binary: &Path,
+    run_id: &str,
+    sizes: Sizes,
+    concurrency: usize,
+    record: &mut dyn FnMut(Row),
+) -> anyhow::Result<()> {
+    let on = crate::broker::spawn_with(binary, &["--metrics", "true"]).await?;
+    let off = crate::broker::spawn_with(binary, &["--metrics", "false"]).await?;
+    for name in ["retrieve", "update"] {
+        let p = plan(name, sizes, run_id).context("the plan of a scenario")?;
+        let tenant = format!("{run_id}-{name}");
+        let c = client(&tenant, None)?;
+        for (how, b) in [("metrics on", &on), ("metrics off", &off)] {
+            let api = format!("{}/ngsi-ld/v1", b.base);
+            crate::seed(&c, &api, run_id, p.seed, &p.seed_type)
+                .await
+                .with_context(|| format!("seeding {name} ({how})"))?;
+        }
+        // Alternate, so that a drift of the machine during the run weighs on both alike.
+        for round in 0..2 {
+            for (how, b) in [("metrics on", &on), ("metrics off", &off)] {
+                let api = format!("{}/ngsi-ld/v1", b.base);
+                let row = crate::measure(
+                    &c,
+                    &api,
+                    Some(b.child.id()),
+                    &format!("{name} ({how}, round {})", round + 1),
+                    concurrency,
+                    0,
+                    crate::Workload {
+                        requests: p.requests,
+                        expect_status: p.expect_status.clone(),
+                        make: p.make.clone(),
+                    },
+                )
+                .await?;
+                record(row);
+            }
         }
     }
     Ok(())
