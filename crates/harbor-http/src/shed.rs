@@ -37,7 +37,15 @@ pub struct ShedLimits {
     pub cpu_budget: Duration,
     /// Seconds a shed client is told to wait (`Retry-After`).
     pub retry_after_s: u32,
+    /// How long a shed request is held before its `503` goes out. A client that sends again
+    /// at once, ignoring `Retry-After`, then costs the broker one cheap answer per delay
+    /// instead of taking the CPU the admitted requests need.
+    pub shed_delay: Duration,
 }
+
+/// Shed requests held for [`ShedLimits::shed_delay`] at most at once; beyond, the `503` goes
+/// out at once.
+const MAX_HELD: usize = 16_384;
 
 impl Default for ShedLimits {
     fn default() -> Self {
@@ -50,6 +58,7 @@ impl Default for ShedLimits {
             cpu_threads: cores,
             cpu_budget: Duration::from_secs(10),
             retry_after_s: 1,
+            shed_delay: Duration::from_secs(1),
         }
     }
 }
@@ -107,6 +116,7 @@ pub struct Shedder {
     writes: Arc<Semaphore>,
     queries: Arc<Semaphore>,
     cpu: Arc<Semaphore>,
+    held: std::sync::atomic::AtomicUsize,
 }
 
 impl Shedder {
@@ -118,6 +128,7 @@ impl Shedder {
             writes: sem(limits.writes),
             queries: sem(limits.queries),
             cpu: sem(limits.cpu_threads),
+            held: std::sync::atomic::AtomicUsize::new(0),
             limits,
         }
     }
@@ -173,6 +184,13 @@ pub struct Shed(pub Class);
 pub async fn admit(State(shed): State<Arc<Shedder>>, req: Request, next: Next) -> Response {
     let class = classify(req.method(), req.uri().path(), req.uri().query());
     let Ok(_permit) = shed.class(class).clone().try_acquire_owned() else {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !shed.limits.shed_delay.is_zero() && shed.held.fetch_add(1, Relaxed) < MAX_HELD {
+            tokio::time::sleep(shed.limits.shed_delay).await;
+            shed.held.fetch_sub(1, Relaxed);
+        } else if !shed.limits.shed_delay.is_zero() {
+            shed.held.fetch_sub(1, Relaxed);
+        }
         return overloaded(class, shed.limits.retry_after_s);
     };
     let mut req = req;

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Time budget of one query, waiting included, in milliseconds [default: 10000].
     #[arg(long, env = "INFOHARBOR_QUERY_BUDGET_MS")]
     pub query_budget_ms: Option<u64>,
+    /// How long a request over its class's bound is held before its 503, in milliseconds
+    /// [default: 1000; 0 answers at once].
+    #[arg(long, env = "INFOHARBOR_SHED_DELAY_MS")]
+    pub shed_delay_ms: Option<u64>,
     /// Requests per second each authenticated identity may sustain; more get 429
     /// [default: 0, no limit].
     #[arg(long, env = "INFOHARBOR_RATE_PER_IDENTITY")]
@@ -225,6 +229,7 @@ struct FileConfig {
     max_inflight_queries: Option<usize>,
     query_threads: Option<usize>,
     query_budget_ms: Option<u64>,
+    shed_delay_ms: Option<u64>,
     rate_per_identity: Option<f64>,
     rate_burst: Option<f64>,
     max_batch: Option<usize>,
@@ -286,6 +291,7 @@ pub struct Config {
     pub max_inflight_queries: usize,
     pub query_threads: usize,
     pub query_budget_ms: u64,
+    pub shed_delay_ms: u64,
     pub rate_per_identity: f64,
     pub rate_burst: Option<f64>,
     pub max_batch: usize,
@@ -410,6 +416,10 @@ impl ServeArgs {
                 .query_budget_ms
                 .or(file.query_budget_ms)
                 .unwrap_or(10_000),
+            shed_delay_ms: self
+                .shed_delay_ms
+                .or(file.shed_delay_ms)
+                .unwrap_or(1000),
             rate_per_identity: self
                 .rate_per_identity
                 .or(file.rate_per_identity)
@@ -663,6 +673,7 @@ mod tests {
             "max_inflight_queries",
             "query_threads",
             "query_budget_ms",
+            "shed_delay_ms",
             "rate_per_identity",
             "rate_burst",
             "max_batch",

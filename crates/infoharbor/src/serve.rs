@@ -175,6 +175,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 queries: cfg.max_inflight_queries,
                 cpu_threads: cfg.query_threads,
                 cpu_budget: Duration::from_millis(cfg.query_budget_ms),
+                shed_delay: Duration::from_millis(cfg.shed_delay_ms),
                 ..Default::default()
             },
             rate: harbor_http::rate::RateLimit {
