@@ -256,19 +256,25 @@ pub async fn query_get(
     let media = negotiate::accept(&headers, true)?;
     let ld = body::context_from_link(&s, &headers).await?;
     let q = query::from_params(&p, &ld.ctx, false)?;
-    pool.offload(move || {
-        run_query(
-            &s,
-            &seen,
-            &tenant,
-            media,
-            &ld,
-            &p,
-            q,
-            "/ngsi-ld/v1/entities",
-        )
-    })
-    .await
+    let path = "/ngsi-ld/v1/entities";
+    if answered_from_indexes(&q, &p) {
+        return run_query(&s, &seen, &tenant, media, &ld, &p, q, path);
+    }
+    pool.offload(move || run_query(&s, &seen, &tenant, media, &ld, &p, q, path))
+        .await
+}
+
+/// Whether a query is answered from the store's indexes alone (by ids or types, with no
+/// filter on values, no sort and no join): its work is a lookup and one page of rendering,
+/// cheaper than handing it to a query thread. Everything else runs on the query threads.
+fn answered_from_indexes(q: &harbor_store::EntityQuery, p: &Params) -> bool {
+    (q.types.is_some() || q.ids.is_some())
+        && q.q.is_none()
+        && q.geo.is_none()
+        && q.scope.is_none()
+        && q.id_pattern.is_none()
+        && p.get("orderBy").is_none()
+        && p.get("join").is_none()
 }
 
 /// POST /entityOperations/query — 5.7.2 with a Query body.

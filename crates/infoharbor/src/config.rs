@@ -416,10 +416,7 @@ impl ServeArgs {
                 .query_budget_ms
                 .or(file.query_budget_ms)
                 .unwrap_or(10_000),
-            shed_delay_ms: self
-                .shed_delay_ms
-                .or(file.shed_delay_ms)
-                .unwrap_or(1000),
+            shed_delay_ms: self.shed_delay_ms.or(file.shed_delay_ms).unwrap_or(1000),
             rate_per_identity: self
                 .rate_per_identity
                 .or(file.rate_per_identity)
