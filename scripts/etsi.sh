@@ -12,6 +12,12 @@
 #   ETSI_SUITE_GIT  git directory of the suite (default: the local mirror below)
 #   ROBOT_ARGS      passed through, e.g. ROBOT_ARGS="--test '001_01*'"
 #   INFOHARBOR_LOG  the broker's log filter (its log goes to target/etsi/broker.log)
+#   INFOHARBOR_BIN  a broker binary to run instead of building one
+#   ETSI_CONTEXT_DIR  a --context-dir for the broker: the public @contexts the jsonldContext
+#                   cases name (testContext.jsonld of the suite's repository, the FIWARE
+#                   data-models context.jsonld) with their contexts.toml; without it those
+#                   cases need the internet
+#   ETSI_OUT_DIR    where the results go (default target/etsi)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,12 +44,20 @@ fi
 [ -d "$ETSI_SUITE_GIT" ] || { echo "error: ETSI_SUITE_GIT=$ETSI_SUITE_GIT is not a directory" >&2; exit 1; }
 
 cd "$repo"
-out=$repo/target/etsi
+out=${ETSI_OUT_DIR:-$repo/target/etsi}
 mkdir -p "$out"
 
-echo "==== building infoharbor (release) ===="
-cargo build --release -p infoharbor
-bin=${CARGO_TARGET_DIR:-$repo/target}/release/infoharbor
+if [ -n "${INFOHARBOR_BIN:-}" ]; then
+  bin=$INFOHARBOR_BIN
+else
+  echo "==== building infoharbor (release) ===="
+  cargo build --release -p infoharbor
+  bin=${CARGO_TARGET_DIR:-$repo/target}/release/infoharbor
+fi
+extra=()
+if [ -n "${ETSI_CONTEXT_DIR:-}" ]; then
+  extra+=(--context-dir "$ETSI_CONTEXT_DIR")
+fi
 
 if (exec 3<>"/dev/tcp/${listen%:*}/${listen#*:}") 2>/dev/null; then
   echo "error: something already listens on $listen; stop it first" >&2
@@ -76,7 +90,8 @@ echo "==== starting infoharbor on $listen (data: $data) ===="
 # at 2 attributes x 20 instances and not at 2 x 5 (its README: "configure your broker
 # accordingly"); the instance limit is the implementation's own choice (6.3.10).
 "$bin" serve --listen "$listen" --data-dir "$data" --max-temporal-instances 10 \
-  --egress-allow 127.0.0.0/8,::1 >"$log" 2>&1 &
+  --egress-allow 127.0.0.0/8,::1 --auth none \
+  --notify-retry-ms 200 --notify-max-attempts 3 "${extra[@]}" >"$log" 2>&1 &
 pid=$!
 for i in $(seq 1 100); do
   if curl -fsS -o /dev/null "http://$listen/health" 2>/dev/null; then
