@@ -198,6 +198,14 @@ impl KeyRing {
         all
     }
 
+    /// Whether the key with this id is still in force (known and not revoked).
+    pub fn in_force(&self, id: &str) -> bool {
+        self.keys
+            .read()
+            .get(id)
+            .is_some_and(|k| k.revoked_at.is_none())
+    }
+
     /// The live key this text proves, or why not.
     pub fn verify(&self, text: &str) -> Result<Arc<ApiKey>, AuthError> {
         let rejected = || AuthError::Rejected("the API key is not valid".into());

@@ -100,6 +100,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             ..NotifyConfig::default()
         },
     );
+    let keys = Arc::new(
+        harbor_auth::KeyRing::load(store.clone())
+            .await
+            .context("loading the API keys")?,
+    );
     let policies = Arc::new(
         harbor_auth::PolicyBook::load(store.clone())
             .await
@@ -107,7 +112,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let notifier = notifier
         .with_registrations(store.clone())
-        .with_view(Arc::new(crate::views::PolicyView(policies.clone())));
+        .with_view(Arc::new(crate::views::PolicyView {
+            policies: policies.clone(),
+            keys: keys.clone(),
+        }));
     let engine = Arc::new(
         engine
             .with_notifier(notifier.clone())
@@ -125,11 +133,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         engine.clone(),
         Duration::from_millis(cfg.expiry_sweep_ms),
     ));
-    let keys = Arc::new(
-        harbor_auth::KeyRing::load(store.clone())
-            .await
-            .context("loading the API keys")?,
-    );
     let audit = harbor_auth::AuditLog::start(store.clone());
     let auditing = tokio::spawn(crate::sweep::audit_forever(
         audit.clone(),

@@ -3,22 +3,31 @@
 
 use std::sync::Arc;
 
-use harbor_auth::{Access, Action, Grants, Identity, PolicyBook, Via};
+use harbor_auth::{Access, Action, Grants, Identity, KeyRing, PolicyBook, Via};
 use harbor_engine::notify::view::{ChangeView, Seen};
 use harbor_model::subscription::Owner;
 use harbor_model::{EntityChange, Tenant};
 
-pub struct PolicyView(pub Arc<PolicyBook>);
+pub struct PolicyView {
+    pub policies: Arc<PolicyBook>,
+    /// A subscription made with an API key stops notifying once the key is revoked.
+    pub keys: Arc<KeyRing>,
+}
 
 impl ChangeView for PolicyView {
     fn view(&self, tenant: &Tenant, owner: &Owner, change: &Arc<EntityChange>) -> Seen {
+        if let Some(id) = owner.subject.strip_prefix("key:") {
+            if !self.keys.in_force(id) {
+                return Seen::Hidden;
+            }
+        }
         let who = Identity {
             subject: owner.subject.clone(),
             client: owner.client.clone(),
             via: Via::Token,
             grants: Grants::from_claim(&owner.grants),
         };
-        let access = match self.0.access(&who, tenant, Action::Subscribe) {
+        let access = match self.policies.access(&who, tenant, Action::Subscribe) {
             Access::Full => return Seen::Whole,
             Access::Denied => return Seen::Hidden,
             partial => partial,

@@ -84,18 +84,19 @@ async fn a_partner_is_notified_of_what_its_policy_opens_and_nothing_else() {
         partner["key"].as_str().unwrap().to_string(),
         partner["id"].as_str().unwrap().to_string(),
     );
+    let policy = json!({
+        "id": "open-car-parks-to-kl", "tenant": TENANT,
+        "subjects": [format!("subject:key:{partner_id}")],
+        "actions": ["subscribe"],
+        "entities": [{"type": ["OffStreetParking"], "idPattern": "urn:ngsi-ld:OffStreetParking:open-.*"}],
+        "attrs": ["availableSpotNumber"]
+    });
     let (s, v) = send(
         &c,
         &operator,
         reqwest::Method::POST,
         format!("{base}/admin/v1/policies"),
-        Some(json!({
-            "id": "open-car-parks-to-kl", "tenant": TENANT,
-            "subjects": [format!("subject:key:{partner_id}")],
-            "actions": ["subscribe"],
-            "entities": [{"type": ["OffStreetParking"], "idPattern": "urn:ngsi-ld:OffStreetParking:open-.*"}],
-            "attrs": ["availableSpotNumber"]
-        })),
+        Some(policy.clone()),
     )
     .await;
     assert_eq!(s, 201, "{v}");
@@ -281,6 +282,48 @@ async fn a_partner_is_notified_of_what_its_policy_opens_and_nothing_else() {
     )
     .await;
     assert_eq!(s, 403, "{v}");
+    // With the policy back, a revoked key's subscription stops notifying.
+    let (s, v) = send(
+        &c,
+        &operator,
+        reqwest::Method::POST,
+        format!("{base}/admin/v1/policies"),
+        Some(policy),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let before = partner_rx.received().len();
+    let (s, _) = send(
+        &c,
+        &operator,
+        reqwest::Method::DELETE,
+        format!("{base}/admin/v1/keys/{partner_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let heard = everything.received().len();
+    let (s, v) = send(
+        &c,
+        &operator,
+        reqwest::Method::PATCH,
+        format!("{api}/entities/urn:ngsi-ld:OffStreetParking:open-1/attrs"),
+        Some(json!({"availableSpotNumber": {"type": "Property", "value": 2}})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    assert!(
+        eventually(Duration::from_secs(10), || everything.received().len()
+            > heard)
+        .await,
+        "the change is notified to the operator"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        partner_rx.received().len(),
+        before,
+        "a revoked key is notified of nothing"
+    );
 }
 
 fn ids(body: &Value) -> Vec<String> {
