@@ -57,6 +57,11 @@ fn touched<'a>(before: Option<&'a Entity>, after: Option<&'a Entity>) -> Vec<&'a
     names
 }
 
+/// Whether the request being served carries a write rule.
+pub(crate) fn active() -> bool {
+    RULE.try_with(|_| ()).is_ok()
+}
+
 /// Checks one change against the request's rule, if it has one.
 pub(crate) fn check(before: Option<&Entity>, after: Option<&Entity>) -> NgsiResult<()> {
     RULE.try_with(|rule| rule.check(before, after, &touched(before, after)))

@@ -309,21 +309,21 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        if registry.open_count() >= cfg.max_connections && !registry.reclaim_one() {
-            registry.refused.fetch_add(1, Ordering::Relaxed);
-            registry.stats.refused.fetch_add(1, Ordering::Relaxed);
-            registry.warn_at_cap(cfg.max_connections);
-            if let Ok(permit) = overflow.clone().try_acquire_owned() {
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(OVERFLOW_TIMEOUT, refuse(stream, tls)).await;
-                    drop(permit);
-                });
-            }
-            continue;
-        }
         if registry.open_count() >= cfg.max_connections {
+            // Reclaimed or refused, the limit was reached: say so (at most every 10 s).
             registry.warn_at_cap(cfg.max_connections);
+            if !registry.reclaim_one() {
+                registry.refused.fetch_add(1, Ordering::Relaxed);
+                registry.stats.refused.fetch_add(1, Ordering::Relaxed);
+                if let Ok(permit) = overflow.clone().try_acquire_owned() {
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(OVERFLOW_TIMEOUT, refuse(stream, tls)).await;
+                        drop(permit);
+                    });
+                }
+                continue;
+            }
         }
         let state = Arc::new(ConnState::new(registry.now()));
         let id = registry.insert(state.clone());
