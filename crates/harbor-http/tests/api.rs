@@ -127,6 +127,29 @@ fn state_limited(
     (state, store)
 }
 
+/// Turns `auth = apikey` on for `state`, with keys made outside the API (as `infoharbor keys
+/// create --data-dir` makes the first one): the text of each key, in order.
+async fn with_api_keys<const N: usize>(
+    state: &mut AppState,
+    store: Arc<EmbeddedStore>,
+    keys: [(&str, &[&str]); N],
+) -> [String; N] {
+    let ring = Arc::new(harbor_auth::KeyRing::load(store).await.unwrap());
+    let mut texts = Vec::with_capacity(N);
+    for (name, grants) in keys {
+        let grants = harbor_auth::Grants::parse(grants).unwrap();
+        let (_, text) = ring.create(name, grants, None).await.unwrap();
+        texts.push(text);
+    }
+    state.auth = Some(Arc::new(harbor_auth::Authenticator::new(
+        harbor_auth::AuthMode::ApiKey,
+        Some(ring.clone()),
+        None,
+    )));
+    state.keys = Some(ring);
+    texts.try_into().expect("one key per name")
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,

@@ -4,26 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use harbor_auth::{AuditLog, AuthMode, Authenticator, Grants, KeyRing, PolicyBook};
+use harbor_auth::{AuditLog, PolicyBook};
 use harbor_http::router;
 use serde_json::{json, Value};
 
-use super::{call, parking, state_for, JSON};
+use super::{call, parking, state_for, with_api_keys, JSON};
 
 #[tokio::test]
 async fn writes_refusals_and_key_changes_are_recorded_and_read_back() {
     let (mut state, store) = state_for("audit", 1000);
-    let ring = Arc::new(KeyRing::load(store.clone()).await.unwrap());
-    let (_, operator) = ring
-        .create("bootstrap", Grants::parse(&["operator"]).unwrap(), None)
-        .await
-        .unwrap();
-    state.auth = Some(Arc::new(Authenticator::new(
-        AuthMode::ApiKey,
-        Some(ring.clone()),
-        None,
-    )));
-    state.keys = Some(ring);
+    let [operator] = with_api_keys(
+        &mut state,
+        store.clone(),
+        [("bootstrap", &["operator"][..])],
+    )
+    .await;
     state.policies = Some(Arc::new(PolicyBook::load(store.clone()).await.unwrap()));
     state.audit = Some(AuditLog::start(store.clone()));
     let app = router(Arc::new(state));

@@ -4,27 +4,16 @@
 
 use std::sync::Arc;
 
-use harbor_auth::{AuthMode, Authenticator, Grants, KeyRing};
 use harbor_http::router;
 use serde_json::json;
 
-use super::{call, parking, state_for, JSON};
+use super::{call, parking, state_for, with_api_keys, JSON};
 
 /// A broker with `auth = apikey`, and an operator key made outside the API (as `infoharbor
 /// keys create --data-dir` does for the first key).
 async fn secured(name: &str) -> (axum::Router, String) {
     let (mut state, store) = state_for(name, 1000);
-    let ring = Arc::new(KeyRing::load(store).await.unwrap());
-    let (_, operator) = ring
-        .create("bootstrap", Grants::parse(&["operator"]).unwrap(), None)
-        .await
-        .unwrap();
-    state.auth = Some(Arc::new(Authenticator::new(
-        AuthMode::ApiKey,
-        Some(ring.clone()),
-        None,
-    )));
-    state.keys = Some(ring);
+    let [operator] = with_api_keys(&mut state, store, [("bootstrap", &["operator"][..])]).await;
     (router(Arc::new(state)), operator)
 }
 
@@ -355,21 +344,12 @@ async fn bad_key_requests_name_the_field() {
 #[tokio::test]
 async fn an_identity_over_its_rate_gets_429_and_the_others_do_not() {
     let (mut state, store) = state_for("auth-rate", 1000);
-    let ring = Arc::new(KeyRing::load(store).await.unwrap());
-    let (_, a) = ring
-        .create("a", Grants::parse(&["operator"]).unwrap(), None)
-        .await
-        .unwrap();
-    let (_, b) = ring
-        .create("b", Grants::parse(&["operator"]).unwrap(), None)
-        .await
-        .unwrap();
-    state.auth = Some(Arc::new(Authenticator::new(
-        AuthMode::ApiKey,
-        Some(ring.clone()),
-        None,
-    )));
-    state.keys = Some(ring);
+    let [a, b] = with_api_keys(
+        &mut state,
+        store,
+        [("a", &["operator"][..]), ("b", &["operator"][..])],
+    )
+    .await;
     state.limits.rate = harbor_http::rate::RateLimit {
         per_second: 0.5,
         burst: 3.0,

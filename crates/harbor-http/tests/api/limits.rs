@@ -5,14 +5,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use harbor_auth::{AuthMode, Authenticator, Grants, KeyRing};
 use harbor_engine::Quotas;
 use harbor_http::router;
 use harbor_jsonld::registry::StoredLimits;
 use harbor_jsonld::resolve::ContextFetcher;
 use serde_json::{json, Value};
 
-use super::{call, parking, state_limited, Limited, Offline, JSON};
+use super::{call, parking, state_limited, with_api_keys, Limited, Offline, JSON};
 
 const QUOTA: &str = "urn:infoharbor:errors:QuotaExceeded";
 
@@ -211,21 +210,12 @@ async fn an_identity_may_create_only_so_many_tenants() {
         fetcher: Arc::new(Offline),
     };
     let (mut state, store) = state_limited("limits-tenants", 1000, limited);
-    let ring = Arc::new(KeyRing::load(store).await.unwrap());
-    let (_, writer) = ring
-        .create("fleet", Grants::parse(&["writer@*"]).unwrap(), None)
-        .await
-        .unwrap();
-    let (_, operator) = ring
-        .create("ops", Grants::parse(&["operator"]).unwrap(), None)
-        .await
-        .unwrap();
-    state.auth = Some(Arc::new(Authenticator::new(
-        AuthMode::ApiKey,
-        Some(ring.clone()),
-        None,
-    )));
-    state.keys = Some(ring);
+    let [writer, operator] = with_api_keys(
+        &mut state,
+        store,
+        [("fleet", &["writer@*"][..]), ("ops", &["operator"][..])],
+    )
+    .await;
     let app = router(Arc::new(state));
     let create = |tenant: String, key: String, id: &'static str| {
         let app = app.clone();

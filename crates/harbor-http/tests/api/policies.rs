@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use harbor_auth::{AuthMode, Authenticator, Grants, KeyRing, PolicyBook};
+use harbor_auth::PolicyBook;
 use harbor_http::router;
 use serde_json::{json, Value};
 
-use super::{call, state_for, JSON};
+use super::{call, state_for, with_api_keys, JSON};
 
 const TENANTS: usize = 5;
 const TYPES: [&str; 2] = ["OffStreetParking", "Sensor"];
@@ -288,17 +288,12 @@ fn regex_escape(s: &str) -> String {
 #[tokio::test]
 async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
     let (mut state, store) = state_for("policies-model", 1000);
-    let ring = Arc::new(KeyRing::load(store.clone()).await.unwrap());
-    let (_, operator) = ring
-        .create("bootstrap", Grants::parse(&["operator"]).unwrap(), None)
-        .await
-        .unwrap();
-    state.auth = Some(Arc::new(Authenticator::new(
-        AuthMode::ApiKey,
-        Some(ring.clone()),
-        None,
-    )));
-    state.keys = Some(ring);
+    let [operator] = with_api_keys(
+        &mut state,
+        store.clone(),
+        [("bootstrap", &["operator"][..])],
+    )
+    .await;
     state.policies = Some(Arc::new(PolicyBook::load(store).await.unwrap()));
     let app = router(Arc::new(state));
 
@@ -661,17 +656,12 @@ async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
 #[tokio::test]
 async fn policies_are_validated_versioned_durable_and_confined_to_their_tenant() {
     let (mut state, store) = state_for("policies-admin", 1000);
-    let ring = Arc::new(KeyRing::load(store.clone()).await.unwrap());
-    let (_, operator) = ring
-        .create("bootstrap", Grants::parse(&["operator"]).unwrap(), None)
-        .await
-        .unwrap();
-    state.auth = Some(Arc::new(Authenticator::new(
-        AuthMode::ApiKey,
-        Some(ring.clone()),
-        None,
-    )));
-    state.keys = Some(ring);
+    let [operator] = with_api_keys(
+        &mut state,
+        store.clone(),
+        [("bootstrap", &["operator"][..])],
+    )
+    .await;
     state.policies = Some(Arc::new(PolicyBook::load(store.clone()).await.unwrap()));
     let app = router(Arc::new(state));
     let (admin_sg, _) = key(&app, &operator, &["tenant-admin@sg"]).await;
