@@ -350,8 +350,16 @@ async fn count(client: &reqwest::Client, api: &str) -> anyhow::Result<usize> {
 }
 
 fn client(tenant: &str) -> anyhow::Result<reqwest::Client> {
+    client_as(tenant, None)
+}
+
+/// A client of `tenant` that sends `token` as a bearer, when given.
+fn client_as(tenant: &str, token: Option<&str>) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("NGSILD-Tenant", tenant.parse()?);
+    if let Some(t) = token {
+        headers.insert("Authorization", format!("Bearer {t}").parse()?);
+    }
     Ok(reqwest::Client::builder()
         .default_headers(headers)
         .pool_max_idle_per_host(1024)

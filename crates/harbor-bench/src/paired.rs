@@ -112,19 +112,6 @@ impl Issuer {
     }
 }
 
-fn client(tenant: &str, token: Option<&str>) -> anyhow::Result<reqwest::Client> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("NGSILD-Tenant", tenant.parse()?);
-    if let Some(t) = token {
-        headers.insert("Authorization", format!("Bearer {t}").parse()?);
-    }
-    Ok(reqwest::Client::builder()
-        .default_headers(headers)
-        .pool_max_idle_per_host(1024)
-        .timeout(std::time::Duration::from_secs(60))
-        .build()?)
-}
-
 /// Runs `auth-cost`; see the module documentation.
 pub async fn run(
     binary: &Path,
@@ -156,7 +143,7 @@ pub async fn run(
         let reader = issuer.token("bench-reader", &[format!("reader@{tenant}")]);
         let partner = issuer.token("bench-partner", &[]);
         // One policy in force: the partner reads the seeded entities, but not all attributes.
-        let admin = client(&tenant, Some(&operator))?;
+        let admin = crate::client_as(&tenant, Some(&operator))?;
         let api = format!("{}/ngsi-ld/v1", guarded.base);
         crate::seed(&admin, &api, run_id, p.seed, &p.seed_type)
             .await
@@ -179,7 +166,7 @@ pub async fn run(
             r.status(),
             r.text().await.unwrap_or_default()
         );
-        let plain = client(&tenant, None)?;
+        let plain = crate::client(&tenant)?;
         let plain_api = format!("{}/ngsi-ld/v1", open.base);
         crate::seed(&plain, &plain_api, run_id, p.seed, &p.seed_type)
             .await
@@ -188,13 +175,13 @@ pub async fn run(
             ("auth none", &plain, &plain_api, open.child.id()),
             (
                 "jwt, role",
-                &client(&tenant, Some(&reader))?,
+                &crate::client_as(&tenant, Some(&reader))?,
                 &api,
                 guarded.child.id(),
             ),
             (
                 "jwt, policy",
-                &client(&tenant, Some(&partner))?,
+                &crate::client_as(&tenant, Some(&partner))?,
                 &api,
                 guarded.child.id(),
             ),
@@ -233,7 +220,7 @@ pub async fn metrics_cost(
     for name in ["retrieve", "update"] {
         let p = plan(name, sizes, run_id).context("the plan of a scenario")?;
         let tenant = format!("{run_id}-{name}");
-        let c = client(&tenant, None)?;
+        let c = crate::client(&tenant)?;
         for (how, b) in [("metrics on", &on), ("metrics off", &off)] {
             let api = format!("{}/ngsi-ld/v1", b.base);
             crate::seed(&c, &api, run_id, p.seed, &p.seed_type)
