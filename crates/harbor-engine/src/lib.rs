@@ -20,6 +20,7 @@ mod temporal;
 
 use std::sync::Arc;
 
+use harbor_model::Tenant;
 use harbor_store::{EntityStore, RegistrationStore, SubscriptionStore, TemporalStore};
 
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
@@ -184,6 +185,36 @@ impl Engine {
     pub fn store(&self) -> &Arc<dyn EntityStore> {
         &self.store
     }
+
+    /// What every tenant holds: entities, subscriptions and registrations, counted by the
+    /// stores without listing them.
+    pub fn tenant_counts(&self) -> Vec<TenantCounts> {
+        self.store
+            .tenants()
+            .into_iter()
+            .map(|tenant| TenantCounts {
+                entities: self.store.count(&tenant),
+                subscriptions: self
+                    .subscriptions
+                    .as_ref()
+                    .map_or(0, |s| s.subscription_count(&tenant)),
+                registrations: self
+                    .registrations
+                    .as_ref()
+                    .map_or(0, |r| r.registration_count(&tenant)),
+                tenant,
+            })
+            .collect()
+    }
+}
+
+/// What one tenant holds (see [`Engine::tenant_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantCounts {
+    pub tenant: Tenant,
+    pub entities: usize,
+    pub subscriptions: usize,
+    pub registrations: usize,
 }
 
 /// The `Link` header value that names a JSON-LD `@context` (6.3.5), for requests and

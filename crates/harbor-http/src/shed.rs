@@ -1,6 +1,9 @@
 //! Load shedding: every request belongs to a class, and each class has its own bound on the
-//! requests in flight. Above its bound a request is answered `503` with `Retry-After` at once,
-//! which costs the broker almost nothing, instead of queueing until every client times out.
+//! requests in flight. Above its bound a request is answered `503` with `Retry-After` instead
+//! of queueing until every client times out. The `503` goes out after a hold on a timer (no
+//! CPU), which grows with the number held, so that clients resending at once, ignoring
+//! `Retry-After`, get a bounded number of answers a second and leave the CPU to the admitted
+//! requests.
 //! `/health`, `/ready` and the operator's endpoints have a class of their own, so they answer
 //! however busy the API is.
 //!
@@ -41,10 +44,16 @@ pub struct ShedLimits {
     /// at once, ignoring `Retry-After`, then costs the broker one cheap answer per delay
     /// instead of taking the CPU the admitted requests need.
     pub shed_delay: Duration,
+    /// The `503`s per second the broker answers at most while it is holding many shed
+    /// requests: when more are held than this rate lets out within [`Self::shed_delay`], each
+    /// new one is held longer, so that a flood of clients resending at once costs a bounded
+    /// number of answers a second, whatever its size.
+    pub shed_rate: u32,
+    /// The longest a shed request is held.
+    pub shed_delay_max: Duration,
 }
 
-/// Shed requests held for [`ShedLimits::shed_delay`] at most at once; beyond, the `503` goes
-/// out at once.
+/// Shed requests held at most at once; beyond, the `503` goes out at once.
 const MAX_HELD: usize = 16_384;
 
 impl Default for ShedLimits {
@@ -59,6 +68,8 @@ impl Default for ShedLimits {
             cpu_budget: Duration::from_secs(10),
             retry_after_s: 1,
             shed_delay: Duration::from_secs(1),
+            shed_rate: 1000,
+            shed_delay_max: Duration::from_secs(10),
         }
     }
 }
@@ -151,6 +162,15 @@ impl Shedder {
     pub fn limits(&self) -> &ShedLimits {
         &self.limits
     }
+
+    /// How long a shed request is held when `held` others are held already: the base delay,
+    /// or long enough that the requests ahead of it go out at `shed_rate` a second, up to
+    /// `shed_delay_max`.
+    pub fn hold_for(&self, held: usize) -> Duration {
+        let l = &self.limits;
+        let paced = Duration::from_secs_f64(held as f64 / f64::from(l.shed_rate.max(1)));
+        paced.clamp(l.shed_delay, l.shed_delay_max.max(l.shed_delay))
+    }
 }
 
 impl Default for Shedder {
@@ -191,10 +211,11 @@ pub async fn admit(State(shed): State<Arc<Shedder>>, req: Request, next: Next) -
     let class = classify(req.method(), req.uri().path(), req.uri().query());
     let Ok(_permit) = shed.class(class).clone().try_acquire_owned() else {
         use std::sync::atomic::Ordering::Relaxed;
-        if !shed.limits.shed_delay.is_zero() && shed.held.fetch_add(1, Relaxed) < MAX_HELD {
-            tokio::time::sleep(shed.limits.shed_delay).await;
-            shed.held.fetch_sub(1, Relaxed);
-        } else if !shed.limits.shed_delay.is_zero() {
+        if !shed.limits.shed_delay.is_zero() {
+            let held = shed.held.fetch_add(1, Relaxed);
+            if held < MAX_HELD {
+                tokio::time::sleep(shed.hold_for(held)).await;
+            }
             shed.held.fetch_sub(1, Relaxed);
         }
         return overloaded(class, shed.limits.retry_after_s);
@@ -373,6 +394,30 @@ mod tests {
         for (m, p, q, want) in cases {
             assert_eq!(classify(&m, p, q), want, "{m} {p}?{q:?}");
         }
+    }
+
+    #[test]
+    fn holds_grow_with_the_flood_so_that_503s_go_out_at_the_shed_rate() {
+        let shed = Shedder::new(ShedLimits {
+            shed_delay: Duration::from_secs(1),
+            shed_rate: 1000,
+            shed_delay_max: Duration::from_secs(10),
+            ..ShedLimits::default()
+        });
+        assert_eq!(shed.hold_for(0), Duration::from_secs(1));
+        assert_eq!(
+            shed.hold_for(999),
+            Duration::from_secs(1),
+            "fits in one delay"
+        );
+        assert_eq!(shed.hold_for(4000), Duration::from_secs(4));
+        assert_eq!(shed.hold_for(100_000), Duration::from_secs(10), "capped");
+        let no_cap_below_base = Shedder::new(ShedLimits {
+            shed_delay: Duration::from_secs(2),
+            shed_delay_max: Duration::from_secs(1),
+            ..ShedLimits::default()
+        });
+        assert_eq!(no_cap_below_base.hold_for(0), Duration::from_secs(2));
     }
 
     #[tokio::test]

@@ -67,6 +67,13 @@ pub struct ServeArgs {
     /// [default: 1000; 0 answers at once].
     #[arg(long, env = "INFOHARBOR_SHED_DELAY_MS")]
     pub shed_delay_ms: Option<u64>,
+    /// 503s a second at most while many shed requests are held: beyond, each is held longer
+    /// (up to shed_delay_max_ms) [default: 1000].
+    #[arg(long, env = "INFOHARBOR_SHED_RATE")]
+    pub shed_rate: Option<u32>,
+    /// The longest a shed request is held, in milliseconds [default: 10000].
+    #[arg(long, env = "INFOHARBOR_SHED_DELAY_MAX_MS")]
+    pub shed_delay_max_ms: Option<u64>,
     /// Requests per second each authenticated identity may sustain; more get 429
     /// [default: 0, no limit].
     #[arg(long, env = "INFOHARBOR_RATE_PER_IDENTITY")]
@@ -136,6 +143,10 @@ pub struct ServeArgs {
     /// /metrics [default: true].
     #[arg(long, env = "INFOHARBOR_METRICS")]
     pub metrics: Option<bool>,
+    /// Tenants that get series of their own in the per-tenant metrics, the largest by
+    /// entities; the others are summed as `(other)` [default: 20].
+    #[arg(long, env = "INFOHARBOR_METRICS_TENANTS")]
+    pub metrics_tenants: Option<usize>,
     /// Folder of @context documents to use instead of fetching them, listed in its
     /// `contexts.toml` [default: none].
     #[arg(long, env = "INFOHARBOR_CONTEXT_DIR")]
@@ -230,6 +241,8 @@ struct FileConfig {
     query_threads: Option<usize>,
     query_budget_ms: Option<u64>,
     shed_delay_ms: Option<u64>,
+    shed_rate: Option<u32>,
+    shed_delay_max_ms: Option<u64>,
     rate_per_identity: Option<f64>,
     rate_burst: Option<f64>,
     max_batch: Option<usize>,
@@ -250,6 +263,7 @@ struct FileConfig {
     log: Option<String>,
     log_format: Option<String>,
     metrics: Option<bool>,
+    metrics_tenants: Option<usize>,
     context_dir: Option<PathBuf>,
     egress_allow: Option<Vec<String>>,
     egress_allow_private: Option<bool>,
@@ -292,6 +306,8 @@ pub struct Config {
     pub query_threads: usize,
     pub query_budget_ms: u64,
     pub shed_delay_ms: u64,
+    pub shed_rate: u32,
+    pub shed_delay_max_ms: u64,
     pub rate_per_identity: f64,
     pub rate_burst: Option<f64>,
     pub max_batch: usize,
@@ -312,6 +328,7 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub metrics: bool,
+    pub metrics_tenants: usize,
     pub context_dir: Option<PathBuf>,
     pub egress: harbor_outbound::EgressPolicy,
     pub auth: harbor_auth::AuthMode,
@@ -417,6 +434,11 @@ impl ServeArgs {
                 .or(file.query_budget_ms)
                 .unwrap_or(10_000),
             shed_delay_ms: self.shed_delay_ms.or(file.shed_delay_ms).unwrap_or(1000),
+            shed_rate: self.shed_rate.or(file.shed_rate).unwrap_or(1000),
+            shed_delay_max_ms: self
+                .shed_delay_max_ms
+                .or(file.shed_delay_max_ms)
+                .unwrap_or(10_000),
             rate_per_identity: self
                 .rate_per_identity
                 .or(file.rate_per_identity)
@@ -478,6 +500,7 @@ impl ServeArgs {
                 .unwrap_or("text")
                 .parse()?,
             metrics: self.metrics.or(file.metrics).unwrap_or(true),
+            metrics_tenants: self.metrics_tenants.or(file.metrics_tenants).unwrap_or(20),
             context_dir: self.context_dir.or(file.context_dir),
             egress: harbor_outbound::EgressPolicy::new(
                 &self.egress_allow.or(file.egress_allow).unwrap_or_default(),
@@ -584,9 +607,16 @@ impl ServeArgs {
             ("max_inflight_writes", cfg.max_inflight_writes),
             ("max_inflight_queries", cfg.max_inflight_queries),
             ("query_threads", cfg.query_threads),
+            ("shed_rate", cfg.shed_rate as usize),
         ] {
             anyhow::ensure!(v > 0, "{name} must be at least 1");
         }
+        anyhow::ensure!(
+            cfg.shed_delay_max_ms >= cfg.shed_delay_ms,
+            "shed_delay_max_ms ({}) must be at least shed_delay_ms ({})",
+            cfg.shed_delay_max_ms,
+            cfg.shed_delay_ms
+        );
         anyhow::ensure!(cfg.max_page > 0, "max_page must be at least 1");
         anyhow::ensure!(
             cfg.max_temporal_instances > 0,
@@ -671,6 +701,8 @@ mod tests {
             "query_threads",
             "query_budget_ms",
             "shed_delay_ms",
+            "shed_rate",
+            "shed_delay_max_ms",
             "rate_per_identity",
             "rate_burst",
             "max_batch",
@@ -689,6 +721,7 @@ mod tests {
             "log",
             "log_format",
             "metrics",
+            "metrics_tenants",
             "egress_allow",
             "egress_allow_private",
             "auth",

@@ -165,6 +165,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             )))
         }
     };
+    let telemetry = crate::telemetry::for_http(&cfg, &store, &engine, &notifier, &historian);
     let state = Arc::new(AppState {
         engine,
         resolver,
@@ -179,6 +180,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 cpu_threads: cfg.query_threads,
                 cpu_budget: Duration::from_millis(cfg.query_budget_ms),
                 shed_delay: Duration::from_millis(cfg.shed_delay_ms),
+                shed_rate: cfg.shed_rate,
+                shed_delay_max: Duration::from_millis(cfg.shed_delay_max_ms),
                 ..Default::default()
             },
             rate: harbor_http::rate::RateLimit {
@@ -191,7 +194,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         keys: Some(keys),
         policies: Some(policies),
         audit: Some(audit.clone()),
-        telemetry: crate::telemetry::for_http(&cfg, &store, &notifier, &historian),
+        telemetry,
     });
     let mut server = server_config(&cfg)?;
     server.connections = state.telemetry.connections();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use harbor_engine::history::Historian;
 use harbor_engine::notify::Notifier;
+use harbor_engine::Engine;
 use harbor_http::telemetry::Telemetry;
 use harbor_store_embedded::EmbeddedStore;
 
@@ -35,6 +36,7 @@ pub fn init_logs(cfg: &Config) -> anyhow::Result<()> {
 pub fn for_http(
     cfg: &Config,
     store: &EmbeddedStore,
+    engine: &Arc<Engine>,
     notifier: &Arc<Notifier>,
     historian: &Arc<Historian>,
 ) -> Telemetry {
@@ -48,6 +50,11 @@ pub fn for_http(
             &mut registry,
             Some(notifier.clone()),
             Some(historian.clone()),
+        );
+        harbor_engine::metrics::register_tenants(
+            &mut registry,
+            engine.clone(),
+            cfg.metrics_tenants,
         );
         Telemetry::new(registry)
     } else {

@@ -271,6 +271,18 @@ async fn metrics_pass_promtool_move_with_their_events_and_cover_the_alert_rules(
     assert!(value(&after, "process_open_fds") > 0.0);
     assert!(value(&after, "process_max_fds") >= value(&after, "process_open_fds"));
     assert_eq!(value(&after, "infoharbor_part_up{part=\"historian\"}"), 1.0);
+    let default_tenant = |metric: &str| format!("{metric}{{tenant=\"(default)\"}}");
+    for (metric, made) in [
+        ("infoharbor_tenant_entities", 2.0),
+        ("infoharbor_tenant_subscriptions", 2.0),
+    ] {
+        let series = default_tenant(metric);
+        assert_eq!(
+            value(&after, &series) - value(&before, &series),
+            made,
+            "{series}:\n{after}"
+        );
+    }
 
     let (ok, report) = promtool(&["check", "metrics"], &after);
     assert!(ok, "promtool check metrics:\n{report}\n{after}");
@@ -289,6 +301,73 @@ async fn metrics_pass_promtool_move_with_their_events_and_cover_the_alert_rules(
         text.matches("- alert:").count() >= 10,
         "at least ten alert rules"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_tenant_counts_name_the_largest_tenants_and_sum_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        dir.path(),
+        0,
+        &["--metrics-tenants", "2"],
+    )
+    .await;
+    let base = broker.base.clone();
+    let c = client();
+    // Five tenants (the default one included) with 4, 3, 2, 1 and 0 entities.
+    for (tenant, n) in [("city-a", 4), ("city-b", 3), ("city-c", 2), ("city-d", 1)] {
+        for i in 0..n {
+            let r = c
+                .post(format!("{base}/ngsi-ld/v1/entities"))
+                .header("NGSILD-Tenant", tenant)
+                .json(&json!({"id": format!("urn:ngsi-ld:Bay:{i}"), "type": "Bay"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        }
+    }
+    let r = c
+        .post(format!("{base}/ngsi-ld/v1/subscriptions"))
+        .header("NGSILD-Tenant", "city-d")
+        .json(&json!({
+            "type": "Subscription",
+            "entities": [{"type": "Bay"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n", "accept": "application/json"}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let text = scrape(&c, &base).await;
+    assert_eq!(value(&text, "infoharbor_tenants"), 5.0, "{text}");
+    let entities = |tenant: &str| {
+        value(
+            &text,
+            &format!("infoharbor_tenant_entities{{tenant=\"{tenant}\"}}"),
+        )
+    };
+    assert_eq!(entities("city-a"), 4.0, "{text}");
+    assert_eq!(entities("city-b"), 3.0, "{text}");
+    assert_eq!(
+        entities("(other)"),
+        3.0,
+        "city-c, city-d and the default: {text}"
+    );
+    assert_eq!(
+        value(&text, "infoharbor_tenant_subscriptions{tenant=\"(other)\"}"),
+        1.0,
+        "{text}"
+    );
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("infoharbor_tenant_entities{"))
+        .count();
+    assert_eq!(series, 3, "two tenants by name and (other):\n{text}");
+    assert!(!text.contains("city-c"), "{text}");
+    let (ok, report) = promtool(&["check", "metrics"], &text);
+    assert!(ok, "promtool check metrics:\n{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
