@@ -219,7 +219,8 @@ impl World {
     }
 }
 
-async fn key(app: &axum::Router, operator: &str, grants: &[&str]) -> (String, String) {
+/// A new API key with `grants`: its text and its id (for `subject:key:ID`).
+pub(super) async fn key(app: &axum::Router, operator: &str, grants: &[&str]) -> (String, String) {
     let (status, body, _) = call(
         app,
         "POST",
