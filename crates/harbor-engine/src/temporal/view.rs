@@ -222,7 +222,9 @@ mod tests {
             attrs: attrs.map(|a| a.iter().map(|n| n.to_string()).collect()),
             ..Default::default()
         };
-        let cases: [(Option<&[&str]>, &Opened, Option<Vec<&str>>); 4] = [
+        // (attrs asked for, what is opened, the attrs selected)
+        type Case<'a> = (Option<&'a [&'a str]>, &'a Opened, Option<Vec<&'a str>>);
+        let cases: [Case<'_>; 4] = [
             (None, &Opened::All, None),
             (Some(&["a", "c"]), &Opened::All, Some(vec!["a", "c"])),
             (None, &only, Some(vec!["a", "b", SCOPE_ATTR])),

@@ -38,12 +38,15 @@ pub(super) async fn broker_with(
     (router(Arc::new(adjust(state))), operator)
 }
 
+/// A policy for a test's partner: id, actions, entity selectors, attrs.
+pub(super) type PolicyFor<'a> = (&'a str, &'a [&'a str], Value, Option<&'a [&'a str]>);
+
 /// A key of a partner city (a role only in its own tenant) and the policies given for it in
-/// `TENANT`: (id, actions, entity selectors, attrs).
+/// `TENANT`.
 pub(super) async fn partner(
     app: &axum::Router,
     operator: &str,
-    policies: &[(&str, &[&str], Value, Option<&[&str]>)],
+    policies: &[PolicyFor<'_>],
 ) -> String {
     let (text, id) = key(app, operator, &["reader@kl"]).await;
     for (pid, actions, entities, attrs) in policies {
