@@ -2,7 +2,7 @@
 //!
 //! Access to a history is decided on the entity it is the history of, as that entity is now:
 //! the current entity, or, for one that is no longer current (deleted, or never created
-//! through the core API), the entity as its history last recorded it ([`Engine::last_recorded`]).
+//! through the core API), the entity as its history last recorded it (`last_recorded` below).
 //! A reader then sees the instances of the attributes opened on that entity, and the scope's
 //! history with it, as it sees the entity's scope. Queries evaluate their filters on what is
 //! visible only, so that neither a match nor a count tells anything about what is hidden.

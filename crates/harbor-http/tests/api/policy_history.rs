@@ -682,3 +682,35 @@ async fn temporal_writes_of_what_is_not_opened_are_refused_whole() {
     let (s, _, _) = get(&app, &partner, &p1).await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn a_written_scope_history_must_keep_the_entity_selected() {
+    let (app, operator) = broker("policy-history-scope", 1000).await;
+    let partner = partner(
+        &app,
+        &operator,
+        &[("north", &["write"], json!([{"scopeQ": "/north/#"}]), None)],
+    )
+    .await;
+    let e = json!({"id": "urn:s:1", "type": "Sensor", "scope": "/north/a",
+                   "level": {"type": "Property", "value": 1}});
+    let (s, v, _) = send(&app, &operator, "POST", "/ngsi-ld/v1/entities", e).await;
+    assert_eq!(s, 201, "{v}");
+    let scopes = || async {
+        let (s, v, _) = get(&app, &operator, &format!("{T}/urn:s:1")).await;
+        assert_eq!(s, 200, "{v}");
+        v["scope"].clone()
+    };
+    let was = scopes().await;
+    let uri = format!("{T}/urn:s:1/attrs");
+    let at = |scope: &str, minute: u32| {
+        json!({"scope": [{"type": "Property", "value": scope,
+                          "observedAt": format!("2020-01-01T10:{minute:02}:00Z")}]})
+    };
+    let (s, v, _) = send(&app, &partner, "POST", &uri, at("/south/c", 0)).await;
+    assert_eq!(s, 403, "a past in the south is outside the policy: {v}");
+    assert_eq!(scopes().await, was, "nothing written");
+    let (s, v, _) = send(&app, &partner, "POST", &uri, at("/north/b", 1)).await;
+    assert_eq!(s, 204, "{v}");
+    assert_ne!(scopes().await, was);
+}
