@@ -25,6 +25,8 @@ use serde_json::Value;
 
 use crate::{Action, AuthError, Grant, Identity};
 
+mod registration;
+
 /// Policies at most, over all tenants.
 pub const MAX_POLICIES: usize = 10_000;
 /// Subjects, selectors and attributes of one policy, at most each.
@@ -347,8 +349,9 @@ impl Access {
     }
 
     /// The attributes of `e` this access opens: `None` when it does not select `e` at all,
-    /// `Some(None)` for all of them.
-    fn opened(&self, e: &Entity) -> Option<Option<BTreeSet<&str>>> {
+    /// `Some(None)` for all of them. The names are opened whether `e` has them or not: the
+    /// history of an entity holds attributes it no longer has.
+    pub fn opened(&self, e: &Entity) -> Option<Option<BTreeSet<&str>>> {
         match self {
             Access::Full => Some(None),
             Access::Denied => None,

@@ -67,3 +67,14 @@ pub(crate) fn check(before: Option<&Entity>, after: Option<&Entity>) -> NgsiResu
     RULE.try_with(|rule| rule.check(before, after, &touched(before, after)))
         .unwrap_or(Ok(()))
 }
+
+/// Checks one change whose touched attributes the caller names: the Temporal API writes
+/// instances of attributes whether or not the current state changes with them.
+pub(crate) fn check_named(
+    before: Option<&Entity>,
+    after: Option<&Entity>,
+    touched: &[&str],
+) -> NgsiResult<()> {
+    RULE.try_with(|rule| rule.check(before, after, touched))
+        .unwrap_or(Ok(()))
+}

@@ -29,7 +29,9 @@ pub use entities::{NotUpdated, UpdateResult};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 pub use purge::{PurgeAction, PurgeFilter};
 pub use quota::Quotas;
-pub use temporal::{AggregatedEntity, InstanceSelection, TemporalPage, TemporalRange};
+pub use temporal::{
+    AggregatedEntity, HistoryView, InstanceSelection, Opened, TemporalPage, TemporalRange,
+};
 
 /// Limits every request is held to.
 #[derive(Debug, Clone)]

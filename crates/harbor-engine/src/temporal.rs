@@ -15,6 +15,10 @@
 //! scope has a history of its own (4.5.6, recorded under `SCOPE_ATTR`): `scopeQ` matches
 //! when a matching scope held within the time window, and then only the instances observed
 //! while it held are returned; an entity without scope history is matched on its header.
+//!
+//! Access policies reach history through a [`HistoryView`] for reads and the request's write
+//! rule ([`crate::access`]) for writes, both decided on the entity the history belongs to
+//! (module `view`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,8 +37,10 @@ use crate::{store_err, Engine};
 
 mod aggregate;
 mod query;
+mod view;
 
 pub use aggregate::AggregatedEntity;
+pub use view::{HistoryView, Opened};
 
 /// Which instances of a temporal entity to return.
 #[derive(Debug, Clone, Default)]
@@ -222,6 +228,12 @@ impl Engine {
             .temporal()?
             .temporal_header(tenant, &id)
             .map_err(store_err)?;
+        // A writer under a rule writes to the history of the entity as it is now (if any).
+        let before = match (&old, crate::access::active()) {
+            (_, false) => None,
+            (Some(h), true) => Some(self.history_subject(tenant, h)?),
+            (None, true) => self.current(tenant, &id)?,
+        };
         let created = old.is_none();
         let mut header = match old {
             None => TemporalHeader {
@@ -245,6 +257,29 @@ impl Engine {
                 h
             }
         };
+        if crate::access::active() {
+            // What the write makes of the entity: the types and scopes it gives, or for a new
+            // one the current state it brings into being.
+            let after = match &before {
+                Some(b) => {
+                    let mut e = Entity::clone(b);
+                    for t in &input.types {
+                        if !e.types.contains(t) {
+                            e.types.push(t.clone());
+                        }
+                    }
+                    if let Some(s) = &input.scopes {
+                        e.scopes = s.clone();
+                    }
+                    e
+                }
+                None => split_latest(&id, input.clone(), now)
+                    .0
+                    .unwrap_or_else(|| view::bare(&header)),
+            };
+            let (touched, scopes) = view::written(&input);
+            view::check_write(&id, before.as_deref(), Some(&after), &touched, &scopes)?;
+        }
         if created && self.current(tenant, &id)?.is_none() {
             // The entity comes into being with its temporal evolution: its current state is
             // the latest of the instances given. That commit records those latest instances
@@ -284,6 +319,11 @@ impl Engine {
         }
         let _g = self.locks.lock(tenant, id).await;
         let mut header = self.temporal_header(tenant, id)?;
+        if crate::access::active() {
+            let before = self.history_subject(tenant, &header)?;
+            let (touched, scopes) = view::written(&input);
+            view::check_write(id, Some(&before), Some(&before), &touched, &scopes)?;
+        }
         header.modified_at = time::now();
         let mut changes = vec![TemporalChange::PutHeader(header)];
         self.put_instances(tenant, id, input, &mut changes)?;
@@ -299,6 +339,20 @@ impl Engine {
         self.history_caught_up().await;
         let _g = self.locks.lock(tenant, id).await;
         let header = self.temporal_header(tenant, id)?;
+        if crate::access::active() {
+            // Every attribute of the history goes, and of the current entity if it goes too.
+            let before = self.history_subject(tenant, &header)?;
+            let mut names = self
+                .temporal()?
+                .temporal_attrs(tenant, id)
+                .map_err(store_err)?;
+            names.retain(|n| n != SCOPE_ATTR);
+            names.extend(before.attrs.keys().cloned());
+            names.sort();
+            names.dedup();
+            let touched: Vec<&str> = names.iter().map(String::as_str).collect();
+            view::check_write(id, Some(&before), None, &touched, &[])?;
+        }
         if header.provided_current && self.current(tenant, id)?.is_some() {
             self.store
                 .commit(tenant, vec![Change::Delete(id.to_string())])
@@ -345,7 +399,8 @@ impl Engine {
     ) -> NgsiResult<()> {
         self.history_caught_up().await;
         let _g = self.locks.lock(tenant, id).await;
-        self.temporal_header(tenant, id)?;
+        let header = self.temporal_header(tenant, id)?;
+        self.check_attrs_write(tenant, &header, &[attr])?;
         let all = self.all_instances(tenant, id, attr)?;
         if all.is_empty() {
             return Err(NgsiError::not_found(format!(
@@ -376,6 +431,7 @@ impl Engine {
         self.commit_temporal(tenant, changes).await
     }
 
+    /// The instance a write addresses, once the request's write rule allows writing `attr`.
     fn find_instance(
         &self,
         tenant: &Tenant,
@@ -383,7 +439,8 @@ impl Engine {
         attr: &str,
         instance: &str,
     ) -> NgsiResult<TemporalInstance> {
-        self.temporal_header(tenant, id)?;
+        let header = self.temporal_header(tenant, id)?;
+        self.check_attrs_write(tenant, &header, &[attr])?;
         let all = self.all_instances(tenant, id, attr)?;
         if all.is_empty() {
             return Err(NgsiError::not_found(format!(

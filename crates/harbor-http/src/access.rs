@@ -1,14 +1,15 @@
 //! Access policies at the API: the [`Access`] of a request (settled by the auth guard) as an
 //! extractor, the write rule that carries it into the engine's commits, and the filtering of
 //! what a partial subject reads: entities projected onto their opened attributes, and filters,
-//! counts and pages computed over that projection only.
+//! counts and pages computed over that projection only; the same for histories (through the
+//! engine's `HistoryView`) and for registrations.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use harbor_auth::{Access, Identity};
-use harbor_model::{Entity, ErrorKind, NgsiError, NgsiResult};
+use harbor_model::{Entity, ErrorKind, NgsiError, NgsiResult, Registration};
 use harbor_store::EntityQuery;
 
 use crate::SharedState;
@@ -73,6 +74,30 @@ impl Seen {
         }
         let project = |e: &Arc<Entity>| self.0.project(e);
         f(Some(&project))
+    }
+
+    /// Runs a temporal read with what the identity may see of each entity's history.
+    pub fn history<T>(&self, f: impl FnOnce(Option<harbor_engine::HistoryView<'_>>) -> T) -> T {
+        if self.0.is_full() {
+            return f(None);
+        }
+        let view = |e: &Entity| {
+            self.0.opened(e).map(|names| match names {
+                None => harbor_engine::Opened::All,
+                Some(names) => {
+                    harbor_engine::Opened::Only(names.into_iter().map(str::to_string).collect())
+                }
+            })
+        };
+        f(Some(&view))
+    }
+
+    /// The registration as the identity may see it, or the same not-found answer as for
+    /// one that does not exist.
+    pub fn registration(&self, r: &Arc<Registration>) -> NgsiResult<Arc<Registration>> {
+        self.0
+            .project_registration(r)
+            .ok_or_else(|| NgsiError::not_found(format!("registration {} does not exist", r.id)))
     }
 
     /// The projections of `found` that pass `post` (from [`Seen::split`]).

@@ -215,12 +215,14 @@ pub async fn guard(State(g): State<Guarded>, mut req: Request, next: Next) -> Re
                 .unwrap_or_else(|| format!("{} may not do this", identity.name()));
             return deny(&state, &req, &identity.name(), &AuthError::Forbidden(why));
         }
-        // Reads and writes are filtered and checked by entity and attribute; the other
-        // actions are not yet, so a policy does not open them.
+        // What is filtered and checked by entity and attribute is opened by a policy; the
+        // rest (managing a tenant: purges, registrations, contexts; subscriptions to
+        // registrations) needs a role.
         Access::Partial(_) if !filtered(action, req.uri().path()) => {
             let why = format!(
-                "{} may not {} in {}: access policies open reading, writing and subscribing \
-                 to entities, not {}; that needs a role",
+                "{} may not {} in {}: access policies open reading, writing, subscribing to \
+                 and the history of entities, and reading registrations; this operation needs \
+                 a role that grants {}",
                 identity.name(),
                 action.as_str(),
                 shown(&in_tenant),
@@ -284,19 +286,22 @@ fn deny(state: &SharedState, req: &Request, who: &str, e: &AuthError) -> Respons
 }
 
 /// Whether the operation filters what it reads, checks what it writes, or projects what it
-/// notifies by policy: the entity operations, discovery, and subscriptions to entities.
+/// notifies by policy: the entity operations, discovery, reading registrations (and, through
+/// them, forwarded entities), subscriptions to entities, and the temporal API.
 fn filtered(action: Action, path: &str) -> bool {
     let Some(api) = path.strip_prefix("/ngsi-ld/v1/") else {
         return false;
     };
     let first = api.split('/').next().unwrap_or("");
     match action {
-        Action::Read | Action::Write => matches!(
+        Action::Read => matches!(
             first,
-            "entities" | "entityOperations" | "types" | "attributes"
+            "entities" | "entityOperations" | "types" | "attributes" | "csourceRegistrations"
         ),
+        Action::Write => matches!(first, "entities" | "entityOperations" | "temporal"),
         Action::Subscribe => first == "subscriptions",
-        Action::History | Action::Manage => false,
+        Action::History => first == "temporal",
+        Action::Manage => false,
     }
 }
 
@@ -427,6 +432,32 @@ mod tests {
             .iter()
             .filter(|(m, p, want)| needs(m, p) != *want)
             .map(|(m, p, want)| format!("{m} {p}: want {want:?}, got {:?}", needs(m, p)))
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn a_policy_opens_the_operations_that_filter_by_it() {
+        use Action::*;
+        let cases: &[(Action, &str, bool)] = &[
+            (Read, "/ngsi-ld/v1/entities", true),
+            (Read, "/ngsi-ld/v1/types", true),
+            (Read, "/ngsi-ld/v1/csourceRegistrations", true),
+            (Read, "/ngsi-ld/v1/csourceRegistrations/urn:r", true),
+            (Write, "/ngsi-ld/v1/entityOperations/upsert", true),
+            (Write, "/ngsi-ld/v1/temporal/entities/urn:x/attrs", true),
+            (Write, "/ngsi-ld/v1/jsonldContexts", false),
+            (History, "/ngsi-ld/v1/temporal/entities", true),
+            (History, "/ngsi-ld/v1/temporal/entityOperations/query", true),
+            (Subscribe, "/ngsi-ld/v1/subscriptions", true),
+            (Subscribe, "/ngsi-ld/v1/csourceSubscriptions", false),
+            (Manage, "/ngsi-ld/v1/csourceRegistrations", false),
+            (Manage, "/ngsi-ld/v1/entities", false),
+        ];
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter(|(a, p, want)| filtered(*a, p) != *want)
+            .map(|(a, p, want)| format!("{} {p}: want {want}", a.as_str()))
             .collect();
         assert!(wrong.is_empty(), "{wrong:#?}");
     }

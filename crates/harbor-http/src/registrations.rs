@@ -15,6 +15,7 @@ use harbor_jsonld::Context;
 use harbor_model::{time, NgsiError, Registration};
 use harbor_query::{parse_coordinates_text, parse_geo_query, parse_q, parse_scope_q};
 
+use crate::access::Seen;
 use crate::entities::read_json;
 use crate::error::ApiResult;
 use crate::negotiate;
@@ -232,6 +233,7 @@ fn check_expressions(p: &Params, ctx: &Context) -> ApiResult<()> {
 /// GET /csourceRegistrations — 5.10.2.
 pub async fn query(
     State(s): State<SharedState>,
+    seen: Seen,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -244,10 +246,12 @@ pub async fn query(
     let page = query::page(&p, limits.default_page, limits.max_page)?;
     let filter = Filter::parse(&p, &ld.ctx)?;
     let sys = sys_attrs(&p)?;
+    // A partial reader's filters run on what it may see of each registration.
     let all: Vec<_> = s
         .engine
         .query_registrations(&tenant)?
-        .into_iter()
+        .iter()
+        .filter_map(|r| seen.0.project_registration(r))
         .filter(|r| filter.matches(r))
         .collect();
     let items = all
@@ -270,6 +274,7 @@ pub async fn query(
 /// GET /csourceRegistrations/{id} — 5.10.1.
 pub async fn retrieve(
     State(s): State<SharedState>,
+    seen: Seen,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -280,7 +285,7 @@ pub async fn retrieve(
     p.only(allowed::RETRIEVE_REGISTRATION)?;
     let media = negotiate::accept(&headers, false)?;
     let ld = crate::body::context_from_link(&s, &headers).await?;
-    let reg = s.engine.retrieve_registration(&tenant, &id)?;
+    let reg = seen.registration(&s.engine.retrieve_registration(&tenant, &id)?)?;
     let body = render_registration(&reg, &ld.ctx, sys_attrs(&p)?);
     Ok(reply::json(
         StatusCode::OK,

@@ -17,6 +17,7 @@ use harbor_query::{
 };
 use serde_json::Value;
 
+use crate::access::Seen;
 use crate::body::Ld;
 use crate::entities::{check_attr_name, check_id, read_json};
 use crate::error::ApiResult;
@@ -362,6 +363,7 @@ pub async fn delete_instance(
 /// GET /temporal/entities/{id} — 5.7.3.
 pub async fn retrieve(
     State(s): State<SharedState>,
+    seen: Seen,
     pool: CpuPool,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -379,13 +381,15 @@ pub async fn retrieve(
     let ld = body::context_from_link(&s, &headers).await?;
     let r = request(&s, &p, &ld)?;
     s.engine.history_caught_up().await;
-    pool.offload(move || retrieved(&s, &tenant, &id, &p, &ld, media, &r))
+    pool.offload(move || retrieved(&s, &seen, &tenant, &id, &p, &ld, media, &r))
         .await
 }
 
-/// The temporal entity `id`, read and rendered.
+/// The temporal entity `id`, read and rendered as far as the identity may see it.
+#[allow(clippy::too_many_arguments)]
 fn retrieved(
     s: &SharedState,
+    seen: &Seen,
     tenant: &harbor_model::Tenant,
     id: &str,
     p: &Params,
@@ -396,14 +400,16 @@ fn retrieved(
     // An aggregation is computed as the instances are read, never holding them.
     let (v, range) = match &r.aggregation {
         Some(aggr) => {
-            let (e, range) = s
-                .engine
-                .retrieve_aggregated_temporal_entity(tenant, id, &r.sel, aggr, &ld.ctx)?;
+            let (e, range) = seen.history(|view| {
+                s.engine
+                    .retrieve_aggregated_temporal_entity(tenant, id, &r.sel, aggr, &ld.ctx, view)
+            })?;
             check_retrieved(id, &e, r, p, ld)?;
             (render_aggregated(&e, ld, r), range)
         }
         None => {
-            let (e, range) = s.engine.retrieve_temporal_entity(tenant, id, &r.sel)?;
+            let (e, range) =
+                seen.history(|view| s.engine.retrieve_temporal_entity(tenant, id, &r.sel, view))?;
             check_retrieved(id, &e, r, p, ld)?;
             (render(&e, ld, r), range)
         }
@@ -468,6 +474,7 @@ fn partial(range: Option<TemporalRange>) -> (StatusCode, HeaderMap) {
 /// GET /temporal/entities — 5.7.4.
 pub async fn query_get(
     State(s): State<SharedState>,
+    seen: Seen,
     pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -482,6 +489,7 @@ pub async fn query_get(
     pool.offload(move || {
         run_query(
             &s,
+            &seen,
             &tenant,
             media,
             &ld,
@@ -523,6 +531,7 @@ fn temporal_q_pairs(tq: &Value, pairs: &mut Vec<(String, String)>) -> NgsiResult
 /// POST /temporal/entityOperations/query — 5.7.4 with a Query body.
 pub async fn query_post(
     State(s): State<SharedState>,
+    seen: Seen,
     pool: CpuPool,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -549,6 +558,7 @@ pub async fn query_post(
     pool.offload(move || {
         run_query(
             &s,
+            &seen,
             &tenant,
             media,
             &b.ld,
@@ -560,8 +570,10 @@ pub async fn query_post(
     .await
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_query(
     s: &SharedState,
+    seen: &Seen,
     tenant: &harbor_model::Tenant,
     media: Media,
     ld: &Ld,
@@ -610,9 +622,11 @@ fn run_query(
     };
     let (items, total, range) = match &r.aggregation {
         Some(aggr) => {
-            let (found, total, range) = s
-                .engine
-                .query_aggregated_temporal_entities(tenant, &q, &r.sel, aggr, &ld.ctx, page)?;
+            let (found, total, range) = seen.history(|view| {
+                s.engine.query_aggregated_temporal_entities(
+                    tenant, &q, &r.sel, aggr, &ld.ctx, page, view,
+                )
+            })?;
             let items: Vec<Value> = found
                 .iter()
                 .filter_map(|e| render_aggregated(e, ld, &r))
@@ -620,8 +634,10 @@ fn run_query(
             (items, total, range)
         }
         None => {
-            let (found, total, range) =
-                s.engine.query_temporal_entities(tenant, &q, &r.sel, page)?;
+            let (found, total, range) = seen.history(|view| {
+                s.engine
+                    .query_temporal_entities(tenant, &q, &r.sel, page, view)
+            })?;
             let items: Vec<Value> = found.iter().filter_map(|e| render(e, ld, &r)).collect();
             (items, total, range)
         }

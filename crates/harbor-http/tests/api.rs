@@ -29,6 +29,10 @@ mod common_behaviours;
 mod limits;
 #[path = "api/policies.rs"]
 mod policies;
+#[path = "api/policy_history.rs"]
+mod policy_history;
+#[path = "api/policy_sources.rs"]
+mod policy_sources;
 #[path = "api/registrations.rs"]
 mod registrations;
 #[path = "api/subscriptions.rs"]

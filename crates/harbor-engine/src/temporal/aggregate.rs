@@ -24,7 +24,8 @@ use harbor_store::{EntityQuery, InstanceRange, InstanceSample, SamplePayload, Te
 use serde_json::Value;
 
 use super::query::Paging;
-use super::{InstanceSelection, TemporalPage, TemporalRange};
+use super::view::HistoryView;
+use super::{not_found, InstanceSelection, TemporalPage, TemporalRange};
 use crate::{store_err, Engine};
 
 /// A temporal entity with each attribute aggregated: one series per `datasetId`. An
@@ -33,7 +34,8 @@ pub type AggregatedEntity = TemporalEntity<Vec<AggregatedSeries>>;
 
 impl Engine {
     /// 5.7.3 Retrieve Temporal Evolution of an Entity, aggregated (4.5.19). `ctx` compacts
-    /// the values of VocabProperties, as the simplified representation shows them.
+    /// the values of VocabProperties, as the simplified representation shows them; a `view`
+    /// keeps it to what the reader may see, as `retrieve_temporal_entity` does.
     pub fn retrieve_aggregated_temporal_entity(
         &self,
         tenant: &Tenant,
@@ -41,10 +43,14 @@ impl Engine {
         sel: &InstanceSelection,
         aggr: &Aggregation,
         ctx: &Context,
+        view: Option<HistoryView<'_>>,
     ) -> NgsiResult<(AggregatedEntity, Option<TemporalRange>)> {
         self.check_tenant(tenant)?;
         let header = self.temporal_header(tenant, id)?;
-        self.aggregate_temporal(tenant, header, sel, aggr, ctx)
+        let opened = self
+            .opened(tenant, &header, view)?
+            .ok_or_else(|| not_found(id))?;
+        self.aggregate_temporal(tenant, header, &sel.within(&opened), aggr, ctx)
     }
 
     /// 5.7.4 Query Temporal Evolution of Entities, aggregated (4.5.19): the entities that
@@ -58,15 +64,16 @@ impl Engine {
         aggr: &Aggregation,
         ctx: &Context,
         page: TemporalPage,
+        view: Option<HistoryView<'_>>,
     ) -> NgsiResult<(Vec<AggregatedEntity>, usize, Option<TemporalRange>)> {
         // An aggregated entity cannot be cut again: the page reports the first range one
         // had to be cut to.
         let paging = Paging {
-            load: &|h, _| self.aggregate_temporal(tenant, h, sel, aggr, ctx),
+            load: &|h, _, sel| self.aggregate_temporal(tenant, h, sel, aggr, ctx),
             combine: &|first, r| first.unwrap_or(r),
             finish: &|_, first| first,
         };
-        self.select_temporal(tenant, q, sel, page, paging)
+        self.select_temporal(tenant, q, sel, page, paging, view)
     }
 
     /// One temporal entity, aggregated.

@@ -12,11 +12,13 @@ use harbor_model::{
 use harbor_query::TemporalQuery;
 use harbor_store::{EntityQuery, InstanceRange};
 
-use super::{InstanceSelection, TemporalPage, TemporalRange};
+use super::view::{HistoryView, Opened};
+use super::{not_found, InstanceSelection, TemporalPage, TemporalRange};
 use crate::{store_err, Engine};
 
 /// How a temporal query makes each entity it selects and cuts its page (6.3.10): `load` makes
-/// one (its instances, or their aggregation) with where it had to be cut, if it was;
+/// one (its instances, or their aggregation, as the entity's own selection says: the
+/// request's, kept to what the reader may see) with where it had to be cut, if it was;
 /// `combine` keeps the cut reached first; `finish` cuts the page at it and says what range
 /// the page covers.
 #[allow(clippy::type_complexity)]
@@ -24,6 +26,7 @@ pub(crate) struct Paging<'a, A, C> {
     pub load: &'a dyn Fn(
         TemporalHeader,
         Option<&[ScopeSpan]>,
+        &InstanceSelection,
     ) -> NgsiResult<(TemporalEntity<A>, Option<C>)>,
     pub combine: &'a dyn Fn(Option<C>, C) -> C,
     pub finish: &'a dyn Fn(&mut [TemporalEntity<A>], Option<C>) -> Option<TemporalRange>,
@@ -204,25 +207,38 @@ impl Engine {
         Ok((e, range))
     }
 
-    /// 5.7.3 Retrieve Temporal Evolution of an Entity.
+    /// 5.7.3 Retrieve Temporal Evolution of an Entity; with a `view`, what it opens (a history
+    /// it does not open answers as a missing one).
     pub fn retrieve_temporal_entity(
         &self,
         tenant: &Tenant,
         id: &str,
         sel: &InstanceSelection,
+        view: Option<HistoryView<'_>>,
     ) -> NgsiResult<(TemporalEntity, Option<TemporalRange>)> {
         self.check_tenant(tenant)?;
         let header = self.temporal_header(tenant, id)?;
-        self.load_temporal(tenant, header, sel)
+        let opened = self
+            .opened(tenant, &header, view)?
+            .ok_or_else(|| not_found(id))?;
+        self.load_temporal(tenant, header, &sel.within(&opened))
     }
 
-    /// The latest state of a temporal entity: the newest instance of each attribute and
-    /// datasetId that is not a deletion; the scopes of the scope's latest instance.
-    fn latest_state(&self, tenant: &Tenant, h: &TemporalHeader) -> NgsiResult<Entity> {
+    /// The latest state of a temporal entity: the newest instance of each opened attribute
+    /// and datasetId that is not a deletion; the scopes of the scope's latest instance.
+    fn latest_state(
+        &self,
+        tenant: &Tenant,
+        h: &TemporalHeader,
+        opened: &Opened,
+    ) -> NgsiResult<Entity> {
         let store = self.temporal()?;
         let mut attrs = BTreeMap::new();
         let mut scopes = h.scopes.clone();
         for name in store.temporal_attrs(tenant, &h.id).map_err(store_err)? {
+            if !opened.opens(&name) {
+                continue;
+            }
             if name == SCOPE_ATTR {
                 let history = self.scope_history(tenant, &h.id)?;
                 scopes = scope_spans(&history)
@@ -270,21 +286,24 @@ impl Engine {
     /// 5.7.4 Query Temporal Evolution of Entities: one page of the matching temporal
     /// entities (by id, descending when asked), how many match in all, and the time range
     /// the page was cut to: one cut for every entity of the page (6.3.10). With a `timerel`,
-    /// `attrs` or `datasetId`, an entity with no instance selected does not match.
+    /// `attrs` or `datasetId`, an entity with no instance selected does not match. With a
+    /// `view`, only what it opens: the filters, the count and the cut are those of what the
+    /// reader may see (module `view`).
     pub fn query_temporal_entities(
         &self,
         tenant: &Tenant,
         q: &EntityQuery,
         sel: &InstanceSelection,
         page: TemporalPage,
+        view: Option<HistoryView<'_>>,
     ) -> NgsiResult<(Vec<TemporalEntity>, usize, Option<TemporalRange>)> {
         let backwards = sel.query.last_n.is_some();
         let paging = Paging {
-            load: &|h, within| self.select_instances(tenant, h, sel, within),
+            load: &|h, within, sel| self.select_instances(tenant, h, sel, within),
             combine: &|cut, c| earlier_in_paging(cut, c, backwards),
             finish: &|loaded, cut| cut_page(loaded, cut, &sel.query),
         };
-        self.select_temporal(tenant, q, sel, page, paging)
+        self.select_temporal(tenant, q, sel, page, paging, view)
     }
 
     /// The matching temporal entities as `query_temporal_entities` selects them, each made
@@ -296,6 +315,7 @@ impl Engine {
         sel: &InstanceSelection,
         page: TemporalPage,
         paging: Paging<'_, A, C>,
+        view: Option<HistoryView<'_>>,
     ) -> NgsiResult<(Vec<TemporalEntity<A>>, usize, Option<TemporalRange>)> {
         let Paging {
             load,
@@ -327,21 +347,19 @@ impl Engine {
             .into_iter()
             .filter(|h| q.matches_identity(&h.id, &h.types))
         {
+            // A history the reader may not see does not exist for it; of one it may, the
+            // filters below see only the opened attributes.
+            let Some(opened) = self.opened(tenant, &h, view)? else {
+                continue;
+            };
             let mut e = if needs_state {
-                self.latest_state(tenant, &h)?
+                self.latest_state(tenant, &h, &opened)?
             } else {
-                Entity {
-                    id: h.id.clone(),
-                    types: h.types.clone(),
-                    scopes: h.scopes.clone(),
-                    attrs: BTreeMap::new(),
-                    created_at: h.created_at,
-                    modified_at: h.modified_at,
-                    expires_at: None,
-                }
+                super::view::bare(&h)
             };
             if let Some(wanted) = &q.attrs {
-                let names = store.temporal_attrs(tenant, &h.id).map_err(store_err)?;
+                let mut names = store.temporal_attrs(tenant, &h.id).map_err(store_err)?;
+                names.retain(|n| opened.opens(n));
                 if !wanted.iter().any(|a| names.contains(a)) {
                     continue;
                 }
@@ -368,7 +386,7 @@ impl Engine {
                 }
             }
             if q.matches(&e) {
-                matching.push((h, within));
+                matching.push((h, within, opened));
             }
         }
         if page.descending {
@@ -378,13 +396,14 @@ impl Engine {
         let mut loaded = Vec::new();
         let mut total = 0;
         let mut cut = None;
-        for (h, within) in matching {
+        for (h, within, opened) in matching {
             let within = within.as_deref();
+            let sel = sel.within(&opened);
             let in_page = |total: usize, n: usize| total > page.offset && n < page.limit;
             if !narrowed {
                 total += 1;
                 if in_page(total, loaded.len()) {
-                    let (e, c) = load(h, within)?;
+                    let (e, c) = load(h, within, &sel)?;
                     if let Some(c) = c {
                         cut = Some(combine(cut, c));
                     }
@@ -393,7 +412,7 @@ impl Engine {
                 continue;
             }
             // Whether the entity has instances in the interval needs them read.
-            let (e, c) = load(h, within)?;
+            let (e, c) = load(h, within, &sel)?;
             if e.attrs.is_empty() {
                 continue;
             }

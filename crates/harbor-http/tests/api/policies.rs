@@ -1,8 +1,9 @@
 //! Access policies checked against a model of them written here, independently of the broker:
-//! thousands of random reads and writes by subjects with roles, with policies, or both, over
-//! several tenants. Every answer must hold exactly what the model says the subject may see,
-//! and every write must be accepted exactly when the model allows it (and leave the data
-//! unchanged when it does not).
+//! thousands of random reads, history reads and writes by subjects with roles, with policies,
+//! or both, over several tenants. Every answer must hold exactly what the model says the
+//! subject may see, and every write must be accepted exactly when the model allows it (and
+//! leave the data unchanged when it does not). The model's history rule: an entity's history
+//! is seen when the entity as it is now, or as it last was once deleted, is selected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ impl Rng {
 enum Act {
     Read,
     Write,
+    History,
 }
 
 /// One policy, as the model understands it.
@@ -85,7 +87,8 @@ impl Rule {
 impl Subject {
     fn full(&self, t: usize, act: Act) -> bool {
         match act {
-            Act::Read => self.reads.contains(&t) || self.writes.contains(&t),
+            // Readers and writers read the history too.
+            Act::Read | Act::History => self.reads.contains(&t) || self.writes.contains(&t),
             Act::Write => self.writes.contains(&t),
         }
     }
@@ -159,6 +162,15 @@ fn attr_names(v: &Value) -> BTreeSet<String> {
     parse_entity(v).attrs.keys().cloned().collect()
 }
 
+/// The attribute names of each temporal entity of an answer (one, or a list).
+fn histories(v: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let one = |e: &Value| (e["id"].as_str().unwrap().to_string(), attr_names(e));
+    match v {
+        Value::Array(list) => list.iter().map(one).collect(),
+        e => [one(e)].into(),
+    }
+}
+
 struct World {
     app: axum::Router,
     operator: String,
@@ -198,6 +210,17 @@ impl World {
         (s.as_u16(), v)
     }
 
+    /// The attribute names with a history, by entity, in the operator's answer to a temporal
+    /// retrieve or query (`None`: no such temporal entity).
+    async fn history(&self, t: usize, path: &str) -> Option<BTreeMap<String, BTreeSet<String>>> {
+        let (s, v, _) = self.get(&self.operator, t, path).await;
+        if s == 404 {
+            return None;
+        }
+        assert_eq!(s, 200, "{path}: {v}");
+        Some(histories(&v))
+    }
+
     /// Every entity of tenant `t`, as the operator sees it.
     async fn truth(&self, t: usize) -> BTreeMap<String, E> {
         let mut out = BTreeMap::new();
@@ -219,7 +242,8 @@ impl World {
     }
 }
 
-async fn key(app: &axum::Router, operator: &str, grants: &[&str]) -> (String, String) {
+/// A new API key with `grants`: its text and its id (for `subject:key:ID`).
+pub(super) async fn key(app: &axum::Router, operator: &str, grants: &[&str]) -> (String, String) {
     let (status, body, _) = call(
         app,
         "POST",
@@ -262,7 +286,11 @@ fn policy_json(id: &str, subject: &str, r: &Rule) -> Value {
         "id": id,
         "tenant": tenant(r.tenant),
         "subjects": [subject],
-        "actions": r.acts.iter().map(|a| match a { Act::Read => "read", Act::Write => "write" }).collect::<Vec<_>>(),
+        "actions": r.acts.iter().map(|a| match a {
+            Act::Read => "read",
+            Act::Write => "write",
+            Act::History => "history",
+        }).collect::<Vec<_>>(),
     });
     if sel.as_object().is_some_and(|o| !o.is_empty()) {
         v["entities"] = json!([sel]);
@@ -335,6 +363,14 @@ async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
                         scope_prefix: None,
                         attrs: Some(&["free"]),
                     },
+                    Rule {
+                        tenant: 0,
+                        acts: &[Act::History],
+                        ty: Some("OffStreetParking"),
+                        id_prefix: None,
+                        scope_prefix: None,
+                        attrs: Some(&["free", "secret"]),
+                    },
                 ],
             },
             format!("subject:key:{id1}"),
@@ -363,7 +399,7 @@ async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
                 rules: vec![
                     Rule {
                         tenant: 3,
-                        acts: &[Act::Read, Act::Write],
+                        acts: &[Act::Read, Act::Write, Act::History],
                         ty: None,
                         id_prefix: None,
                         scope_prefix: Some("/north/"),
@@ -445,15 +481,23 @@ async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
         }
     }
 
+    // Each entity as it last was, for the histories of deleted ones.
+    let mut last: BTreeMap<(usize, String), E> = BTreeMap::new();
     let (mut reads, mut writes, mut refused, mut accepted) = (0, 0, 0, 0);
+    let (mut history_reads, mut deleted_histories_seen) = (0, 0);
     for step in 0..10_000 {
         let si = rng.below(subjects.len());
         let s = &subjects[si];
         let t = rng.below(TENANTS);
         let before = world.truth(t).await;
+        for e in before.values() {
+            last.insert((t, e.id.clone()), e.clone());
+        }
         let id = rng.pick(&ids).clone();
         let ctx = format!("step {step}, subject {si}, tenant t{t}, entity {id}");
-        match rng.below(8) {
+        // The entity a history is seen by: as it is, else as it last was.
+        let now_or_last = |id: &str| before.get(id).or_else(|| last.get(&(t, id.to_string())));
+        match rng.below(10) {
             // Retrieve one entity.
             0 | 1 => {
                 reads += 1;
@@ -552,6 +596,87 @@ async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
                     .collect();
                 assert_eq!(got, want, "{ctx}: /types");
             }
+            // Retrieve one entity's history.
+            8 => {
+                history_reads += 1;
+                let path = format!("/ngsi-ld/v1/temporal/entities/{id}");
+                let truth = world.history(t, &path).await;
+                let (status, v, _) = world.get(&s.key, t, &path).await;
+                let want = truth.and_then(|h| {
+                    let open = s.opened(t, Act::History, now_or_last(&id)?)?;
+                    Some(h[&id].intersection(&open).cloned().collect::<BTreeSet<_>>())
+                });
+                match want {
+                    _ if !s.any_access(t, Act::History) => {
+                        assert_eq!(status, 403, "{ctx}: history: {v}")
+                    }
+                    None => assert_eq!(status, 404, "{ctx}: history: {v}"),
+                    Some(names) => {
+                        assert_eq!(status, 200, "{ctx}: history: {v}");
+                        assert_eq!(attr_names(&v), names, "{ctx}: history: {v}");
+                        if !before.contains_key(&id) && !s.full(t, Act::History) {
+                            deleted_histories_seen += 1;
+                        }
+                    }
+                }
+            }
+            // Query histories by type, maybe with a q on the latest values, with a count.
+            9 => {
+                history_reads += 1;
+                let ty = *rng.pick(&TYPES);
+                let filter = *rng.pick(&["", "secret==7", "free>2", "name==1"]);
+                let mut path =
+                    format!("/ngsi-ld/v1/temporal/entities?type={ty}&count=true&limit=100");
+                if !filter.is_empty() {
+                    path = format!("{path}&q={}", filter.replace('>', "%3E"));
+                }
+                let truth = world
+                    .history(
+                        t,
+                        &format!("/ngsi-ld/v1/temporal/entities?type={ty}&limit=100"),
+                    )
+                    .await
+                    .unwrap_or_default();
+                let (status, v, h) = world.get(&s.key, t, &path).await;
+                if !s.any_access(t, Act::History) {
+                    assert_eq!(status, 403, "{ctx}: {path}: {v}");
+                    continue;
+                }
+                assert_eq!(status, 200, "{ctx}: {path}: {v}");
+                let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+                for (hid, names) in &truth {
+                    let e = now_or_last(hid).expect("a history belongs to an entity seen");
+                    let Some(open) = s.opened(t, Act::History, e) else {
+                        continue;
+                    };
+                    // q runs on the latest values: those of the current entity, none of a
+                    // deleted one; and only on what is opened.
+                    let latest = |a: &str| {
+                        before
+                            .get(hid)
+                            .filter(|_| open.contains(a))
+                            .and_then(|e| e.attrs.get(a))
+                    };
+                    let passes = match filter {
+                        "" => true,
+                        "secret==7" => latest("secret") == Some(&json!(7)),
+                        "free>2" => latest("free")
+                            .and_then(Value::as_i64)
+                            .is_some_and(|f| f > 2),
+                        _ => latest("name") == Some(&json!(1)),
+                    };
+                    if passes {
+                        want.insert(hid.clone(), names.intersection(&open).cloned().collect());
+                    }
+                }
+                assert_eq!(histories(&v), want, "{ctx}: {path}");
+                let count = h.get("NGSILD-Results-Count").and_then(|c| c.to_str().ok());
+                assert_eq!(
+                    count,
+                    Some(want.len().to_string().as_str()),
+                    "{ctx}: {path}"
+                );
+            }
             // Update or add one attribute.
             5 | 6 => {
                 writes += 1;
@@ -645,7 +770,12 @@ async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
         }
     }
     eprintln!(
-        "{reads} reads, {writes} writes: {accepted} accepted, {refused} refused as the model says"
+        "{reads} reads, {history_reads} history reads, {writes} writes: {accepted} accepted, \
+         {refused} refused as the model says"
+    );
+    assert!(
+        history_reads > 1000 && deleted_histories_seen > 10,
+        "histories are read, also of deleted entities through a policy"
     );
     assert!(
         accepted > 100 && refused > 100,
