@@ -44,6 +44,9 @@ pub struct OidcConfig {
     pub audience: String,
     /// Dot path of the claim holding the grants, e.g. `roles` or `realm_access.roles`.
     pub roles_claim: String,
+    /// Dot path of the claim naming the partner the token's holder acts for (`partner:`
+    /// policies); empty: tokens name no partner.
+    pub partner_claim: String,
     /// Tolerance for `exp` and `nbf`.
     pub clock_skew: Duration,
     /// The JWKS URL, when discovery is not to be used.
@@ -306,10 +309,21 @@ impl JwtVerifier {
         };
         let client = text("azp").or_else(|| text("client_id"));
         let subject = text("sub").or_else(|| client.clone()).unwrap_or_default();
-        let mut at = Some(claims);
-        for part in self.cfg.roles_claim.split('.') {
-            at = at.and_then(|v| v.get(part));
-        }
+        let at_path = |path: &str| {
+            let mut at = Some(claims);
+            for part in path.split('.') {
+                at = at.and_then(|v| v.get(part));
+            }
+            at
+        };
+        let at = at_path(&self.cfg.roles_claim);
+        // A partner claim that is not a valid name names no partner: the partner's policies
+        // do not apply, nothing more is opened.
+        let partner = Some(&self.cfg.partner_claim)
+            .filter(|p| !p.is_empty())
+            .and_then(|p| at_path(p))
+            .and_then(|v| v.as_str())
+            .and_then(|p| crate::check_partner(p).ok());
         let roles: Vec<String> = match at {
             Some(serde_json::Value::Array(items)) => items
                 .iter()
@@ -323,6 +337,7 @@ impl JwtVerifier {
         Identity {
             subject,
             client,
+            partner,
             via: Via::Token,
             grants: Grants::from_claim(&roles),
         }
@@ -473,6 +488,7 @@ mod tests {
                 issuer: ISSUER.into(),
                 audience: "infoharbor".into(),
                 roles_claim: "roles".into(),
+                partner_claim: "org.partner".into(),
                 clock_skew: Duration::from_secs(30),
                 jwks_url: Some(format!("{ISSUER}/certs")),
                 refetch_interval: Duration::from_secs(10),
@@ -515,5 +531,25 @@ mod tests {
             matches!(&err, AuthError::Rejected(why) if why.contains("critical")),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_partner_claim_names_the_partner_and_a_bad_one_names_none() {
+        let (pair, jwk) = ed25519("ed-1");
+        let v = verifier(json!({"keys": [jwk]}));
+        let with = |org: Value| {
+            let mut c = claims();
+            c["org"] = org;
+            signed(&pair, json!({"alg": "EdDSA", "kid": "ed-1"}), c)
+        };
+        for (org, want) in [
+            (json!({"partner": "kl-city"}), Some("kl-city")),
+            (json!({"partner": "kl city"}), None),
+            (json!({"partner": 7}), None),
+            (json!({}), None),
+        ] {
+            let got = v.verify(&with(org.clone())).await.expect("a valid token");
+            assert_eq!(got.partner.as_deref(), want, "{org}");
+        }
     }
 }

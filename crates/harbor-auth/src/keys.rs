@@ -32,6 +32,9 @@ pub struct ApiKey {
     pub id: String,
     pub name: String,
     pub grants: Grants,
+    /// The partner the key's holder acts for (see [`crate::Identity::partner`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
     /// Hex SHA-256 of the secret.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub secret_sha256: String,
@@ -123,8 +126,14 @@ impl KeyRing {
         &self,
         name: &str,
         grants: Grants,
+        partner: Option<&str>,
         created_by: Option<String>,
     ) -> Result<(ApiKey, String), AuthError> {
+        let partner = partner
+            .map(|p| {
+                crate::check_partner(p).map_err(|e| AuthError::Invalid(format!("partner: {e}")))
+            })
+            .transpose()?;
         let controls = name.chars().any(char::is_control);
         let name = name.trim();
         if name.is_empty() || name.len() > MAX_NAME || controls {
@@ -132,9 +141,13 @@ impl KeyRing {
                 "name: give the key a name of 1 to {MAX_NAME} printable characters"
             )));
         }
-        if grants.is_empty() {
+        // A partner's key may hold no role: what it may do then comes from the `partner:`
+        // policies alone.
+        if grants.is_empty() && partner.is_none() {
             return Err(AuthError::Invalid(
-                "grants: a key needs at least one grant, such as \"reader@sg-lta\"".into(),
+                "grants: a key needs at least one grant, such as \"reader@sg-lta\", or a partner \
+                 whose access policies say what it may do"
+                    .into(),
             ));
         }
         let _guard = self.change.lock().await;
@@ -149,6 +162,7 @@ impl KeyRing {
             id: id.clone(),
             name: name.to_string(),
             grants,
+            partner,
             secret_sha256: sha256_hex(secret.as_bytes()),
             created_at: harbor_model::time::now(),
             created_by,
@@ -263,7 +277,7 @@ mod tests {
         let ring = KeyRing::load(store.clone()).await.unwrap();
         let grants = Grants::parse(&["writer@sg-lta"]).unwrap();
         let (key, text) = ring
-            .create("parking sensors", grants.clone(), None)
+            .create("parking sensors", grants.clone(), None, None)
             .await
             .unwrap();
         assert!(text.starts_with("ihk_"));
@@ -299,8 +313,29 @@ mod tests {
     async fn keys_need_a_name_and_a_grant() {
         let ring = KeyRing::load(Arc::new(MemStore::default())).await.unwrap();
         let g = Grants::parse(&["reader"]).unwrap();
-        assert!(ring.create(" ", g.clone(), None).await.is_err());
-        assert!(ring.create("x\n", g, None).await.is_err());
-        assert!(ring.create("ok", Grants::default(), None).await.is_err());
+        assert!(ring.create(" ", g.clone(), None, None).await.is_err());
+        assert!(ring.create("x\n", g.clone(), None, None).await.is_err());
+        assert!(ring
+            .create("ok", Grants::default(), None, None)
+            .await
+            .is_err());
+        assert!(ring.create("ok", g, Some("kl city"), None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_partner_key_carries_its_partner_and_may_hold_no_role() {
+        let store = Arc::new(MemStore::default());
+        let ring = KeyRing::load(store.clone()).await.unwrap();
+        let (key, text) = ring
+            .create("kl parking feed", Grants::default(), Some("kl-city"), None)
+            .await
+            .unwrap();
+        assert_eq!(key.partner.as_deref(), Some("kl-city"));
+        assert_eq!(key.listing()["partner"], "kl-city");
+        let again = KeyRing::load(store).await.unwrap();
+        assert_eq!(
+            again.verify(&text).unwrap().partner.as_deref(),
+            Some("kl-city")
+        );
     }
 }

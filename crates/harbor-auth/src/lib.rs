@@ -78,6 +78,26 @@ pub enum Via {
     Anonymous,
 }
 
+/// Longest partner name.
+pub const MAX_PARTNER: usize = 128;
+
+/// Checks a partner's name: 1 to [`MAX_PARTNER`] letters, digits and `-_.:`, as a key, a
+/// token claim or a `partner:` subject gives it.
+pub fn check_partner(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_PARTNER
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{name:?} is not a partner name: 1 to {MAX_PARTNER} letters, digits, '-', '_', '.' or ':'"
+        ))
+    }
+}
+
 /// Who is asking, and what they were granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -85,6 +105,9 @@ pub struct Identity {
     pub subject: String,
     /// The OAuth client (`azp` / `client_id`), when a token names one.
     pub client: Option<String>,
+    /// The partner organisation it acts for (a partner city, an operator of devices), from
+    /// its API key or from the token's partner claim: what `partner:` policies are for.
+    pub partner: Option<String>,
     pub via: Via,
     pub grants: Grants,
 }
@@ -95,6 +118,7 @@ impl Identity {
         Identity {
             subject: "anonymous".into(),
             client: None,
+            partner: None,
             via: Via::Anonymous,
             grants: Grants::new(vec![Grant {
                 role: Role::Operator,
@@ -185,6 +209,7 @@ impl Authenticator {
             Ok(Identity {
                 subject: format!("key:{}", k.id),
                 client: Some(k.name.clone()),
+                partner: k.partner.clone(),
                 via: Via::ApiKey(k.id.clone()),
                 grants: k.grants.clone(),
             })

@@ -41,13 +41,19 @@ pub enum Subject {
     Client(String),
     /// One identity (`subject:<sub>`, or `subject:key:<id>` for an API key).
     Subject(String),
+    /// Every identity acting for a partner (`partner:kl-city`): its API keys made with that
+    /// partner, and tokens whose partner claim names it.
+    Partner(String),
 }
 
 impl Subject {
     pub fn parse(text: &str) -> Result<Subject, String> {
         let text = text.trim();
         let (kind, value) = text.split_once(':').ok_or_else(|| {
-            format!("{text:?} is not a subject: write role:ROLE@TENANT, client:ID or subject:SUB")
+            format!(
+                "{text:?} is not a subject: write role:ROLE@TENANT, client:ID, subject:SUB or \
+                 partner:NAME"
+            )
         })?;
         if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
             return Err(format!(
@@ -58,8 +64,12 @@ impl Subject {
             "role" => Grant::parse(value).map(Subject::Grant),
             "client" => Ok(Subject::Client(value.to_string())),
             "subject" => Ok(Subject::Subject(value.to_string())),
+            "partner" => crate::check_partner(value)
+                .map(Subject::Partner)
+                .map_err(|e| format!("{text:?}: {e}")),
             other => Err(format!(
-                "{text:?}: {other:?} is not a kind of subject; use role, client or subject"
+                "{text:?}: {other:?} is not a kind of subject; use role, client, subject or \
+                 partner"
             )),
         }
     }
@@ -69,6 +79,7 @@ impl Subject {
             Subject::Grant(g) => format!("role:{g}"),
             Subject::Client(c) => format!("client:{c}"),
             Subject::Subject(s) => format!("subject:{s}"),
+            Subject::Partner(p) => format!("partner:{p}"),
         }
     }
 
@@ -77,6 +88,7 @@ impl Subject {
             Subject::Grant(g) => who.grants.iter().any(|held| held == g),
             Subject::Client(c) => who.client.as_deref() == Some(c.as_str()),
             Subject::Subject(s) => who.subject == *s,
+            Subject::Partner(p) => who.partner.as_deref() == Some(p.as_str()),
         }
     }
 }
@@ -590,6 +602,7 @@ mod tests {
         Identity {
             subject: sub.into(),
             client: client.map(Into::into),
+            partner: None,
             via: Via::Token,
             grants: Grants::from_claim(grants),
         }
@@ -699,5 +712,18 @@ mod tests {
         assert!(Subject::parse("client:kl-app").unwrap().covers(&kl_reader));
         assert!(Subject::parse("subject:alice").unwrap().covers(&kl_reader));
         assert!(!Subject::parse("subject:bob").unwrap().covers(&kl_reader));
+    }
+
+    #[test]
+    fn a_partner_subject_covers_every_identity_acting_for_that_partner() {
+        let mut feed = who("key:0a1b", Some("kl parking feed"), &[]);
+        let kl = Subject::parse("partner:kl-city").unwrap();
+        assert!(!kl.covers(&feed), "no partner, no cover");
+        feed.partner = Some("kl-city".into());
+        assert!(kl.covers(&feed));
+        assert!(!Subject::parse("partner:sg").unwrap().covers(&feed));
+        assert_eq!(kl.to_text(), "partner:kl-city");
+        let err = Subject::parse("partner:kl city").unwrap_err();
+        assert!(err.contains("not a partner name"), "{err}");
     }
 }

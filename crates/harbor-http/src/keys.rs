@@ -41,10 +41,17 @@ pub async fn create(
     let Some(name) = doc.get("name").and_then(Value::as_str) else {
         return invalid("name: a string is required".into());
     };
+    let partner = match doc.get("partner") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p.as_str()),
+        Some(_) => return invalid("partner: a string such as \"kl-city\" is expected".into()),
+    };
+    // A partner's key may come without grants: its partner's policies say what it may do.
     let grants: Vec<&str> = match doc.get("grants").and_then(Value::as_array) {
         Some(items) if items.iter().all(Value::is_string) => {
             items.iter().filter_map(Value::as_str).collect()
         }
+        None if partner.is_some() && doc.get("grants").is_none() => Vec::new(),
         _ => {
             return invalid("grants: a list of grants such as \"reader@sg-lta\" is required".into())
         }
@@ -54,7 +61,7 @@ pub async fn create(
         Err(why) => return invalid(format!("grants: {why}")),
     };
     let by = identity.map(|Extension(i)| i.name());
-    match ring.create(name, grants, by).await {
+    match ring.create(name, grants, partner, by).await {
         Ok((key, text)) => {
             let mut body = key.listing();
             body["key"] = json!(text);

@@ -101,6 +101,7 @@ fn owner_of(i: &Identity) -> Owner {
         subject: i.subject.clone(),
         client: i.client.clone(),
         grants: i.grants.iter().map(|g| g.to_string()).collect(),
+        partner: i.partner.clone(),
     }
 }
 

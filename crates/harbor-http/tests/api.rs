@@ -142,7 +142,7 @@ async fn with_api_keys<const N: usize>(
     let mut texts = Vec::with_capacity(N);
     for (name, grants) in keys {
         let grants = harbor_auth::Grants::parse(grants).unwrap();
-        let (_, text) = ring.create(name, grants, None).await.unwrap();
+        let (_, text) = ring.create(name, grants, None, None).await.unwrap();
         texts.push(text);
     }
     state.auth = Some(Arc::new(harbor_auth::Authenticator::new(

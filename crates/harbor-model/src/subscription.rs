@@ -90,6 +90,9 @@ pub struct Owner {
     /// Its grants when it subscribed, as text (`reader@sg`).
     #[serde(default)]
     pub grants: Vec<String>,
+    /// The partner it acts for, when its key or token names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
 }
 
 /// One element of `entities` (5.2.33): `type` is a type expression (4.17) with its names

@@ -178,6 +178,10 @@ pub struct ServeArgs {
     /// Dot path of the token claim holding grants such as "reader@sg-lta" [default: roles].
     #[arg(long, env = "INFOHARBOR_OIDC_ROLES_CLAIM")]
     pub oidc_roles_claim: Option<String>,
+    /// Dot path of the token claim naming the partner its holder acts for, which
+    /// `partner:` access policies match; "" for none [default: partner].
+    #[arg(long, env = "INFOHARBOR_OIDC_PARTNER_CLAIM")]
+    pub oidc_partner_claim: Option<String>,
     /// Tolerance for exp and nbf, in seconds [default: 30].
     #[arg(long, env = "INFOHARBOR_OIDC_CLOCK_SKEW_S")]
     pub oidc_clock_skew_s: Option<u64>,
@@ -272,6 +276,7 @@ struct FileConfig {
     oidc_issuer: Option<String>,
     oidc_audience: Option<String>,
     oidc_roles_claim: Option<String>,
+    oidc_partner_claim: Option<String>,
     oidc_clock_skew_s: Option<u64>,
     oidc_jwks_url: Option<String>,
     context_cache_bytes: Option<usize>,
@@ -580,6 +585,10 @@ impl ServeArgs {
                     .oidc_roles_claim
                     .or(file.oidc_roles_claim)
                     .unwrap_or_else(|| "roles".into()),
+                partner_claim: self
+                    .oidc_partner_claim
+                    .or(file.oidc_partner_claim)
+                    .unwrap_or_else(|| "partner".into()),
                 clock_skew: std::time::Duration::from_secs(
                     self.oidc_clock_skew_s
                         .or(file.oidc_clock_skew_s)
@@ -729,6 +738,7 @@ mod tests {
             "oidc_issuer",
             "oidc_audience",
             "oidc_roles_claim",
+            "oidc_partner_claim",
             "oidc_clock_skew_s",
             "oidc_jwks_url",
             "context_cache_bytes",

@@ -41,11 +41,20 @@ enum Action {
     /// Makes a key and prints it: it is shown only this once.
     Create {
         /// What the key may do: role@tenant, role@* or operator; repeat or separate with commas.
-        #[arg(long = "grant", required = true, value_delimiter = ',')]
+        /// A partner's key may have none: its partner's access policies say what it may do.
+        #[arg(
+            long = "grant",
+            required_unless_present = "partner",
+            value_delimiter = ','
+        )]
         grants: Vec<String>,
         /// Who or what holds the key, e.g. "Bugis parking sensors" [default: its grants].
         #[arg(long)]
         name: Option<String>,
+        /// The partner the key's holder acts for, e.g. kl-city: `partner:kl-city` policies
+        /// apply to it.
+        #[arg(long)]
+        partner: Option<String>,
     },
     /// Lists every key, revoked ones too, without secrets.
     List {
@@ -94,10 +103,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn online(base: &str, key: Option<&str>, action: &Action) -> anyhow::Result<Value> {
     let keys = format!("{base}/admin/v1/keys");
     let (method, url, body, expected) = match action {
-        Action::Create { grants, name } => (
+        Action::Create {
+            grants,
+            name,
+            partner,
+        } => (
             "POST",
             keys,
-            Some(json!({"name": name_or_grants(name, grants), "grants": grants})),
+            Some(json!({
+                "name": name_or_grants(name, grants, partner),
+                "grants": grants,
+                "partner": partner,
+            })),
             201,
         ),
         Action::List { .. } => ("GET", keys, None, 200),
@@ -154,11 +171,20 @@ async fn offline(dir: &Path, action: &Action) -> anyhow::Result<Value> {
         })?;
     let ring = KeyRing::load(Arc::new(store)).await?;
     Ok(match action {
-        Action::Create { grants, name } => {
+        Action::Create {
+            grants,
+            name,
+            partner,
+        } => {
             let parsed = Grants::parse(grants).map_err(anyhow::Error::msg)?;
             let by = format!("infoharbor keys --data-dir {}", dir.display());
             let (key, text) = ring
-                .create(&name_or_grants(name, grants), parsed, Some(by))
+                .create(
+                    &name_or_grants(name, grants, partner),
+                    parsed,
+                    partner.as_deref(),
+                    Some(by),
+                )
                 .await?;
             let mut shown = key.listing();
             shown["key"] = json!(text);
@@ -169,8 +195,12 @@ async fn offline(dir: &Path, action: &Action) -> anyhow::Result<Value> {
     })
 }
 
-fn name_or_grants(name: &Option<String>, grants: &[String]) -> String {
-    name.clone().unwrap_or_else(|| grants.join(" "))
+fn name_or_grants(name: &Option<String>, grants: &[String], partner: &Option<String>) -> String {
+    match (name, partner) {
+        (Some(n), _) => n.clone(),
+        (None, Some(p)) if grants.is_empty() => format!("partner {p}"),
+        (None, _) => grants.join(" "),
+    }
 }
 
 fn grants_of(key: &Value) -> String {
@@ -190,8 +220,12 @@ fn show(action: &Action, answer: &Value) -> anyhow::Result<()> {
             let text = answer["key"]
                 .as_str()
                 .context("the answer to a key creation holds no key")?;
+            let partner = answer["partner"]
+                .as_str()
+                .map(|p| format!(" for partner {p}"))
+                .unwrap_or_default();
             eprintln!(
-                "created API key {} ({:?}) with grants {}; it is shown only now",
+                "created API key {} ({:?}) with grants {}{partner}; it is shown only now",
                 answer["id"].as_str().unwrap_or(""),
                 answer["name"].as_str().unwrap_or(""),
                 grants_of(answer)
@@ -204,14 +238,15 @@ fn show(action: &Action, answer: &Value) -> anyhow::Result<()> {
         Action::List { .. } => {
             let keys = answer.as_array().cloned().unwrap_or_default();
             println!(
-                "{:<12}  {:<24}  {:<24}  {:<24}  name",
-                "id", "grants", "created", "revoked"
+                "{:<12}  {:<24}  {:<16}  {:<24}  {:<24}  name",
+                "id", "grants", "partner", "created", "revoked"
             );
             for k in &keys {
                 println!(
-                    "{:<12}  {:<24}  {:<24}  {:<24}  {}",
+                    "{:<12}  {:<24}  {:<16}  {:<24}  {:<24}  {}",
                     k["id"].as_str().unwrap_or(""),
                     grants_of(k),
+                    k["partner"].as_str().unwrap_or("-"),
                     k["createdAt"].as_str().unwrap_or(""),
                     k["revokedAt"].as_str().unwrap_or("-"),
                     k["name"].as_str().unwrap_or("")

@@ -24,6 +24,7 @@ impl ChangeView for PolicyView {
         let who = Identity {
             subject: owner.subject.clone(),
             client: owner.client.clone(),
+            partner: owner.partner.clone(),
             via: Via::Token,
             grants: Grants::from_claim(&owner.grants),
         };

@@ -882,3 +882,123 @@ async fn policies_are_validated_versioned_durable_and_confined_to_their_tenant()
     .await;
     assert_eq!(s, 204, "{v}");
 }
+
+#[tokio::test]
+async fn a_partner_policy_opens_to_every_key_of_that_partner_what_it_shares() {
+    let (mut state, store) = state_for("policies-partner", 1000);
+    let [operator] = with_api_keys(
+        &mut state,
+        store.clone(),
+        [("bootstrap", &["operator"][..])],
+    )
+    .await;
+    state.policies = Some(Arc::new(PolicyBook::load(store.clone()).await.unwrap()));
+    let app = router(Arc::new(state));
+    let admin = |method: &'static str, path: &'static str, body: Value| {
+        let (app, operator) = (app.clone(), operator.clone());
+        async move {
+            let (s, v, _) = call(
+                &app,
+                method,
+                path,
+                JSON,
+                body.to_string().into_bytes(),
+                &[("X-API-Key", &operator), ("NGSILD-Tenant", "sg")],
+            )
+            .await;
+            (s.as_u16(), v)
+        }
+    };
+    // Two keys of the partner, made without any role, and one of another partner.
+    let mut partner_keys = Vec::new();
+    for (name, partner) in [
+        ("kl feed", "kl-city"),
+        ("kl app", "kl-city"),
+        ("pen", "penang"),
+    ] {
+        let (s, v) = admin(
+            "POST",
+            "/admin/v1/keys",
+            json!({"name": name, "partner": partner}),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["partner"], partner, "{v}");
+        assert_eq!(v["grants"], json!([]), "{v}");
+        partner_keys.push(v["key"].as_str().unwrap().to_string());
+    }
+    let (s, v) = admin("POST", "/admin/v1/keys", json!({"name": "x", "partner": 5})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["detail"].as_str().unwrap().starts_with("partner:"), "{v}");
+    let (s, v) = admin("POST", "/admin/v1/keys", json!({"name": "x"})).await;
+    assert_eq!(s, 400, "no grants and no partner: {v}");
+    for e in [
+        entity_json(
+            "urn:p:1",
+            "OffStreetParking",
+            "/sg",
+            &[("free", 4), ("secret", 1)],
+        ),
+        entity_json(
+            "urn:p:2",
+            "OffStreetParking",
+            "/sg",
+            &[("free", 9), ("secret", 2)],
+        ),
+        entity_json("urn:c:1", "Camera", "/sg", &[("free", 0)]),
+    ] {
+        let (s, v) = admin("POST", "/ngsi-ld/v1/entities", e).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = admin(
+        "POST",
+        "/admin/v1/policies",
+        json!({
+            "id": "sg-parking-to-kl", "tenant": "sg",
+            "subjects": ["partner:kl-city"], "actions": ["read"],
+            "entities": [{"type": ["OffStreetParking"]}],
+            "attrs": ["free"]
+        }),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let get = |key: String, path: &'static str| {
+        let app = app.clone();
+        async move {
+            let (s, v, _) = call(
+                &app,
+                "GET",
+                path,
+                None,
+                vec![],
+                &[("X-API-Key", &key), ("NGSILD-Tenant", "sg")],
+            )
+            .await;
+            (s.as_u16(), v)
+        }
+    };
+    for key in &partner_keys[..2] {
+        let (s, v) = get(key.clone(), "/ngsi-ld/v1/entities?type=OffStreetParking").await;
+        assert_eq!(s, 200, "{v}");
+        let shown: Vec<(String, BTreeSet<String>)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["id"].as_str().unwrap().to_string(), attr_names(e)))
+            .collect();
+        let free = BTreeSet::from(["free".to_string()]);
+        assert_eq!(
+            shown,
+            vec![("urn:p:1".into(), free.clone()), ("urn:p:2".into(), free)],
+            "{v}"
+        );
+        let (s, _) = get(key.clone(), "/ngsi-ld/v1/entities/urn:c:1").await;
+        assert_eq!(s, 404, "a camera is not shared");
+    }
+    let (s, v) = get(
+        partner_keys[2].clone(),
+        "/ngsi-ld/v1/entities?type=OffStreetParking",
+    )
+    .await;
+    assert_eq!(s, 403, "another partner: {v}");
+}
