@@ -150,6 +150,18 @@ async fn an_operator_key_made_offline_manages_keys_through_the_broker() {
     )
     .await;
     let writer = writer.trim().to_string();
+    // A partner's key needs no grant: the partner's access policies say what it may do.
+    let partner = keys_ok(
+        &["--broker", &base, "create", "--partner", "kl-city"],
+        Some(&op),
+    )
+    .await;
+    assert!(partner.trim().starts_with("ihk_"), "{partner:?}");
+    let err = keys_fail(&["--broker", &base, "create"], Some(&op)).await;
+    assert!(
+        err.contains("--grant"),
+        "a key needs a grant or a partner: {err}"
+    );
 
     let id = format!("urn:ngsi-ld:{TYPE}:keys-cli");
     let entity = json!({"id": id, "type": TYPE, "occupancy": {"type": "Property", "value": 1}});
@@ -175,11 +187,18 @@ async fn an_operator_key_made_offline_manages_keys_through_the_broker() {
 
     let table = keys_ok(&["--broker", &base, "list"], Some(&op)).await;
     assert!(
-        table.contains("Bugis parking app") && table.contains("3 key(s)"),
+        table.contains("Bugis parking app")
+            && table.contains("kl-city")
+            && table.contains("4 key(s)"),
         "{table}"
     );
     let all = listed(&keys_ok(&["--broker", &base, "list", "--output", "json"], Some(&op)).await);
-    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(
+        all.iter()
+            .any(|k| k["partner"] == "kl-city" && k["name"] == "partner kl-city"),
+        "{all:?}"
+    );
     assert!(
         all.iter()
             .all(|k| k.get("key").is_none() && k.get("secretSha256").is_none()),

@@ -314,6 +314,62 @@ async fn provider_tokens_are_accepted_with_the_grants_of_their_roles_claim() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_naming_a_partner_reads_what_the_partner_policy_shares() {
+    let work = tempfile::tempdir().unwrap();
+    let provider = Provider::start(work.path()).await;
+    let broker = provider.start_broker(work.path(), 0, "jwt").await;
+    use reqwest::Method as M;
+    let rs = "urn:infoharbor:rs256";
+    let operator = provider.token("operator", rs).await;
+    let partner = provider.token("kl-dashboard", rs).await;
+    let entities = format!("{}/ngsi-ld/v1/entities", broker.base);
+    let id = format!("urn:ngsi-ld:{TYPE}:shared");
+    let mut shared = entity(&id);
+    shared["secret"] = json!({"type": "Property", "value": "gate code"});
+    let (status, _, body) = send(
+        M::POST,
+        &entities,
+        Some(TENANT),
+        Some(&operator),
+        Some(shared),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let one = format!("{entities}/{id}");
+    let (status, _, body) = send(M::GET, &one, Some(TENANT), Some(&partner), None).await;
+    assert_eq!(status, 403, "no role and no policy yet: {body}");
+    let (status, _, body) = send(
+        M::POST,
+        &format!("{}/admin/v1/policies", broker.base),
+        None,
+        Some(&operator),
+        Some(json!({
+            "id": "sg-occupancy-to-kl", "tenant": TENANT,
+            "subjects": ["partner:kl-city"], "actions": ["read"],
+            "entities": [{"type": [TYPE]}], "attrs": ["occupancy"]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) = send(M::GET, &one, Some(TENANT), Some(&partner), None).await;
+    assert_eq!(
+        status, 200,
+        "the provider's partner claim names kl-city: {body}"
+    );
+    assert_eq!(body["occupancy"]["value"], 3, "{body}");
+    assert!(body.get("secret").is_none(), "not shared: {body}");
+    let (status, _, body) = send(
+        M::GET,
+        &one,
+        Some(TENANT),
+        Some(&provider.token("nobody", rs).await),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "a token naming no partner: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_api_keys_work_side_by_side_with_jwt_and_apikey() {
     let work = tempfile::tempdir().unwrap();
     let provider = Provider::start(work.path()).await;

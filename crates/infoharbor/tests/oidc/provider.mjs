@@ -31,6 +31,12 @@ const CLIENTS = {
   writer: ['writer@sg-lta'],
   operator: ['operator'],
   nobody: [],
+  'kl-dashboard': [],
+};
+
+/// Clients acting for a partner, named in the `partner` claim of their tokens.
+const PARTNERS = {
+  'kl-dashboard': 'kl-city',
 };
 
 /// Resource indicator → audience and signing algorithm of its access tokens.
@@ -91,6 +97,7 @@ const provider = new Provider(issuer, {
   },
   extraTokenClaims: (_ctx, token) => ({
     realm_access: { roles: CLIENTS[token.clientId] ?? [] },
+    ...(PARTNERS[token.clientId] ? { partner: PARTNERS[token.clientId] } : {}),
   }),
 });
 
