@@ -78,6 +78,21 @@ impl Engine {
     ) -> NgsiResult<Vec<Joined>> {
         join_with(roots, spec, &|id| self.current(tenant, id))
     }
+
+    /// [`Engine::join`] for a reader that sees each Entity through `view`: a linked Entity it
+    /// may not see is not joined, as one that does not exist, and one it may see is joined as
+    /// it sees it. The roots are already as the reader sees them.
+    pub fn join_seen(
+        &self,
+        tenant: &Tenant,
+        roots: &[Arc<Entity>],
+        spec: &JoinSpec,
+        view: &dyn Fn(&Arc<Entity>) -> Option<Arc<Entity>>,
+    ) -> NgsiResult<Vec<Joined>> {
+        join_with(roots, spec, &|id| {
+            Ok(self.current(tenant, id)?.and_then(|e| view(&e)))
+        })
+    }
 }
 
 /// Looks an Entity up by id (as the reader may see it now).

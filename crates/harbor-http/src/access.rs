@@ -52,13 +52,6 @@ impl Seen {
         if self.0.is_full() {
             return Ok(None);
         }
-        if q.q.as_ref().is_some_and(|q| q.link_depth() > 0) {
-            return Err(NgsiError::new(
-                ErrorKind::Forbidden,
-                "a q over Linked Entities (rel{attr}) is not open to an identity that reads \
-                 through an access policy",
-            ));
-        }
         Ok(Some(EntityQuery {
             attrs: q.attrs.take(),
             q: q.q.take(),
@@ -100,16 +93,50 @@ impl Seen {
             .ok_or_else(|| NgsiError::not_found(format!("registration {} does not exist", r.id)))
     }
 
-    /// The projections of `found` that pass `post` (from [`Seen::split`]).
-    pub fn filter(&self, found: Vec<Arc<Entity>>, post: Option<&EntityQuery>) -> Vec<Arc<Entity>> {
-        let Some(post) = post else {
+    /// The projections of `found` that pass `post` (from [`Seen::split`]). A `q` over Linked
+    /// Entities (`rel{attr}`) reads each target through `lookup` as the identity sees it: a
+    /// target it may not see is as a missing one, a hidden attribute of a target as an absent
+    /// one.
+    pub fn filter(
+        &self,
+        found: Vec<Arc<Entity>>,
+        post: Option<EntityQuery>,
+        lookup: &dyn Fn(&str) -> Option<Arc<Entity>>,
+    ) -> Vec<Arc<Entity>> {
+        let Some(mut post) = post else {
             return found;
+        };
+        let linked = post.q.take_if(|q| q.link_depth() > 0);
+        let resolve = |id: &str| {
+            lookup(id)
+                .and_then(|e| self.0.project(&e))
+                .map(|e| (*e).clone())
         };
         found
             .iter()
             .filter_map(|e| self.0.project(e))
             .filter(|e| post.matches(e))
+            .filter(|e| {
+                linked
+                    .as_ref()
+                    .is_none_or(|q| q.matches_linked(e, &resolve))
+            })
             .collect()
+    }
+
+    /// Linked Entities joined (`join`) as the identity sees them.
+    pub fn join(
+        &self,
+        s: &SharedState,
+        tenant: &harbor_model::Tenant,
+        roots: &[Arc<Entity>],
+        spec: &harbor_engine::JoinSpec,
+    ) -> NgsiResult<Vec<harbor_engine::Joined>> {
+        if self.0.is_full() {
+            return s.engine.join(tenant, roots, spec);
+        }
+        s.engine
+            .join_seen(tenant, roots, spec, &|e| self.0.project(e))
     }
 }
 

@@ -1002,3 +1002,166 @@ async fn a_partner_policy_opens_to_every_key_of_that_partner_what_it_shares() {
     .await;
     assert_eq!(s, 403, "another partner: {v}");
 }
+
+#[tokio::test]
+async fn joins_and_linked_q_see_linked_entities_as_the_policy_opens_them() {
+    let (mut state, store) = state_for("policies-join", 1000);
+    let [operator] = with_api_keys(
+        &mut state,
+        store.clone(),
+        [("bootstrap", &["operator"][..])],
+    )
+    .await;
+    state.policies = Some(Arc::new(PolicyBook::load(store.clone()).await.unwrap()));
+    let app = router(Arc::new(state));
+    let send = |key: String, method: &'static str, path: String, body: Option<Value>| {
+        let app = app.clone();
+        async move {
+            let (s, v, _) = call(
+                &app,
+                method,
+                &path,
+                body.as_ref().and(JSON),
+                body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+                &[("X-API-Key", &key), ("NGSILD-Tenant", "sg")],
+            )
+            .await;
+            (s.as_u16(), v)
+        }
+    };
+    let rel = |object: &str| json!({"type": "Relationship", "object": object});
+    let prop = |v: Value| json!({"type": "Property", "value": v});
+    // Two car parks run by two operators; the partner may read car parks (free spots and who
+    // runs them) and one operator's name, not the other operator, and never `secret`.
+    for e in [
+        json!({"id": "urn:p:1", "type": "OffStreetParking", "free": prop(json!(4)),
+               "runBy": rel("urn:o:open")}),
+        json!({"id": "urn:p:2", "type": "OffStreetParking", "free": prop(json!(9)),
+               "runBy": rel("urn:o:closed")}),
+        json!({"id": "urn:o:open", "type": "Operator", "name": prop(json!("URA")),
+               "secret": prop(json!("s1"))}),
+        json!({"id": "urn:o:closed", "type": "Operator", "name": prop(json!("Hidden Co")),
+               "secret": prop(json!("s2"))}),
+    ] {
+        let (s, v) = send(
+            operator.clone(),
+            "POST",
+            "/ngsi-ld/v1/entities".into(),
+            Some(e),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    for (id, entities, attrs) in [
+        (
+            "parks",
+            json!([{"type": ["OffStreetParking"]}]),
+            json!(["free", "runBy"]),
+        ),
+        (
+            "open-operator",
+            json!([{"idPattern": "urn:o:open"}]),
+            json!(["name"]),
+        ),
+    ] {
+        let (s, v) = send(
+            operator.clone(),
+            "POST",
+            "/admin/v1/policies".into(),
+            Some(
+                json!({"id": id, "tenant": "sg", "subjects": ["partner:kl-city"],
+                        "actions": ["read"], "entities": entities, "attrs": attrs}),
+            ),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = send(
+        operator.clone(),
+        "POST",
+        "/admin/v1/keys".into(),
+        Some(json!({"name": "kl", "partner": "kl-city"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let partner = v["key"].as_str().unwrap().to_string();
+
+    // Join: the open operator is joined with its name only; the closed one is not joined.
+    let (s, v) = send(
+        partner.clone(),
+        "GET",
+        "/ngsi-ld/v1/entities?type=OffStreetParking&join=inline&options=keyValues".into(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!([
+            {"id": "urn:p:1", "type": "OffStreetParking", "free": 4,
+             "runBy": {"id": "urn:o:open", "type": "Operator", "name": "URA"}},
+            {"id": "urn:p:2", "type": "OffStreetParking", "free": 9,
+             "runBy": "urn:o:closed"},
+        ]),
+        "joined as the partner sees them"
+    );
+    let (s, v) = send(
+        operator.clone(),
+        "GET",
+        "/ngsi-ld/v1/entities/urn:p:2?join=inline&options=keyValues".into(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["runBy"]["name"], "Hidden Co",
+        "the operator sees the join: {v}"
+    );
+    let (s, v) = send(
+        partner.clone(),
+        "GET",
+        "/ngsi-ld/v1/entities/urn:p:2?join=flat&options=keyValues".into(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"id": "urn:p:2", "type": "OffStreetParking", "free": 9, "runBy": "urn:o:closed"}),
+        "flat: the hidden operator is not in the array"
+    );
+
+    // Linked q: on what the partner sees of the target, the operator's answer otherwise.
+    for (q, partner_sees, operator_sees) in [
+        (
+            "runBy%7Bname%7D==%22URA%22",
+            vec!["urn:p:1"],
+            vec!["urn:p:1"],
+        ),
+        (
+            "runBy%7Bname%7D==%22Hidden%20Co%22",
+            vec![],
+            vec!["urn:p:2"],
+        ),
+        ("runBy%7Bsecret%7D==%22s1%22", vec![], vec!["urn:p:1"]),
+    ] {
+        for (key, want) in [(&partner, partner_sees), (&operator, operator_sees)] {
+            let (s, v) = send(
+                key.clone(),
+                "GET",
+                format!("/ngsi-ld/v1/entities?type=OffStreetParking&q={q}&join=flat&joinLevel=1&pick=id"),
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{q}: {v}");
+            let ids: Vec<&str> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap())
+                .filter(|id| id.starts_with("urn:p:"))
+                .collect();
+            assert_eq!(ids, want, "{q}");
+        }
+    }
+}
