@@ -299,7 +299,7 @@ fn filtered(action: Action, path: &str) -> bool {
             "entities" | "entityOperations" | "types" | "attributes" | "csourceRegistrations"
         ),
         Action::Write => matches!(first, "entities" | "entityOperations" | "temporal"),
-        Action::Subscribe => first == "subscriptions",
+        Action::Subscribe => matches!(first, "subscriptions" | "csourceSubscriptions"),
         Action::History => first == "temporal",
         Action::Manage => false,
     }
@@ -450,7 +450,7 @@ mod tests {
             (History, "/ngsi-ld/v1/temporal/entities", true),
             (History, "/ngsi-ld/v1/temporal/entityOperations/query", true),
             (Subscribe, "/ngsi-ld/v1/subscriptions", true),
-            (Subscribe, "/ngsi-ld/v1/csourceSubscriptions", false),
+            (Subscribe, "/ngsi-ld/v1/csourceSubscriptions", true),
             (Manage, "/ngsi-ld/v1/csourceRegistrations", false),
             (Manage, "/ngsi-ld/v1/entities", false),
         ];

@@ -6,6 +6,8 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::Extension;
+use harbor_auth::Identity;
 use harbor_jsonld::expand::is_uri;
 use harbor_jsonld::registration::{
     merge_registration, parse_registration, render_csource_subscription, render_registration,
@@ -334,6 +336,7 @@ pub async fn delete(
 /// POST /csourceSubscriptions — 5.11.2.
 pub async fn create_subscription(
     State(s): State<SharedState>,
+    who: Option<Extension<Identity>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -341,8 +344,10 @@ pub async fn create_subscription(
     let tenant = negotiate::tenant(&headers)?;
     Params::parse(raw.as_deref()).only(allowed::NONE)?;
     let b = read_json(&s, &headers, body, false).await?;
-    let sub = parse_subscription(&b.ld.ctx, &b.value, b.ld.echo.clone(), time::now())?;
+    let mut sub = parse_subscription(&b.ld.ctx, &b.value, b.ld.echo.clone(), time::now())?;
     check_jsonld_context(&s, &b.value).await?;
+    // As for subscriptions to entities: notifications carry what the creator may see.
+    sub.owner = who.map(|Extension(i)| crate::subscriptions::owner_of(&i));
     let id = sub.id.clone();
     s.engine.create_csource_subscription(&tenant, sub).await?;
     created(&format!("{SUBSCRIPTIONS}/{id}"), &tenant)
@@ -351,6 +356,8 @@ pub async fn create_subscription(
 /// GET /csourceSubscriptions — 5.11.5.
 pub async fn query_subscriptions(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -361,7 +368,8 @@ pub async fn query_subscriptions(
     let ld = crate::body::context_from_link(&s, &headers).await?;
     let limits = &s.engine.limits;
     let page = query::page(&p, limits.default_page, limits.max_page)?;
-    let all = s.engine.query_csource_subscriptions(&tenant)?;
+    let mut all = s.engine.query_csource_subscriptions(&tenant)?;
+    all.retain(|sub| crate::subscriptions::own(&seen, &who, sub));
     let now = time::now();
     let items = all
         .iter()
@@ -383,6 +391,8 @@ pub async fn query_subscriptions(
 /// GET /csourceSubscriptions/{id} — 5.11.4.
 pub async fn retrieve_subscription(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -393,6 +403,9 @@ pub async fn retrieve_subscription(
     let media = negotiate::accept(&headers, false)?;
     let ld = crate::body::context_from_link(&s, &headers).await?;
     let sub = s.engine.retrieve_csource_subscription(&tenant, &id)?;
+    if !crate::subscriptions::own(&seen, &who, &sub) {
+        return Err(not_found_subscription(&id));
+    }
     let mut h = HeaderMap::new();
     if let Some(v) = preferred_version(&headers) {
         if let Ok(v) = HeaderValue::from_str(&format!("ngsi-ld={v}")) {
@@ -406,6 +419,8 @@ pub async fn retrieve_subscription(
 /// PATCH /csourceSubscriptions/{id} — 5.11.3.
 pub async fn update_subscription(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -419,6 +434,9 @@ pub async fn update_subscription(
     let now = time::now();
     s.engine
         .update_csource_subscription(&tenant, &id, |current| {
+            if !crate::subscriptions::own(&seen, &who, current) {
+                return Err(not_found_subscription(&id).0);
+            }
             merge_subscription(current, &b.ld.ctx, &b.value, b.ld.echo.clone(), now)
         })
         .await?;
@@ -428,6 +446,8 @@ pub async fn update_subscription(
 /// DELETE /csourceSubscriptions/{id} — 5.11.6.
 pub async fn delete_subscription(
     State(s): State<SharedState>,
+    seen: Seen,
+    who: Option<Extension<Identity>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -435,6 +455,22 @@ pub async fn delete_subscription(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     Params::parse(raw.as_deref()).only(allowed::NONE)?;
+    if !seen.0.is_full()
+        && !crate::subscriptions::own(
+            &seen,
+            &who,
+            &*s.engine.retrieve_csource_subscription(&tenant, &id)?,
+        )
+    {
+        return Err(not_found_subscription(&id));
+    }
     s.engine.delete_csource_subscription(&tenant, &id).await?;
     Ok(reply::no_content())
+}
+
+/// The answer for a subscription to registrations that does not exist for the caller.
+fn not_found_subscription(id: &str) -> crate::error::ApiError {
+    crate::error::ApiError(NgsiError::not_found(format!(
+        "subscription {id} does not exist"
+    )))
 }

@@ -95,7 +95,7 @@ pub async fn create(
     created(&format!("{PATH}/{id}"), &tenant)
 }
 
-fn owner_of(i: &Identity) -> Owner {
+pub(crate) fn owner_of(i: &Identity) -> Owner {
     Owner {
         name: i.name(),
         subject: i.subject.clone(),
@@ -107,7 +107,7 @@ fn owner_of(i: &Identity) -> Owner {
 
 /// Whether `sub` is visible to a subject that subscribes through access policies: only its
 /// own subscriptions are.
-fn own(seen: &Seen, who: &Option<Extension<Identity>>, sub: &Subscription) -> bool {
+pub(crate) fn own(seen: &Seen, who: &Option<Extension<Identity>>, sub: &Subscription) -> bool {
     if seen.0.is_full() {
         return true;
     }

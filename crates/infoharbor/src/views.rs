@@ -6,7 +6,7 @@ use std::sync::Arc;
 use harbor_auth::{Access, Action, Grants, Identity, KeyRing, PolicyBook, Via};
 use harbor_engine::notify::view::{ChangeView, Seen};
 use harbor_model::subscription::Owner;
-use harbor_model::{EntityChange, Tenant};
+use harbor_model::{EntityChange, Registration, Tenant};
 
 pub struct PolicyView {
     pub policies: Arc<PolicyBook>,
@@ -14,19 +14,40 @@ pub struct PolicyView {
     pub keys: Arc<KeyRing>,
 }
 
-impl ChangeView for PolicyView {
-    fn view(&self, tenant: &Tenant, owner: &Owner, change: &Arc<EntityChange>) -> Seen {
+impl PolicyView {
+    /// The owner as an identity, or `None` once the API key it subscribed with is revoked.
+    fn owner(&self, owner: &Owner) -> Option<Identity> {
         if let Some(id) = owner.subject.strip_prefix("key:") {
             if !self.keys.in_force(id) {
-                return Seen::Hidden;
+                return None;
             }
         }
-        let who = Identity {
+        Some(Identity {
             subject: owner.subject.clone(),
             client: owner.client.clone(),
             partner: owner.partner.clone(),
             via: Via::Token,
             grants: Grants::from_claim(&owner.grants),
+        })
+    }
+}
+
+impl ChangeView for PolicyView {
+    fn registration(
+        &self,
+        tenant: &Tenant,
+        owner: &Owner,
+        registration: &Arc<Registration>,
+    ) -> Option<Arc<Registration>> {
+        let who = self.owner(owner)?;
+        self.policies
+            .access(&who, tenant, Action::Subscribe)
+            .project_registration(registration)
+    }
+
+    fn view(&self, tenant: &Tenant, owner: &Owner, change: &Arc<EntityChange>) -> Seen {
+        let Some(who) = self.owner(owner) else {
+            return Seen::Hidden;
         };
         let access = match self.policies.access(&who, tenant, Action::Subscribe) {
             Access::Full => return Seen::Whole,

@@ -336,3 +336,155 @@ fn ids(body: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_subscribed_to_registrations_hears_only_of_what_its_policy_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let operator = keys_cli(&[
+        "create",
+        "--data-dir",
+        data_arg,
+        "--grant",
+        "operator",
+        "--name",
+        "ops",
+    ]);
+    let partner = keys_cli(&[
+        "create",
+        "--data-dir",
+        data_arg,
+        "--partner",
+        "kl-city",
+        "--name",
+        "kl",
+    ]);
+    let broker = Broker::start_with(&data, dir.path(), 0, &["--auth", "apikey"]).await;
+    let (base, api) = (broker.base.clone(), format!("{}/ngsi-ld/v1", broker.base));
+    let c = client();
+    use reqwest::Method as M;
+    let (s, v) = send(
+        &c,
+        &operator,
+        M::POST,
+        format!("{base}/admin/v1/policies"),
+        Some(json!({
+            "id": "car-park-sources-to-kl", "tenant": TENANT,
+            "subjects": ["partner:kl-city"], "actions": ["subscribe"],
+            "entities": [{"type": ["OffStreetParking"]}],
+            "attrs": ["availableSpotNumber"]
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let rx = Receiver::new(Mode::Healthy).await;
+    let (s, v) = send(
+        &c,
+        &partner,
+        M::POST,
+        format!("{api}/csourceSubscriptions"),
+        Some(json!({
+            "id": "urn:csub:kl", "type": "Subscription",
+            "entities": [{"type": "OffStreetParking"}, {"type": "Camera"}],
+            "notification": {"endpoint": {"uri": rx.uri(), "accept": "application/json"}}
+        })),
+    )
+    .await;
+    assert_eq!(
+        s, 201,
+        "a policy that opens subscribe opens subscriptions to registrations: {v}"
+    );
+    let registration = |id: &str, ty: &str| {
+        json!({
+            "id": id, "type": "ContextSourceRegistration",
+            "information": [{"entities": [{"type": ty}],
+                             "propertyNames": ["availableSpotNumber", "secret"]}],
+            "endpoint": "http://127.0.0.1:9/source"
+        })
+    };
+    for (id, ty) in [
+        ("urn:reg:cam", "Camera"),
+        ("urn:reg:park", "OffStreetParking"),
+    ] {
+        let (s, v) = send(
+            &c,
+            &operator,
+            M::POST,
+            format!("{api}/csourceRegistrations"),
+            Some(registration(id, ty)),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || !rx.received().is_empty()).await,
+        "the partner hears of the car park source"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = rx.received();
+    let data: Vec<Value> = got
+        .iter()
+        .flat_map(|n| n.body["data"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        data.iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["urn:reg:park"],
+        "never of the camera source: {data:?}"
+    );
+    assert_eq!(
+        data[0]["information"][0]["propertyNames"],
+        json!(["availableSpotNumber"]),
+        "only the opened attribute: {data:?}"
+    );
+    // The operator's own subscription to registrations does not exist for the partner.
+    let (s, v) = send(
+        &c,
+        &operator,
+        M::POST,
+        format!("{api}/csourceSubscriptions"),
+        Some(json!({
+            "id": "urn:csub:ops", "type": "Subscription",
+            "entities": [{"type": "Camera"}],
+            "notification": {"endpoint": {"uri": rx.uri(), "accept": "application/json"}}
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = send(
+        &c,
+        &partner,
+        M::GET,
+        format!("{api}/csourceSubscriptions"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let listed: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec!["urn:csub:kl"], "{v}");
+    let (s, _) = send(
+        &c,
+        &partner,
+        M::DELETE,
+        format!("{api}/csourceSubscriptions/urn:csub:ops"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "not the partner's to delete");
+    let (s, _) = send(
+        &c,
+        &partner,
+        M::DELETE,
+        format!("{api}/csourceSubscriptions/urn:csub:kl"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "its own");
+}

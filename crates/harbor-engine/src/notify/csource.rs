@@ -98,8 +98,13 @@ impl Notifier {
             if !active(&c, now) || c.sub.time_interval.is_some() {
                 continue;
             }
-            let was = before.and_then(|r| Some((r, c.selected_info(r)?)));
-            let is = after.and_then(|r| Some((r, c.selected_info(r)?)));
+            // What the owner may see of the registration, before and after.
+            let seen = |r: Option<&Registration>| {
+                r.and_then(|r| self.seen_registration(tenant, &c.sub, r))
+            };
+            let (before, after) = (seen(before), seen(after));
+            let was = before.as_ref().and_then(|r| Some((r, c.selected_info(r)?)));
+            let is = after.as_ref().and_then(|r| Some((r, c.selected_info(r)?)));
             let ((reg, info), reason) = match (was, is) {
                 (Some(_), Some(now)) => (now, Reason::Updated),
                 (None, Some(now)) => (now, Reason::NewlyMatching),
@@ -157,10 +162,11 @@ impl Notifier {
         let shown: Vec<Registration> = registrations
             .iter()
             .filter(|r| r.expires_at.is_none_or(|t| t > now))
+            .filter_map(|r| self.seen_registration(tenant, &c.sub, r))
             .filter_map(|r| {
-                c.selected_info(r).map(|info| Registration {
+                c.selected_info(&r).map(|info| Registration {
                     information: info,
-                    ..(**r).clone()
+                    ..r
                 })
             })
             .collect();

@@ -258,6 +258,20 @@ impl Notifier {
         }
     }
 
+    /// `registration` as the owner of the subscription to registrations `sub` may see it.
+    fn seen_registration(
+        &self,
+        tenant: &Tenant,
+        sub: &Subscription,
+        registration: &harbor_model::Registration,
+    ) -> Option<harbor_model::Registration> {
+        let (Some(owner), Some(v)) = (&sub.owner, self.view.get()) else {
+            return Some(registration.clone());
+        };
+        v.registration(tenant, owner, &Arc::new(registration.clone()))
+            .map(|r| (*r).clone())
+    }
+
     /// Compiles every stored subscription, queues the outbox left by the last run, and
     /// starts the matcher, the settler and the periodic notifications. Call once, inside
     /// the runtime.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use harbor_model::subscription::Owner;
-use harbor_model::{EntityChange, Tenant};
+use harbor_model::{EntityChange, Registration, Tenant};
 
 /// A change as an owner sees it.
 pub enum Seen {
@@ -22,4 +22,13 @@ pub enum Seen {
 /// Decides what an owner may see; the broker implements it with its access policies.
 pub trait ChangeView: Send + Sync {
     fn view(&self, tenant: &Tenant, owner: &Owner, change: &Arc<EntityChange>) -> Seen;
+
+    /// A registration as the owner of a subscription to registrations may see it (only the
+    /// entries about entities it may read); `None`: not at all.
+    fn registration(
+        &self,
+        tenant: &Tenant,
+        owner: &Owner,
+        registration: &Arc<Registration>,
+    ) -> Option<Arc<Registration>>;
 }
