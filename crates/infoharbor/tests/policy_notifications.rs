@@ -25,6 +25,25 @@ fn keys_cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A broker with API-key auth, an operator's key and the keys `others` (the arguments of
+/// `infoharbor keys create` after `--data-dir`), all made offline before it starts.
+async fn broker_with_keys(
+    dir: &std::path::Path,
+    others: &[&[&str]],
+) -> (Broker, String, Vec<String>) {
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let make = |args: &[&str]| {
+        let mut all = vec!["create", "--data-dir", data_arg];
+        all.extend_from_slice(args);
+        keys_cli(&all)
+    };
+    let operator = make(&["--grant", "operator", "--name", "ops"]);
+    let made = others.iter().map(|a| make(a)).collect();
+    let broker = Broker::start_with(&data, dir, 0, &["--auth", "apikey"]).await;
+    (broker, operator, made)
+}
+
 async fn send(
     c: &reqwest::Client,
     key: &str,
@@ -57,18 +76,7 @@ fn car_park(id: &str, free: i64, secret: i64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_is_notified_of_what_its_policy_opens_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data_arg = data.to_str().unwrap();
-    let operator = keys_cli(&[
-        "create",
-        "--data-dir",
-        data_arg,
-        "--grant",
-        "operator",
-        "--name",
-        "ops",
-    ]);
-    let broker = Broker::start_with(&data, dir.path(), 0, &["--auth", "apikey"]).await;
+    let (broker, operator, _) = broker_with_keys(dir.path(), &[]).await;
     let (base, api) = (broker.base.clone(), format!("{}/ngsi-ld/v1", broker.base));
     let c = client();
     let (s, partner) = send(
@@ -340,27 +348,9 @@ fn ids(body: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_subscribed_to_registrations_hears_only_of_what_its_policy_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data_arg = data.to_str().unwrap();
-    let operator = keys_cli(&[
-        "create",
-        "--data-dir",
-        data_arg,
-        "--grant",
-        "operator",
-        "--name",
-        "ops",
-    ]);
-    let partner = keys_cli(&[
-        "create",
-        "--data-dir",
-        data_arg,
-        "--partner",
-        "kl-city",
-        "--name",
-        "kl",
-    ]);
-    let broker = Broker::start_with(&data, dir.path(), 0, &["--auth", "apikey"]).await;
+    let (broker, operator, made) =
+        broker_with_keys(dir.path(), &[&["--partner", "kl-city", "--name", "kl"]]).await;
+    let partner = made[0].clone();
     let (base, api) = (broker.base.clone(), format!("{}/ngsi-ld/v1", broker.base));
     let c = client();
     use reqwest::Method as M;

@@ -315,15 +315,7 @@ fn regex_escape(s: &str) -> String {
 
 #[tokio::test]
 async fn random_operations_never_show_or_accept_what_the_policies_forbid() {
-    let (mut state, store) = state_for("policies-model", 1000);
-    let [operator] = with_api_keys(
-        &mut state,
-        store.clone(),
-        [("bootstrap", &["operator"][..])],
-    )
-    .await;
-    state.policies = Some(Arc::new(PolicyBook::load(store).await.unwrap()));
-    let app = router(Arc::new(state));
+    let (app, operator) = super::policy_history::broker_with("policies-model", 1000, |s| s).await;
 
     // The subjects: a role alone, policies alone, a partner's role opened by policy, both.
     let (k0, _) = key(&app, &operator, &["writer@t0"]).await;
@@ -885,15 +877,7 @@ async fn policies_are_validated_versioned_durable_and_confined_to_their_tenant()
 
 #[tokio::test]
 async fn a_partner_policy_opens_to_every_key_of_that_partner_what_it_shares() {
-    let (mut state, store) = state_for("policies-partner", 1000);
-    let [operator] = with_api_keys(
-        &mut state,
-        store.clone(),
-        [("bootstrap", &["operator"][..])],
-    )
-    .await;
-    state.policies = Some(Arc::new(PolicyBook::load(store.clone()).await.unwrap()));
-    let app = router(Arc::new(state));
+    let (app, operator) = super::policy_history::broker_with("policies-partner", 1000, |s| s).await;
     let admin = |method: &'static str, path: &'static str, body: Value| {
         let (app, operator) = (app.clone(), operator.clone());
         async move {
@@ -1005,15 +989,7 @@ async fn a_partner_policy_opens_to_every_key_of_that_partner_what_it_shares() {
 
 #[tokio::test]
 async fn joins_and_linked_q_see_linked_entities_as_the_policy_opens_them() {
-    let (mut state, store) = state_for("policies-join", 1000);
-    let [operator] = with_api_keys(
-        &mut state,
-        store.clone(),
-        [("bootstrap", &["operator"][..])],
-    )
-    .await;
-    state.policies = Some(Arc::new(PolicyBook::load(store.clone()).await.unwrap()));
-    let app = router(Arc::new(state));
+    let (app, operator) = super::policy_history::broker_with("policies-join", 1000, |s| s).await;
     let send = |key: String, method: &'static str, path: String, body: Option<Value>| {
         let app = app.clone();
         async move {
