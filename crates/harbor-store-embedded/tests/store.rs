@@ -1,90 +1,92 @@
-//! The embedded backend against the shared store conformance suite, plus what only it
-//! promises: state survives reopening, and concurrent commits are all applied.
+//! The embedded backend against the shared store conformance suite, one test per case, plus
+//! what only it promises: state survives reopening, and concurrent commits are all applied.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use harbor_model::Tenant;
-use harbor_store::conformance::{
-    parking, run, run_admin, run_contexts, run_registrations, run_subscriptions, run_temporal,
-};
+use harbor_store::conformance::{self, parking, Stores};
 use harbor_store::{
-    Change, ContextChange, ContextStore, EntityQuery, EntityStore, RegistrationStore,
-    SubscriptionStore,
+    AdminKind, AdminStore, Change, ContextChange, ContextStore, EntityQuery, EntityStore,
+    FeedStore, RegistrationStore, SubscriptionStore, TemporalStore,
 };
 use harbor_store_embedded::EmbeddedStore;
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("harbor-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A fresh embedded store in a temporary directory of its own, removed after the case.
+async fn fresh() -> Stores {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = EmbeddedStore::open(dir.path()).expect("a fresh embedded store opens");
+    Stores::of(Arc::new(store)).keeping(dir)
+}
+
+harbor_store::store_conformance!(fresh());
+
+/// The embedded store in `dir`, seen through every store trait; dropping it closes the files.
+fn open(dir: &Path) -> Stores {
+    Stores::of(Arc::new(EmbeddedStore::open(dir).unwrap()))
 }
 
 #[tokio::test]
-async fn conformance_suite() {
-    let dir = temp_dir("conformance");
-    let store = EmbeddedStore::open(&dir).unwrap();
-    run(&store).await;
-}
-
-#[tokio::test]
-async fn temporal_conformance_and_reopening() {
-    let dir = temp_dir("temporal");
+async fn temporal_history_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
     {
-        let store = EmbeddedStore::open(&dir).unwrap();
-        run_temporal(&store, &store, &store).await;
+        let stores = open(dir.path());
+        conformance::temporal::deleting_a_temporal_entity_removes_it_and_only_it(&stores).await;
     }
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
     let t = Tenant::parse("temporal-city").unwrap();
-    let headers = harbor_store::TemporalStore::temporal_headers(&store, &t).unwrap();
+    let headers = store.temporal_headers(&t).unwrap();
     assert_eq!(headers.len(), 1, "temporal headers survive reopening");
     assert_eq!(
-        harbor_store::TemporalStore::history_cursor(&store),
-        harbor_store::FeedStore::last_seq(&store),
+        store.history_cursor(),
+        store.last_seq(),
         "the history cursor survives reopening"
     );
 }
 
 #[tokio::test]
-async fn admin_conformance_and_reopening() {
-    let dir = temp_dir("admin");
+async fn admin_records_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
     {
-        let store = EmbeddedStore::open(&dir).unwrap();
-        run_admin(&store).await;
+        let stores = open(dir.path());
+        conformance::admin::admin_put_replaces_and_delete_removes(&stores).await;
     }
-    let store = EmbeddedStore::open(&dir).unwrap();
-    let keys = harbor_store::AdminStore::admin_records(&store, harbor_store::AdminKind::ApiKey)
-        .await
-        .unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(
-        keys,
+        store.admin_records(AdminKind::ApiKey).await.unwrap(),
         vec![("k1".to_string(), b"uno".to_vec())],
         "records survive reopening"
+    );
+    assert_eq!(
+        store.admin_records(AdminKind::Policy).await.unwrap(),
+        vec![("k1".to_string(), b"policy".to_vec())],
+        "and stay in their kind"
     );
 }
 
 #[tokio::test]
-async fn context_conformance_and_reopening() {
-    let dir = temp_dir("contexts");
+async fn contexts_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
     {
-        let store = EmbeddedStore::open(&dir).unwrap();
-        run_contexts(&store).await;
+        let stores = open(dir.path());
+        conformance::contexts::context_put_replaces_and_delete_removes(&stores).await;
         let put = ContextChange::Put {
             id: "c".into(),
             record: b"{}".to_vec(),
         };
-        store.commit_contexts(vec![put]).await.unwrap();
+        stores.contexts.commit_contexts(vec![put]).await.unwrap();
     }
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
     let ids: Vec<String> = store.contexts().into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, ["b", "c"], "stored contexts survive reopening");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_restores_everything_committed() {
-    let dir = temp_dir("reopen");
+    let dir = tempfile::tempdir().unwrap();
     let city = Tenant::parse("singapore").unwrap();
     {
-        let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
         let mut tasks = Vec::new();
         for i in 0..200u32 {
             let s = store.clone();
@@ -112,7 +114,7 @@ async fn reopening_restores_everything_committed() {
             .await
             .unwrap();
     }
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.count(&city), 199);
     assert!(store
         .get(&city, "urn:ngsi-ld:OffStreetParking:sg-0000")
@@ -138,14 +140,16 @@ async fn reopening_restores_everything_committed() {
 }
 
 #[tokio::test]
-async fn subscription_conformance_and_reopening() {
-    let dir = temp_dir("subscriptions");
+async fn subscriptions_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
     let before = {
-        let store = EmbeddedStore::open(&dir).unwrap();
-        run_subscriptions(&store).await;
-        store.subscriptions(&Tenant::default_tenant())
+        let stores = open(dir.path());
+        conformance::subscriptions::a_subscription_delete_stays_in_its_tenant(&stores).await;
+        stores
+            .subscriptions
+            .subscriptions(&Tenant::default_tenant())
     };
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(
         store.subscriptions(&Tenant::default_tenant()),
         before,
@@ -159,21 +163,28 @@ async fn subscription_conformance_and_reopening() {
 }
 
 #[tokio::test]
-async fn registration_conformance_and_reopening() {
-    let dir = temp_dir("registrations");
+async fn registrations_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
     let t = Tenant::default_tenant();
     let (regs, subs) = {
-        let store = EmbeddedStore::open(&dir).unwrap();
-        run_registrations(&store, &store).await;
-        (store.registrations(&t), store.csource_subscriptions(&t))
+        let stores = open(dir.path());
+        conformance::registrations::the_last_registration_put_wins_with_every_member(&stores).await;
+        conformance::registrations::csource_subscriptions_are_listed_and_deletes_remove(&stores)
+            .await;
+        let r = &stores.registrations;
+        (r.registrations(&t), r.csource_subscriptions(&t))
     };
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(
         store.registrations(&t),
         regs,
         "registrations survive reopening, every member intact"
     );
-    assert_eq!(store.csource_subscriptions(&t), subs);
+    assert_eq!(
+        store.csource_subscriptions(&t),
+        subs,
+        "subscriptions to registrations survive reopening"
+    );
     assert!(
         store.subscriptions(&t).is_empty(),
         "kept apart from entity subscriptions"
@@ -181,21 +192,20 @@ async fn registration_conformance_and_reopening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn feed_conformance_and_reopening() {
-    use harbor_store::FeedStore;
-    let dir = temp_dir("feed");
+async fn feed_and_outbox_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
     let (last, cursor, outbox, retained) = {
-        let store = EmbeddedStore::open(&dir).unwrap();
-        harbor_store::conformance::run_feed(&store, &store, &store).await;
-        let retained = store.changes_after(0, 100);
+        let stores = open(dir.path());
+        conformance::feed::outbox_commit_settles_and_replaces_deliveries(&stores).await;
+        let feed = &stores.feed;
         (
-            store.last_seq(),
-            store.matcher_cursor(),
-            store.outbox(),
-            retained,
+            feed.last_seq(),
+            feed.matcher_cursor(),
+            feed.outbox(),
+            feed.changes_after(0, 100),
         )
     };
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.last_seq(), last, "feed numbering survives reopening");
     assert_eq!(
         store.matcher_cursor(),
@@ -224,8 +234,8 @@ async fn feed_conformance_and_reopening() {
 
 #[tokio::test]
 async fn commits_are_counted_and_the_commit_thread_is_up() {
-    let dir = temp_dir("metrics");
-    let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let m = store.metrics().clone();
     let t = Tenant::parse("metrics-city").unwrap();
     let writers: Vec<_> = (0..8)

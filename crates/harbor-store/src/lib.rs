@@ -1,5 +1,5 @@
 //! Storage traits the engine talks to, independent of any backend, and the conformance suite
-//! every backend runs (`conformance`).
+//! every backend runs (`conformance`, one test per case through [`store_conformance!`]).
 //!
 //! A backend holds the current state of every tenant's entities, makes a batch of changes
 //! durable before acknowledging it, and answers queries handed down as a parsed AST
