@@ -7,7 +7,8 @@
 #   3. the client libraries at their pins: Python virtual environments under
 #      target/clients-venv, `npm ci` in clients/js (clients/setup.sh; python3-venv, node and npm
 #      come from apt when missing)
-#   4. `cargo test --workspace`
+#   4. `cargo test --workspace`, then the trace export test, which needs the `otlp` feature
+#      (`cargo test -p infoharbor --features otlp --test otlp`)
 #   5. the client tests: filip, ngsildclient, ngsijs (clients/run.sh)
 # Needs a Rust toolchain and root (or sudo-less apt) for what it installs. Arguments are passed
 # to `cargo test --workspace`. `cargo test -p CRATE` stays the quick loop while working.
@@ -35,6 +36,9 @@ clients/setup.sh
 
 step "cargo test --workspace"
 cargo test --workspace "$@"
+
+step "cargo test -p infoharbor --features otlp --test otlp"
+cargo test -p infoharbor --features otlp --test otlp
 
 step "client tests"
 clients/run.sh

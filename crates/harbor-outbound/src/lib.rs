@@ -1,8 +1,10 @@
 //! The only place the broker opens connections to the outside: remote `@context` fetching and
 //! notification delivery, forwarding to context sources. Every call passes the egress wall
-//! (`egress`) and has a timeout and a size limit.
+//! (`egress`) and has a timeout and a size limit, except those to destinations only the
+//! operator names: the broker's own admin API (`admin`) and the trace collector (`collector`).
 
 pub mod admin;
+pub mod collector;
 pub mod egress;
 mod notify;
 pub mod sources;

@@ -146,7 +146,8 @@ impl Notifier {
             Ok(e) => e.name(),
             Err(_) => "(unparsable endpoint)".to_string(),
         };
-        let span = tracing::debug_span!("notify", endpoint = %name, bytes = msg.body.len());
+        // `bytes` is i64: a tracer takes unsigned values as text.
+        let span = tracing::debug_span!("notify", endpoint = %name, bytes = msg.body.len() as i64);
         async move {
             let started = Instant::now();
             let result = self.attempt(endpoint?, &name, msg).await;

@@ -12,6 +12,7 @@ use harbor_store::{
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::memory::Memory;
 use crate::temporal;
@@ -112,6 +113,22 @@ enum Work {
         changes: Vec<TemporalChange>,
     },
     History(HistoryBatch),
+}
+
+impl Work {
+    /// What is committed, for the commit's span.
+    fn kind(&self) -> &'static str {
+        match self {
+            Work::Entities { .. } => "entities",
+            Work::Contexts(_) => "contexts",
+            Work::Admin(_) => "admin",
+            Work::Subscriptions { .. } => "subscriptions",
+            Work::Registrations { .. } => "registrations",
+            Work::Outbox(_) => "outbox",
+            Work::Temporal { .. } => "temporal",
+            Work::History(_) => "history",
+        }
+    }
 }
 
 /// What a commit answers besides success.
@@ -228,6 +245,13 @@ impl Committer {
     }
 
     async fn send(&self, work: Work) -> StoreResult<Reply> {
+        // The wait for durability is a span of the operation that waits (a request): a commit
+        // of the pipeline's own (outbox, history) is part of no operation and gets none.
+        let span = if tracing::Span::current().is_none() {
+            tracing::Span::none()
+        } else {
+            tracing::debug_span!("commit", kind = work.kind())
+        };
         let (done, wait) = oneshot::channel();
         let tx = self
             .tx
@@ -235,7 +259,8 @@ impl Committer {
             .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
         tx.send(Request { work, done })
             .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?;
-        wait.await
+        wait.instrument(span)
+            .await
             .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?
     }
 }

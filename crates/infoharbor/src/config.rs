@@ -147,6 +147,18 @@ pub struct ServeArgs {
     /// entities; the others are summed as `(other)` [default: 20].
     #[arg(long, env = "INFOHARBOR_METRICS_TENANTS")]
     pub metrics_tenants: Option<usize>,
+    /// Base URL of an OpenTelemetry collector (OTLP over HTTP) to export traces to, e.g.
+    /// `http://127.0.0.1:4318`; spans are POSTed to `{endpoint}/v1/traces`. Needs a binary
+    /// built with the `otlp` feature [default: none, no export].
+    #[arg(long, env = "INFOHARBOR_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported traces [default: infoharbor].
+    #[arg(long, env = "INFOHARBOR_OTLP_SERVICE_NAME")]
+    pub otlp_service_name: Option<String>,
+    /// Share of new traces exported, from 0.0 to 1.0; a request that continues a caller's
+    /// trace follows the caller's decision instead [default: 1.0].
+    #[arg(long, env = "INFOHARBOR_OTLP_SAMPLE_RATIO")]
+    pub otlp_sample_ratio: Option<f64>,
     /// Folder of @context documents to use instead of fetching them, listed in its
     /// `contexts.toml` [default: none].
     #[arg(long, env = "INFOHARBOR_CONTEXT_DIR")]
@@ -268,6 +280,9 @@ struct FileConfig {
     log_format: Option<String>,
     metrics: Option<bool>,
     metrics_tenants: Option<usize>,
+    otlp_endpoint: Option<String>,
+    otlp_service_name: Option<String>,
+    otlp_sample_ratio: Option<f64>,
     context_dir: Option<PathBuf>,
     egress_allow: Option<Vec<String>>,
     egress_allow_private: Option<bool>,
@@ -334,6 +349,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub metrics: bool,
     pub metrics_tenants: usize,
+    /// Where and how traces are exported, when `otlp_endpoint` is set.
+    pub otlp: Option<Otlp>,
     pub context_dir: Option<PathBuf>,
     pub egress: harbor_outbound::EgressPolicy,
     pub auth: harbor_auth::AuthMode,
@@ -344,6 +361,16 @@ pub struct Config {
     /// Limits on the @contexts clients store.
     pub stored_contexts: harbor_jsonld::registry::StoredLimits,
     pub quotas: harbor_engine::Quotas,
+}
+
+/// Trace export over OTLP/HTTP (`otlp_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Otlp {
+    /// Where spans are POSTed: the endpoint with `/v1/traces`.
+    pub traces_url: String,
+    pub service_name: String,
+    /// Share of new traces sampled, 0.0 to 1.0.
+    pub sample_ratio: f64,
 }
 
 /// How log lines are written to stderr.
@@ -365,6 +392,40 @@ impl std::str::FromStr for LogFormat {
             other => anyhow::bail!("log_format must be text or json, got {other:?}"),
         }
     }
+}
+
+/// The trace export the `otlp_*` options ask for; `None` without an endpoint.
+fn otlp(
+    endpoint: Option<String>,
+    service_name: Option<String>,
+    sample_ratio: Option<f64>,
+) -> anyhow::Result<Option<Otlp>> {
+    let Some(endpoint) = endpoint else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        cfg!(feature = "otlp"),
+        "otlp_endpoint is set, but this infoharbor binary was built without the `otlp` \
+         feature and cannot export traces: build it with `cargo build --release --features \
+         otlp`, or remove otlp_endpoint"
+    );
+    let traces_url =
+        harbor_outbound::collector::traces_url(&endpoint).map_err(anyhow::Error::msg)?;
+    let service_name = service_name.unwrap_or_else(|| "infoharbor".into());
+    anyhow::ensure!(
+        !service_name.trim().is_empty(),
+        "otlp_service_name must not be empty"
+    );
+    let sample_ratio = sample_ratio.unwrap_or(1.0);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&sample_ratio),
+        "otlp_sample_ratio must be from 0.0 to 1.0, got {sample_ratio}"
+    );
+    Ok(Some(Otlp {
+        traces_url,
+        service_name,
+        sample_ratio,
+    }))
 }
 
 fn cores() -> usize {
@@ -506,6 +567,11 @@ impl ServeArgs {
                 .parse()?,
             metrics: self.metrics.or(file.metrics).unwrap_or(true),
             metrics_tenants: self.metrics_tenants.or(file.metrics_tenants).unwrap_or(20),
+            otlp: otlp(
+                self.otlp_endpoint.or(file.otlp_endpoint),
+                self.otlp_service_name.or(file.otlp_service_name),
+                self.otlp_sample_ratio.or(file.otlp_sample_ratio),
+            )?,
             context_dir: self.context_dir.or(file.context_dir),
             egress: harbor_outbound::EgressPolicy::new(
                 &self.egress_allow.or(file.egress_allow).unwrap_or_default(),
@@ -689,6 +755,81 @@ mod tests {
         assert!(format!("{err:#}").contains("colour"), "{err:#}");
     }
 
+    #[cfg(not(feature = "otlp"))]
+    #[test]
+    fn an_otlp_endpoint_needs_the_otlp_feature() {
+        let err = ServeArgs {
+            otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("without the `otlp` feature"), "{err}");
+        assert!(
+            err.contains("cargo build --release --features otlp"),
+            "{err}"
+        );
+        // Without an endpoint the other options change nothing and are accepted.
+        let cfg = ServeArgs {
+            otlp_service_name: Some("broker-a".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.otlp, None);
+    }
+
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn otlp_options_are_checked() {
+        let resolve = |endpoint: &str, name: Option<&str>, ratio: Option<f64>| {
+            ServeArgs {
+                otlp_endpoint: Some(endpoint.into()),
+                otlp_service_name: name.map(str::to_string),
+                otlp_sample_ratio: ratio,
+                ..Default::default()
+            }
+            .resolve()
+            .map(|c| c.otlp.expect("export configured"))
+            .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(
+            resolve("http://127.0.0.1:4318", None, None),
+            Ok(Otlp {
+                traces_url: "http://127.0.0.1:4318/v1/traces".into(),
+                service_name: "infoharbor".into(),
+                sample_ratio: 1.0,
+            })
+        );
+        let cases: &[(&str, Option<&str>, Option<f64>, &str)] = &[
+            ("udp://127.0.0.1:4318", None, None, "http:// or https://"),
+            (
+                "http://127.0.0.1:4318",
+                Some(" "),
+                None,
+                "otlp_service_name",
+            ),
+            (
+                "http://127.0.0.1:4318",
+                None,
+                Some(1.5),
+                "from 0.0 to 1.0, got 1.5",
+            ),
+            ("http://127.0.0.1:4318", None, Some(-0.1), "from 0.0 to 1.0"),
+            (
+                "http://127.0.0.1:4318",
+                None,
+                Some(f64::NAN),
+                "from 0.0 to 1.0",
+            ),
+        ];
+        for (endpoint, name, ratio, want) in cases {
+            let err = resolve(endpoint, *name, *ratio).unwrap_err();
+            assert!(err.contains(want), "{endpoint} {name:?} {ratio:?}: {err}");
+        }
+    }
+
     #[test]
     fn documented_options_match() {
         // docs/configuration.md names every option of the file.
@@ -731,6 +872,9 @@ mod tests {
             "log_format",
             "metrics",
             "metrics_tenants",
+            "otlp_endpoint",
+            "otlp_service_name",
+            "otlp_sample_ratio",
             "egress_allow",
             "egress_allow_private",
             "auth",

@@ -6,6 +6,8 @@ mod contexts;
 mod dead_letters;
 mod identity;
 mod keys;
+#[cfg_attr(not(feature = "otlp"), path = "otlp_off.rs")]
+mod otlp;
 mod preload;
 mod serve;
 mod sweep;
@@ -45,11 +47,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = args.resolve()?;
-            telemetry::init_logs(&cfg)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let served = runtime.block_on(serve::run(cfg));
+            let traces = telemetry::init(&cfg, runtime.handle())?;
+            let served = runtime.block_on(serve::run(cfg, traces));
             // A query still running on a blocking thread must not hold the exit back.
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             served

@@ -15,7 +15,7 @@ use harbor_store_embedded::EmbeddedStore;
 
 use crate::config::Config;
 
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, traces: crate::telemetry::Traces) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let data_dir = cfg.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir))
@@ -165,7 +165,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             )))
         }
     };
-    let telemetry = crate::telemetry::for_http(&cfg, &store, &engine, &notifier, &historian);
+    let telemetry =
+        crate::telemetry::for_http(&cfg, &store, &engine, &notifier, &historian, &traces);
     let state = Arc::new(AppState {
         engine,
         resolver,
@@ -207,11 +208,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ready_in_ms = started.elapsed().as_millis() as u64,
         "infoharbor is serving NGSI-LD"
     );
-    harbor_http::serve(listener, state, shutdown_signal(), server).await?;
+    let stop_began = Arc::new(std::sync::OnceLock::new());
+    let signal = {
+        let stop_began = stop_began.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stop_began.set(std::time::Instant::now());
+        }
+    };
+    harbor_http::serve(listener, state, signal, server).await?;
     sweeper.abort();
     auditing.abort();
     retention.abort();
     recording.abort();
+    // The spans still queued go out in what is left of the shutdown deadline.
+    let spent = stop_began
+        .get()
+        .map_or(Duration::ZERO, std::time::Instant::elapsed);
+    traces
+        .stop(Duration::from_millis(cfg.shutdown_deadline_ms).saturating_sub(spent))
+        .await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -32,6 +32,7 @@ use harbor_model::subscription::DeliveryStatus;
 use harbor_model::{time, Delivery, EntityChange, Subscription, Tenant, Timestamp};
 use harbor_store::{EntityStore, FeedStore, OutboxBatch, OutboxChange, SubscriptionStore};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 pub use compile::Compiled;
 use compile::TenantIndex;
@@ -534,7 +535,16 @@ impl Notifier {
                     tokio::time::sleep(Duration::from_millis(ms as u64)).await;
                 }
             }
-            self.deliver(&key, batch).await;
+            // One span per attempt; the transport's own span (endpoint, bytes) is its child.
+            // Counts are i64: a tracer takes unsigned values as text.
+            let span = tracing::debug_span!(
+                "notification",
+                tenant = key.0.as_str(),
+                subscription = %key.1,
+                deliveries = batch.len() as i64,
+                attempt = i64::from(batch[0].attempts) + 1,
+            );
+            self.deliver(&key, batch).instrument(span).await;
         }
     }
 

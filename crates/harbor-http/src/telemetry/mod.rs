@@ -1,6 +1,7 @@
 //! The broker's view of its own health at the HTTP edge: `GET /metrics` (Prometheus text),
 //! `GET /ready` (readiness, from the beacons of the parts that must run), and the layers
-//! every request passes for it: its request id, its log lines and its metrics.
+//! every request passes for it: its request id, its log lines, its metrics and, when the
+//! binary exports traces, its span's place in a distributed trace ([`RequestSpans`]).
 //!
 //! Label policy: a request is counted under the route template it matched (axum's
 //! `MatchedPath`, e.g. `/ngsi-ld/v1/entities/{id}`), its method and its status class, never
@@ -35,6 +36,31 @@ pub struct Telemetry {
     /// with the collector of `infoharbor_part_up`.
     readiness: Parts,
     connections: Arc<ConnectionStats>,
+    /// `None` unless traces are exported.
+    request_spans: Option<Arc<dyn RequestSpans>>,
+}
+
+/// What the exporter of traces does with the span of each request (its `request` span, with
+/// the fields `request_id`, `otel.name` and `otel.kind`), so that the edge knows nothing of
+/// tracing systems: the binary implements it when it is built with trace export.
+pub trait RequestSpans: Send + Sync {
+    /// Before the request runs, while the span has not been entered yet: the span may still
+    /// take a parent (the caller's trace).
+    fn started(&self, span: &tracing::Span, req: &TracedRequest<'_>);
+    /// Once the answer is there, with its status code.
+    fn finished(&self, span: &tracing::Span, status: u16);
+}
+
+/// A request as a tracer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct TracedRequest<'a> {
+    pub method: &'a str,
+    /// The matched route template (`/ngsi-ld/v1/entities/{id}`); `None` when none matched.
+    pub route: Option<&'a str>,
+    pub path: &'a str,
+    /// The W3C Trace Context headers the caller sent, as sent (`traceparent`, `tracestate`).
+    pub traceparent: Option<&'a str>,
+    pub tracestate: Option<&'a str>,
 }
 
 struct Metrics {
@@ -92,6 +118,7 @@ impl Telemetry {
             metrics: Some(Metrics { registry, http }),
             readiness,
             connections,
+            request_spans: None,
         }
     }
 
@@ -101,7 +128,14 @@ impl Telemetry {
             metrics: None,
             readiness: Parts::default(),
             connections: Arc::default(),
+            request_spans: None,
         }
+    }
+
+    /// Hands every request's span to `spans` (trace export).
+    pub fn with_request_spans(mut self, spans: Arc<dyn RequestSpans>) -> Self {
+        self.request_spans = Some(spans);
+        self
     }
 
     /// `/ready` answers 200 only while `beacon` is up; `what` names the part for people
@@ -143,7 +177,10 @@ pub fn layers(app: Router<SharedState>, state: &SharedState) -> Router<SharedSta
     } else {
         app
     };
-    app.layer(axum::middleware::from_fn(request_id::request_id))
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        request_id::request_id,
+    ))
 }
 
 /// GET /metrics — every metric in the Prometheus text format.

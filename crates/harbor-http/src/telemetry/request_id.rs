@@ -1,17 +1,21 @@
 //! The request id: taken from the client's `X-Request-Id` when it is usable (visible ASCII, at
 //! most 128 characters), made up otherwise, echoed on every response and carried by the
 //! request's tracing span, so that every log line of the request names it. One log line per
-//! request at debug level, and one at warn for a server error.
+//! request at debug level, and one at warn for a server error. When the binary exports traces,
+//! the span is also handed to its [`RequestSpans`] at the start and the end of the request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
+
+use super::{RequestSpans, TracedRequest};
+use crate::SharedState;
 
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -41,7 +45,7 @@ fn generate() -> HeaderValue {
 }
 
 /// Middleware: gives the request its id and span, logs it, echoes the id.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
+pub async fn request_id(State(s): State<SharedState>, mut req: Request, next: Next) -> Response {
     let id = match req.headers().get(&REQUEST_ID) {
         Some(v) if usable(v) => v.clone(),
         Some(_) => {
@@ -53,14 +57,37 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     };
     req.headers_mut().insert(REQUEST_ID, id.clone());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    // `otel.name` and `otel.kind` stay empty, and out of the log lines, unless traces are
+    // exported: only a tracer reads them.
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+    );
     let method = req.method().clone();
     let uri = req.uri().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
+    let traces: Option<&dyn RequestSpans> = s.telemetry.request_spans.as_deref();
+    let traced = traces.map(|t| {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let traced = TracedRequest {
+            method: method.as_str(),
+            route: route.as_ref().map(|r| r.as_str()),
+            path: uri.path(),
+            traceparent: header("traceparent"),
+            tracestate: header("tracestate"),
+        };
+        t.started(&span, &traced);
+        (t, span.clone())
+    });
     let started = Instant::now();
     async move {
         let mut resp = next.run(req).await;
         let status = resp.status();
+        if let Some((t, span)) = traced {
+            t.finished(&span, status.as_u16());
+        }
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let route = route.as_ref().map_or("", |r| r.as_str());
         // A 503 is the broker protecting itself (shedding, not ready): counted in the
