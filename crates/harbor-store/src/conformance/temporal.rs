@@ -62,14 +62,16 @@ async fn catch_up(s: &Stores) {
     );
 }
 
+/// Commits `change` to `temporal-city` and waits until the history has recorded it.
+async fn commit_recorded(s: &Stores, change: Change) {
+    s.entities.commit(&city(), vec![change]).await.unwrap();
+    catch_up(s).await;
+}
+
 /// A parking with 10 free spots created in `temporal-city` and recorded.
 async fn recorded_creation(s: &Stores) -> Entity {
     let p = parking(1, 10, 103.8, 1.3);
-    s.entities
-        .commit(&city(), vec![Change::Put(p.clone())])
-        .await
-        .unwrap();
-    catch_up(s).await;
+    commit_recorded(s, Change::Put(p.clone())).await;
     p
 }
 
@@ -80,22 +82,14 @@ async fn recorded_update(s: &Stores) -> Entity {
         expand("availableSpotNumber"),
         vec![Attribute::new(AttrValue::Property(json!(9)), time::now())],
     );
-    s.entities
-        .commit(&city(), vec![Change::Put(p.clone())])
-        .await
-        .unwrap();
-    catch_up(s).await;
+    commit_recorded(s, Change::Put(p.clone())).await;
     p
 }
 
 /// After [`recorded_update`], the entity deleted, recorded.
 async fn recorded_deletion(s: &Stores) -> Entity {
     let p = recorded_update(s).await;
-    s.entities
-        .commit(&city(), vec![Change::Delete(p.id.clone())])
-        .await
-        .unwrap();
-    catch_up(s).await;
+    commit_recorded(s, Change::Delete(p.id.clone())).await;
     p
 }
 
