@@ -6,12 +6,15 @@ use std::sync::Arc;
 use harbor_jsonld::expand::{AttrFragment, EntityInput};
 use harbor_model::{time, Attribute, Entity, NgsiError, NgsiResult, Tenant, Timestamp};
 use harbor_query::TypeExpr;
-use harbor_store::{Change, EntityQuery};
+use harbor_store::{Change, EntityQuery, Page, Paging};
 
 use crate::merge::{
     append_into, apply_fragment, find_instance, merge_into, new_entity, put_instance, update_into,
 };
 use crate::{store_err, Engine};
+
+/// A filter the engine runs over every match of a query before paging it.
+pub type PostFilter<'a> = dyn Fn(Vec<Arc<Entity>>) -> Vec<Arc<Entity>> + Send + Sync + 'a;
 
 /// An attribute that an update or append left alone, and why.
 #[derive(Debug, Clone)]
@@ -138,28 +141,60 @@ impl Engine {
             .collect())
     }
 
-    /// 5.7.2 Query Entities whose `q` may test attributes of Linked Entities (`rel{attr}`,
-    /// 4.9): those terms are evaluated here, resolving each target in the same tenant.
-    pub fn query_entities_linked(
+    /// 5.7.2 Query Entities: one page of the visible matches, in the paging's order.
+    ///
+    /// The store cuts the page from its indexes. What only the engine can evaluate comes
+    /// after the store's answer, so such a query is paged here, over every match: the terms
+    /// of `q` on Linked Entities (`rel{attr}`, 4.9), each target resolved in the same tenant,
+    /// and `post`, a filter over the matches (what a partial subject may see).
+    pub async fn query_page(
         &self,
         tenant: &Tenant,
         mut q: EntityQuery,
-    ) -> NgsiResult<Vec<Arc<Entity>>> {
+        paging: Paging,
+        post: Option<&PostFilter<'_>>,
+    ) -> NgsiResult<Page> {
+        self.check_tenant(tenant)?;
+        let now = time::now();
         let linked = q.q.take_if(|q| q.link_depth() > 0);
-        let found = self.query_entities(tenant, &q)?;
-        let Some(linked) = linked else {
-            return Ok(found);
-        };
-        let resolve = |id: &str| {
-            self.current(tenant, id)
-                .ok()
-                .flatten()
-                .map(|e| (*e).clone())
-        };
-        Ok(found
+        if linked.is_none() && post.is_none() {
+            let mut page = self
+                .store
+                .query_page(tenant, &q, &paging, now)
+                .await
+                .map_err(store_err)?;
+            page.entities = std::mem::take(&mut page.entities)
+                .into_iter()
+                .filter_map(|e| visible(e, now))
+                .collect();
+            return Ok(page);
+        }
+        let found = self
+            .store
+            .query_page(tenant, &q, &Paging::all(), now)
+            .await
+            .map_err(store_err)?;
+        let mut all: Vec<Arc<Entity>> = found
+            .entities
             .into_iter()
-            .filter(|e| linked.matches_linked(e, &resolve))
-            .collect())
+            .filter_map(|e| visible(e, now))
+            .collect();
+        if let Some(linked) = linked {
+            let resolve = |id: &str| {
+                self.current(tenant, id)
+                    .ok()
+                    .flatten()
+                    .map(|e| (*e).clone())
+            };
+            all.retain(|e| linked.matches_linked(e, &resolve));
+        }
+        if let Some(post) = post {
+            all = post(all);
+        }
+        if let Some(order) = &paging.order {
+            order.sort(&mut all);
+        }
+        Ok(Page::of(all, &paging))
     }
 
     /// 5.6.6 Delete Entity.

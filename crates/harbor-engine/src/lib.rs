@@ -25,7 +25,8 @@ use harbor_store::{EntityStore, RegistrationStore, SubscriptionStore, TemporalSt
 
 pub use batch::{BatchError, BatchItem, BatchMode, BatchResult};
 pub use discovery::{AttributeInfo, TypeInfo, View as DiscoveryView};
-pub use entities::{NotUpdated, UpdateResult};
+pub use entities::{NotUpdated, PostFilter, UpdateResult};
+pub use harbor_store::{Page, Paging};
 pub use join::{JoinSpec, Joined, Link, MAX_JOINED};
 pub use purge::{PurgeAction, PurgeFilter};
 pub use quota::Quotas;

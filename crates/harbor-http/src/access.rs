@@ -100,13 +100,9 @@ impl Seen {
     pub fn filter(
         &self,
         found: Vec<Arc<Entity>>,
-        post: Option<EntityQuery>,
+        post: &EntityQuery,
         lookup: &dyn Fn(&str) -> Option<Arc<Entity>>,
     ) -> Vec<Arc<Entity>> {
-        let Some(mut post) = post else {
-            return found;
-        };
-        let linked = post.q.take_if(|q| q.link_depth() > 0);
         let resolve = |id: &str| {
             lookup(id)
                 .and_then(|e| self.0.project(&e))
@@ -115,12 +111,7 @@ impl Seen {
         found
             .iter()
             .filter_map(|e| self.0.project(e))
-            .filter(|e| post.matches(e))
-            .filter(|e| {
-                linked
-                    .as_ref()
-                    .is_none_or(|q| q.matches_linked(e, &resolve))
-            })
+            .filter(|e| post.matches_linked(e, &resolve))
             .collect()
     }
 

@@ -254,9 +254,10 @@ pub async fn query_get(
     let q = query::from_params(&p, &ld.ctx, false)?;
     let path = "/ngsi-ld/v1/entities";
     if answered_from_indexes(&q, &p) {
-        return run_query(&s, &seen, &tenant, media, &ld, &p, q, path);
+        return run_query(&s, &seen, &tenant, media, &ld, &p, q, path).await;
     }
-    pool.offload(move || run_query(&s, &seen, &tenant, media, &ld, &p, q, path))
+    let rt = tokio::runtime::Handle::current();
+    pool.offload(move || rt.block_on(run_query(&s, &seen, &tenant, media, &ld, &p, q, path)))
         .await
 }
 
@@ -288,8 +289,9 @@ pub async fn query_post(
     let url_params = Params::parse(raw.as_deref());
     let (q, body_params) = query::from_body(&b.value, &b.ld.ctx)?;
     let p = body_params.merged(&url_params);
+    let rt = tokio::runtime::Handle::current();
     pool.offload(move || {
-        run_query(
+        rt.block_on(run_query(
             &s,
             &seen,
             &tenant,
@@ -298,13 +300,13 @@ pub async fn query_post(
             &p,
             q,
             "/ngsi-ld/v1/entityOperations/query",
-        )
+        ))
     })
     .await
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_query(
+async fn run_query(
     s: &SharedState,
     seen: &Seen,
     tenant: &harbor_model::Tenant,
@@ -332,23 +334,31 @@ fn run_query(
         count,
     } = query::page(p, limits.default_page, limits.max_page)?;
     // A partial reader's filters on attribute values run on what it may see.
-    let mut q = q;
     let post = seen.split(&mut q)?;
-    let found = s.engine.query_entities_linked(tenant, q)?;
-    let mut all = seen.filter(found, post, &|id| {
-        s.engine.current(tenant, id).ok().flatten()
-    });
+    let lookup = |id: &str| s.engine.current(tenant, id).ok().flatten();
+    let filter = post
+        .as_ref()
+        .map(|post| move |found| seen.filter(found, post, &lookup));
+    let paging = harbor_engine::Paging {
+        offset,
+        limit,
+        count,
+        order,
+    };
+    let found = s
+        .engine
+        .query_page(
+            tenant,
+            q,
+            paging,
+            filter.as_ref().map(|f| f as &harbor_engine::PostFilter<'_>),
+        )
+        .await?;
     crate::shed::within_budget()?;
-    if let Some(order) = &order {
-        order.sort(&mut all);
-        crate::shed::within_budget()?;
-    }
-    let total = all.len();
-    let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
     let items: Vec<Value> = match view.join {
         None => {
-            let mut items = Vec::with_capacity(page.len());
-            for (i, e) in page.iter().enumerate() {
+            let mut items = Vec::with_capacity(found.entities.len());
+            for (i, e) in found.entities.iter().enumerate() {
                 if i % 64 == 63 {
                     crate::shed::within_budget()?;
                 }
@@ -357,7 +367,7 @@ fn run_query(
             items
         }
         Some(join) => {
-            let roots = seen.join(s, tenant, &page, &join_spec(&view, join))?;
+            let roots = seen.join(s, tenant, &found.entities, &join_spec(&view, join))?;
             crate::shed::within_budget()?;
             reply::joined(&roots, ld, media, &view, join.kind)
         }
@@ -367,13 +377,14 @@ fn run_query(
     } else {
         Value::Array(items)
     };
-    Ok(reply::page(
+    Ok(reply::paged(
         path,
         p,
         media,
         ld,
         body,
-        total,
+        found.total,
+        found.more,
         Page {
             limit,
             offset,

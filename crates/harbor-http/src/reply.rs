@@ -217,17 +217,34 @@ pub fn page(
     total: usize,
     page: Page,
 ) -> Response {
+    let more = page.offset.saturating_add(page.limit) < total;
+    paged(path, p, media, ld, body, Some(total), more, page)
+}
+
+/// One page of a listing whose total may be unknown: `more` says whether a next page has
+/// anything, `total` is the count sent when the request asked for it.
+#[allow(clippy::too_many_arguments)]
+pub fn paged(
+    path: &str,
+    p: &Params,
+    media: Media,
+    ld: &Ld,
+    body: Value,
+    total: Option<usize>,
+    more: bool,
+    page: Page,
+) -> Response {
     let Page {
         limit,
         offset,
         count,
     } = page;
     let mut h = HeaderMap::new();
-    if count {
+    if let (true, Some(total)) = (count, total) {
         h.insert("NGSILD-Results-Count", HeaderValue::from(total));
     }
     let mut links = Vec::new();
-    if limit > 0 && offset + limit < total {
+    if limit > 0 && more {
         links.push(format!(
             "<{path}?{}>; rel=\"next\"; type=\"{}\"",
             p.with_page(offset + limit, limit),

@@ -32,9 +32,11 @@
 
 mod aggregate;
 mod bool_expr;
+mod entity_query;
 mod error;
 mod geo_query;
 mod geojson;
+mod index;
 mod order;
 mod projection;
 mod q_eval;
@@ -53,9 +55,11 @@ pub use aggregate::{
     AggregatedSeries, Aggregator, Period, PeriodValues, Sample, TimeRange, MAX_DISTINCT,
     MAX_PERIOD_YEARS,
 };
+pub use entity_query::EntityQuery;
 pub use error::QueryError;
 pub use geo_query::{parse_coordinates_text, parse_geo_query, GeoQuery, GeoRel};
 pub use geojson::geojson_to_geometry;
+pub use index::{index_keys, KeyRange, Num, Plan, ScalarKey, Unkeyed, MAX_KEY_LEN};
 pub use order::{order_from, parse_order_by, Direction, OrderBy};
 pub use projection::{parse_projection, ProjTerm, Projection, ProjectionKind};
 pub use q_eval::LinkResolver;

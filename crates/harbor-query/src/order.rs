@@ -143,6 +143,30 @@ impl OrderBy {
         self.keys.iter().any(|k| k.direction.is_distance())
     }
 
+    /// The attribute and direction (`true` for descending) of an ordering a value index
+    /// can follow: one key on a plain attribute (no sub-attribute, meta member nor `[key]`),
+    /// ascending or descending, without a collation. Its order is that of the attribute's
+    /// smallest non-`Time` [`ScalarKey`](crate::ScalarKey), Entities without one last.
+    pub fn plain_key(&self) -> Option<(&str, bool)> {
+        let [k] = self.keys.as_slice() else {
+            return None;
+        };
+        if self.collate {
+            return None;
+        }
+        let desc = match k.direction {
+            Direction::Asc => false,
+            Direction::Desc => true,
+            Direction::DistAsc | Direction::DistDesc => return None,
+        };
+        match &k.path {
+            Path::Attr(p) if p.steps.is_empty() && p.keys.is_empty() && p.link.is_none() => {
+                Some((p.name.as_str(), desc))
+            }
+            _ => None,
+        }
+    }
+
     /// Sorts entities; entities that tie on every key keep their order.
     pub fn sort<E: std::borrow::Borrow<Entity>>(&self, entities: &mut [E]) {
         entities.sort_by(|a, b| self.compare(a.borrow(), b.borrow()));

@@ -155,6 +155,22 @@ pub(crate) fn locate_values(e: &Entity, path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The values the plain path `name` (no sub-attribute, meta member nor `[key]`) designates
+/// in one Entity, as `q` terms on it see them: what a value index keeps.
+pub(crate) fn plain_values<'a>(e: &'a Entity, name: &str) -> Vec<Cow<'a, Value>> {
+    let plain = AttrPath {
+        name: String::new(),
+        steps: Vec::new(),
+        keys: Vec::new(),
+        link: None,
+    };
+    let mut found = Found::default();
+    for inst in e.attrs.get(name).into_iter().flatten() {
+        locate_in_instance(inst, &plain, &mut found);
+    }
+    found.values
+}
+
 /// The values a path designates in one Entity.
 #[derive(Default)]
 struct Found<'a> {

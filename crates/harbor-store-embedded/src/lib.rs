@@ -21,7 +21,7 @@ use harbor_model::{
 };
 use harbor_store::{
     AdminChange, AdminKind, AdminStore, Change, ContextChange, ContextStore, EntityQuery,
-    EntityStore, FeedStore, HistoryBatch, InstanceRange, OutboxBatch, QueryResult,
+    EntityStore, FeedStore, HistoryBatch, InstanceRange, OutboxBatch, Page, Paging, QueryResult,
     RegistrationChange, RegistrationStore, StoreError, StoreResult, SubscriptionChange,
     SubscriptionStore, TemporalChange, TemporalStore,
 };
@@ -239,6 +239,16 @@ impl EntityStore for EmbeddedStore {
             entities: self.memory.read().query(tenant, query),
             exact: true,
         })
+    }
+
+    async fn query_page(
+        &self,
+        tenant: &Tenant,
+        query: &EntityQuery,
+        paging: &Paging,
+        now: Timestamp,
+    ) -> StoreResult<Page> {
+        Ok(self.memory.read().query_page(tenant, query, paging, now))
     }
 
     fn expiring(&self, tenant: &Tenant, at: Timestamp) -> StoreResult<Vec<String>> {

@@ -8,7 +8,6 @@
 
 pub mod conformance;
 mod history;
-mod query;
 
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use harbor_model::{
     Tenant, Timestamp,
 };
 
-pub use query::EntityQuery;
+pub use harbor_query::{EntityQuery, OrderBy};
 
 /// A store failure. Backends map their driver errors into these.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +212,56 @@ pub trait RegistrationStore: Send + Sync {
     }
 }
 
+/// Which part of a query's answer to return (5.5.9): `limit` matches after the first
+/// `offset`, in `order` (by id without one), with their total when `count` is set.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    pub offset: usize,
+    /// `usize::MAX` for every match.
+    pub limit: usize,
+    pub count: bool,
+    pub order: Option<OrderBy>,
+}
+
+impl Paging {
+    /// Every match, by id, uncounted.
+    pub fn all() -> Self {
+        Paging {
+            offset: 0,
+            limit: usize::MAX,
+            count: false,
+            order: None,
+        }
+    }
+}
+
+/// One page of a query's matches.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub entities: Vec<Arc<Entity>>,
+    /// How many entities match in all, when the paging asked for the count.
+    pub total: Option<usize>,
+    /// Whether matches follow this page.
+    pub more: bool,
+}
+
+impl Page {
+    /// The page `paging` selects from every match, already in order.
+    pub fn of(mut all: Vec<Arc<Entity>>, paging: &Paging) -> Page {
+        let total = all.len();
+        let end = paging.offset.saturating_add(paging.limit).min(total);
+        let start = paging.offset.min(total);
+        let more = end < total;
+        all.truncate(end);
+        all.drain(..start);
+        Page {
+            entities: all,
+            total: paging.count.then_some(total),
+            more,
+        }
+    }
+}
+
 /// Result of a query: entities sorted by id.
 pub struct QueryResult {
     pub entities: Vec<Arc<Entity>>,
@@ -242,6 +291,31 @@ pub trait EntityStore: Send + Sync {
 
     /// Entities matching the query, sorted by id.
     fn query(&self, tenant: &Tenant, query: &EntityQuery) -> StoreResult<QueryResult>;
+
+    /// One page of the entities that match the query exactly and are visible at `now` (not
+    /// expired themselves, 4.22), in the paging's order. The default pages what
+    /// [`query`](Self::query) finds; a backend with indexes answers from them, at a cost that
+    /// follows the page rather than the data.
+    async fn query_page(
+        &self,
+        tenant: &Tenant,
+        query: &EntityQuery,
+        paging: &Paging,
+        now: Timestamp,
+    ) -> StoreResult<Page> {
+        let found = self.query(tenant, query)?;
+        let exact = found.exact;
+        let mut all: Vec<Arc<Entity>> = found
+            .entities
+            .into_iter()
+            .filter(|e| e.expires_at.is_none_or(|t| t > now))
+            .filter(|e| exact || query.matches(e))
+            .collect();
+        if let Some(order) = &paging.order {
+            order.sort(&mut all);
+        }
+        Ok(Page::of(all, paging))
+    }
 
     /// Number of entities of the tenant.
     fn count(&self, tenant: &Tenant) -> usize;

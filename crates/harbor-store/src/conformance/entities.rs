@@ -2,10 +2,12 @@
 //! sweep goes through, followed through replacements and deletions.
 
 use harbor_model::{time, Tenant};
-use harbor_query::{parse_coordinates_text, parse_geo_query, parse_q, parse_type_expr};
+use harbor_query::{
+    parse_coordinates_text, parse_geo_query, parse_order_by, parse_q, parse_type_expr,
+};
 
 use super::{expand, ids, parking, Stores};
-use crate::{Change, EntityQuery, EntityStore};
+use crate::{Change, EntityQuery, EntityStore, Page, Paging};
 
 /// Asserts that `query` finds `want` entities of the tenant, sorted by id; `what` names the
 /// behaviour. A store may return a superset when it says so: the extra ones do not count.
@@ -381,4 +383,170 @@ pub async fn deleting_everything_empties_every_index(s: &Stores) {
         store.expiring(&t, soon).unwrap().is_empty(),
         "expiry index emptied"
     );
+}
+
+fn paging(offset: usize, limit: usize, count: bool, order: Option<&str>) -> Paging {
+    Paging {
+        offset,
+        limit,
+        count,
+        order: order.map(|o| parse_order_by(o, &expand, None, None).unwrap()),
+    }
+}
+
+async fn page(store: &dyn EntityStore, t: &Tenant, q: &EntityQuery, p: &Paging) -> Page {
+    store
+        .query_page(t, q, p, time::now())
+        .await
+        .expect("a query is answered")
+}
+
+fn spots(p: &Page) -> Vec<i64> {
+    p.entities
+        .iter()
+        .map(|e| {
+            e.attrs
+                .get(&expand("availableSpotNumber"))
+                .and_then(|a| a[0].value.payload().as_i64())
+                .unwrap_or(-1)
+        })
+        .collect()
+}
+
+pub async fn a_page_is_cut_from_the_matches_in_id_order(s: &Stores) {
+    let store = &*s.entities;
+    let t = one_replaced_one_deleted(store).await;
+    let q = by_type("OffStreetParking");
+    let first = page(store, &t, &q, &paging(0, 20, true, None)).await;
+    assert_eq!(first.entities.len(), 20, "a full first page");
+    assert_eq!(first.total, Some(48), "the count of every match");
+    assert!(first.more, "more follow the first page");
+    assert!(first.entities.windows(2).all(|w| w[0].id < w[1].id));
+    let last = page(store, &t, &q, &paging(40, 20, false, None)).await;
+    assert_eq!(last.entities.len(), 8, "the last page holds what is left");
+    assert_eq!(last.total, None, "no count unless asked");
+    assert!(!last.more, "nothing follows the last page");
+    assert!(first.entities[19].id < last.entities[0].id);
+    let past = page(store, &t, &q, &paging(60, 20, true, None)).await;
+    assert!(
+        past.entities.is_empty() && !past.more,
+        "a page past the end is empty"
+    );
+    assert_eq!(past.total, Some(48), "and still counts");
+}
+
+pub async fn a_count_alone_counts_every_match(s: &Stores) {
+    let store = &*s.entities;
+    let t = one_replaced_one_deleted(store).await;
+    let q = EntityQuery {
+        q: Some(parse_q("availableSpotNumber>=40", &expand).unwrap()),
+        ..by_type("OffStreetParking")
+    };
+    let p = page(store, &t, &q, &paging(0, 0, true, None)).await;
+    assert!(p.entities.is_empty());
+    assert_eq!(p.total, Some(10), "40..49 (sg-0003 is a Garage now)");
+}
+
+pub async fn pages_follow_the_order_asked_for_with_absent_values_last(s: &Stores) {
+    let store = &*s.entities;
+    let t = fifty_parkings(store).await;
+    // Ties: sg-0010 and sg-0030 both with 7; sg-0020 without the attribute.
+    let mut changes = vec![Change::Put(parking(10, 7, 103.8, 1.29))];
+    changes.push(Change::Put(parking(30, 7, 103.8, 1.29)));
+    let mut bare = parking(20, 0, 103.8, 1.29);
+    bare.attrs.remove(&expand("availableSpotNumber"));
+    changes.push(Change::Put(bare));
+    store.commit(&t, changes).await.expect("a commit succeeds");
+    let q = by_type("OffStreetParking");
+    let asc = page(
+        store,
+        &t,
+        &q,
+        &paging(6, 5, true, Some("availableSpotNumber")),
+    )
+    .await;
+    assert_eq!(
+        spots(&asc),
+        vec![6, 7, 7, 7, 8],
+        "ascending, from the seventh"
+    );
+    let tied: Vec<&str> = asc.entities[1..4].iter().map(|e| &e.id[29..]).collect();
+    assert_eq!(tied, vec!["sg-0007", "sg-0010", "sg-0030"], "ties by id");
+    assert_eq!(asc.total, Some(50));
+    let desc = page(
+        store,
+        &t,
+        &q,
+        &paging(0, 3, false, Some("availableSpotNumber;desc")),
+    )
+    .await;
+    assert_eq!(spots(&desc), vec![49, 48, 47], "descending");
+    let tail = page(
+        store,
+        &t,
+        &q,
+        &paging(48, 5, false, Some("availableSpotNumber;desc")),
+    )
+    .await;
+    assert_eq!(
+        spots(&tail),
+        vec![0, -1],
+        "the entity without the value comes last"
+    );
+    assert!(!tail.more);
+}
+
+pub async fn a_page_leaves_out_expired_entities(s: &Stores) {
+    let store = &*s.entities;
+    let t = fifty_parkings(store).await;
+    let mut gone = parking(1, 1, 103.8, 1.29);
+    gone.expires_at = Some(time::now() - chrono::Duration::seconds(1));
+    store
+        .commit(&t, vec![Change::Put(gone)])
+        .await
+        .expect("a commit succeeds");
+    let q = by_type("OffStreetParking");
+    let p = page(store, &t, &q, &paging(0, 100, true, None)).await;
+    assert_eq!(p.total, Some(49), "an expired entity is not counted");
+    assert!(p.entities.iter().all(|e| !e.id.ends_with("sg-0001")));
+    let sorted = page(
+        store,
+        &t,
+        &q,
+        &paging(0, 2, false, Some("availableSpotNumber")),
+    )
+    .await;
+    assert_eq!(spots(&sorted), vec![0, 2], "nor ordered");
+}
+
+pub async fn value_queries_follow_changed_values(s: &Stores) {
+    let store = &*s.entities;
+    let t = fifty_parkings(store).await;
+    store
+        .commit(&t, vec![Change::Put(parking(3, 40, 103.8, 1.29))])
+        .await
+        .expect("a commit succeeds");
+    let eq = |v: i64| EntityQuery {
+        q: Some(parse_q(&format!("availableSpotNumber=={v}"), &expand).unwrap()),
+        ..by_type("OffStreetParking")
+    };
+    let p = page(store, &t, &eq(40), &paging(0, 10, true, None)).await;
+    assert_eq!(
+        p.total,
+        Some(2),
+        "the new value is found (sg-0003 and sg-0040)"
+    );
+    let p = page(store, &t, &eq(3), &paging(0, 10, true, None)).await;
+    assert_eq!(p.total, Some(0), "the old value is not");
+    store
+        .commit(
+            &t,
+            vec![Change::Delete(
+                "urn:ngsi-ld:OffStreetParking:sg-0040".into(),
+            )],
+        )
+        .await
+        .expect("a commit succeeds");
+    let p = page(store, &t, &eq(40), &paging(0, 10, true, None)).await;
+    assert_eq!(p.total, Some(1), "nor a deleted entity's");
 }

@@ -1,7 +1,7 @@
 //! The query AST a backend receives: every filter of Query Entities (5.7.2), already parsed.
 
+use crate::{GeoQuery, LinkResolver, ScopeQ, TypeExpr, Q};
 use harbor_model::Entity;
-use harbor_query::{GeoQuery, ScopeQ, TypeExpr, Q};
 use regex::Regex;
 
 /// Filters of one entity query. Every present member must hold (logical AND).
@@ -21,8 +21,15 @@ pub struct EntityQuery {
 }
 
 impl EntityQuery {
-    /// The reference evaluator: whether one entity satisfies every filter.
+    /// The reference evaluator: whether one entity satisfies every filter. Terms of `q` on
+    /// Linked Entities never match here; see [`matches_linked`](Self::matches_linked).
     pub fn matches(&self, e: &Entity) -> bool {
+        self.matches_linked(e, &|_| None)
+    }
+
+    /// Whether one entity satisfies every filter, resolving the terms of `q` on Linked
+    /// Entities (`rel{attr}`) through `resolve`.
+    pub fn matches_linked(&self, e: &Entity, resolve: &LinkResolver<'_>) -> bool {
         if !self.matches_identity(&e.id, &e.types) {
             return false;
         }
@@ -32,7 +39,7 @@ impl EntityQuery {
             }
         }
         if let Some(q) = &self.q {
-            if !q.matches(e) {
+            if !q.matches_linked(e, resolve) {
                 return false;
             }
         }

@@ -1,24 +1,34 @@
-//! The in-memory state: entities per tenant with indexes by type, attribute and geometry.
+//! The in-memory state: entities per tenant with indexes by type, attribute, geometry and
+//! value (`values`); `query` plans and pages queries over them.
+
+mod query;
+#[cfg(test)]
+mod tests;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use harbor_model::{AttrValue, Attribute, Entity, Tenant, Timestamp};
-use harbor_store::{Change, EntityQuery};
+use harbor_store::Change;
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{RTree, AABB};
+use rstar::RTree;
 
-type GeoEntry = GeomWithData<Rectangle<[f64; 2]>, String>;
+use values::{Id, Keyed, ValueIndex};
+
+type GeoEntry = GeomWithData<Rectangle<[f64; 2]>, Id>;
 
 #[derive(Default)]
 struct TenantState {
-    entities: BTreeMap<String, Arc<Entity>>,
-    by_type: HashMap<String, BTreeSet<String>>,
-    by_attr: HashMap<String, BTreeSet<String>>,
+    entities: BTreeMap<Id, Arc<Entity>>,
+    by_type: HashMap<String, BTreeSet<Id>>,
+    by_attr: HashMap<String, BTreeSet<Id>>,
     /// One R-tree per GeoProperty name, holding the envelope of every instance.
     geo: HashMap<String, RTree<GeoEntry>>,
     /// Entities with something transient, by the earliest `expiresAt` they hold.
-    expiry: BTreeSet<(Timestamp, String)>,
+    expiry: BTreeSet<(Timestamp, Id)>,
+    /// The value index of every attribute of every type: type -> attribute -> index.
+    values: HashMap<String, HashMap<String, ValueIndex>>,
 }
 
 /// Every tenant's current state.
@@ -51,7 +61,7 @@ impl Memory {
             .expiry
             .iter()
             .take_while(|(when, _)| *when <= at)
-            .map(|(_, id)| id.clone())
+            .map(|(_, id)| id.to_string())
             .collect()
     }
 
@@ -75,122 +85,52 @@ impl Memory {
     ) {
         let state = self.tenants.entry(t.clone()).or_default();
         for (id, next) in changes {
-            match (state.entities.remove(&id), next) {
-                (Some(old), Some(e)) => {
-                    state.reindex(&old, &e);
-                    state.entities.insert(id, e);
+            match (state.entities.remove_entry(id.as_str()), next) {
+                (Some((key, old)), Some(e)) => {
+                    state.reindex(&key, &old, &e);
+                    state.entities.insert(key, e);
                 }
-                (Some(old), None) => state.unindex(&old),
+                (Some((key, old)), None) => state.unindex(&key, &old),
                 (None, Some(e)) => {
-                    state.index(&e);
-                    state.entities.insert(id, e);
+                    let key: Id = Arc::from(id);
+                    state.index(&key, &e);
+                    state.entities.insert(key, e);
                 }
                 (None, None) => {}
             }
         }
     }
-
-    pub fn query(&self, t: &Tenant, q: &EntityQuery) -> Vec<Arc<Entity>> {
-        let Some(state) = self.tenants.get(t) else {
-            return Vec::new();
-        };
-        let check = |e: &Arc<Entity>| q.matches(e);
-        if let Some(ids) = &q.ids {
-            let mut ids: Vec<&String> = ids.iter().collect();
-            ids.sort();
-            ids.dedup();
-            return ids
-                .into_iter()
-                .filter_map(|id| state.entities.get(id))
-                .filter(|e| check(e))
-                .cloned()
-                .collect();
-        }
-        if let Some(geo) = &q.geo {
-            let Some(tree) = state.geo.get(&geo.geoproperty) else {
-                return Vec::new();
-            };
-            let ids: BTreeSet<&String> = match geo.bounding_rect() {
-                Some(r) => tree
-                    .locate_in_envelope_intersecting(&AABB::from_corners(
-                        [r.min().x, r.min().y],
-                        [r.max().x, r.max().y],
-                    ))
-                    .map(|g| &g.data)
-                    .collect(),
-                None => tree.iter().map(|g| &g.data).collect(),
-            };
-            return collect(state, ids.into_iter(), check);
-        }
-        if let Some(types) = q.types.as_ref().and_then(|t| t.simple_types()) {
-            let ids: BTreeSet<&String> = types
-                .iter()
-                .filter_map(|t| state.by_type.get(t))
-                .flatten()
-                .collect();
-            return collect(state, ids.into_iter(), check);
-        }
-        if let Some(attrs) = &q.attrs {
-            let ids: BTreeSet<&String> = attrs
-                .iter()
-                .filter_map(|a| state.by_attr.get(a))
-                .flatten()
-                .collect();
-            return collect(state, ids.into_iter(), check);
-        }
-        state
-            .entities
-            .values()
-            .filter(|e| check(e))
-            .cloned()
-            .collect()
-    }
-}
-
-fn collect<'a>(
-    state: &TenantState,
-    ids: impl Iterator<Item = &'a String>,
-    check: impl Fn(&Arc<Entity>) -> bool,
-) -> Vec<Arc<Entity>> {
-    ids.filter_map(|id| state.entities.get(id))
-        .filter(|e| check(e))
-        .cloned()
-        .collect()
 }
 
 impl TenantState {
-    fn index(&mut self, e: &Entity) {
+    fn index(&mut self, id: &Id, e: &Entity) {
         if let Some(t) = earliest_expiry(e) {
-            self.expiry.insert((t, e.id.clone()));
+            self.expiry.insert((t, id.clone()));
         }
         for t in &e.types {
             self.by_type
                 .entry(t.clone())
                 .or_default()
-                .insert(e.id.clone());
+                .insert(id.clone());
+            self.index_values(t, id, e, e.attrs.keys());
         }
         for (name, instances) in &e.attrs {
             self.by_attr
                 .entry(name.clone())
                 .or_default()
-                .insert(e.id.clone());
-            for a in instances {
-                if let AttrValue::GeoProperty(v) = &a.value {
-                    if let Some(env) = envelope(v) {
-                        self.geo
-                            .entry(name.clone())
-                            .or_default()
-                            .insert(GeoEntry::new(env, e.id.clone()));
-                    }
-                }
+                .insert(id.clone());
+            for env in envelopes(Some(instances)) {
+                self.geo
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(GeoEntry::new(env, id.clone()));
             }
         }
     }
 
     /// Moves the index entries of an entity from its `old` state to its `new` one, touching
-    /// only what differs: a changed value of an existing attribute changes no index.
-    fn reindex(&mut self, old: &Entity, new: &Entity) {
-        let id = &new.id;
+    /// only what differs: an attribute whose instances did not change changes no index.
+    fn reindex(&mut self, id: &Id, old: &Entity, new: &Entity) {
         let (was, is) = (earliest_expiry(old), earliest_expiry(new));
         if was != is {
             if let Some(t) = was {
@@ -202,12 +142,14 @@ impl TenantState {
         }
         for t in old.types.iter().filter(|t| !new.types.contains(t)) {
             remove_from(&mut self.by_type, t, id);
+            self.unindex_values(t, id, old, old.attrs.keys());
         }
         for t in new.types.iter().filter(|t| !old.types.contains(t)) {
             self.by_type
                 .entry(t.clone())
                 .or_default()
                 .insert(id.clone());
+            self.index_values(t, id, new, new.attrs.keys());
         }
         for name in old.attrs.keys().filter(|k| !new.attrs.contains_key(*k)) {
             remove_from(&mut self.by_attr, name, id);
@@ -218,11 +160,25 @@ impl TenantState {
                 .or_default()
                 .insert(id.clone());
         }
-        let names = old
+        let changed: Vec<&String> = old
             .attrs
             .keys()
-            .chain(new.attrs.keys().filter(|k| !old.attrs.contains_key(*k)));
-        for name in names {
+            .chain(new.attrs.keys().filter(|k| !old.attrs.contains_key(*k)))
+            .filter(|name| old.attrs.get(*name) != new.attrs.get(*name))
+            .collect();
+        for t in new.types.iter().filter(|t| old.types.contains(t)) {
+            for name in &changed {
+                let before = Keyed::of(old, name);
+                let after = Keyed::of(new, name);
+                if before != after {
+                    let index = self.value_index(t, name);
+                    index.remove(id, &before);
+                    index.insert(id, &after);
+                    self.drop_if_empty(t, name);
+                }
+            }
+        }
+        for name in changed {
             let before = envelopes(old.attrs.get(name));
             let after = envelopes(new.attrs.get(name));
             if before == after {
@@ -242,21 +198,73 @@ impl TenantState {
         }
     }
 
-    fn unindex(&mut self, e: &Entity) {
+    fn unindex(&mut self, id: &Id, e: &Entity) {
         if let Some(t) = earliest_expiry(e) {
-            self.expiry.remove(&(t, e.id.clone()));
+            self.expiry.remove(&(t, id.clone()));
         }
         for t in &e.types {
-            remove_from(&mut self.by_type, t, &e.id);
+            remove_from(&mut self.by_type, t, id);
+            self.unindex_values(t, id, e, e.attrs.keys());
         }
         for (name, instances) in &e.attrs {
-            remove_from(&mut self.by_attr, name, &e.id);
-            for a in instances {
-                if let AttrValue::GeoProperty(v) = &a.value {
-                    if let (Some(env), Some(tree)) = (envelope(v), self.geo.get_mut(name)) {
-                        tree.remove(&GeoEntry::new(env, e.id.clone()));
-                    }
+            remove_from(&mut self.by_attr, name, id);
+            if let Some(tree) = self.geo.get_mut(name) {
+                for env in envelopes(Some(instances)) {
+                    tree.remove(&GeoEntry::new(env, id.clone()));
                 }
+            }
+        }
+    }
+
+    fn value_index(&mut self, ty: &str, attr: &str) -> &mut ValueIndex {
+        if !self.values.contains_key(ty) {
+            self.values.insert(ty.to_string(), Default::default());
+        }
+        let by_attr = self.values.get_mut(ty).expect("inserted above");
+        if !by_attr.contains_key(attr) {
+            by_attr.insert(attr.to_string(), ValueIndex::default());
+        }
+        by_attr.get_mut(attr).expect("inserted above")
+    }
+
+    fn drop_if_empty(&mut self, ty: &str, attr: &str) {
+        if let Some(by_attr) = self.values.get_mut(ty) {
+            if by_attr.get(attr).is_some_and(ValueIndex::is_empty) {
+                by_attr.remove(attr);
+            }
+            if by_attr.is_empty() {
+                self.values.remove(ty);
+            }
+        }
+    }
+
+    fn index_values<'a>(
+        &mut self,
+        ty: &str,
+        id: &Id,
+        e: &Entity,
+        names: impl Iterator<Item = &'a String>,
+    ) {
+        for name in names {
+            let k = Keyed::of(e, name);
+            if k != Keyed::default() {
+                self.value_index(ty, name).insert(id, &k);
+            }
+        }
+    }
+
+    fn unindex_values<'a>(
+        &mut self,
+        ty: &str,
+        id: &Id,
+        e: &Entity,
+        names: impl Iterator<Item = &'a String>,
+    ) {
+        for name in names {
+            let k = Keyed::of(e, name);
+            if k != Keyed::default() {
+                self.value_index(ty, name).remove(id, &k);
+                self.drop_if_empty(ty, name);
             }
         }
     }
@@ -282,7 +290,7 @@ fn envelopes(instances: Option<&Vec<Attribute>>) -> Vec<Rectangle<[f64; 2]>> {
         .collect()
 }
 
-fn remove_from(index: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
+fn remove_from(index: &mut HashMap<String, BTreeSet<Id>>, key: &str, id: &str) {
     if let Some(set) = index.get_mut(key) {
         set.remove(id);
         if set.is_empty() {
