@@ -58,18 +58,19 @@ pub async fn spawn_with(binary: &std::path::Path, flags: &[&str]) -> anyhow::Res
         port,
         flags,
     };
-    wait_healthy(&spawned.base).await?;
+    wait_healthy(&spawned.base, Duration::from_secs(120)).await?;
     Ok(spawned)
 }
 
 impl Spawned {
     /// Kills the broker (SIGKILL) and starts it again on the same data; returns once it
-    /// answers `/health`.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    /// answers `/health`, or fails when it does not `within` that time (loading millions of
+    /// entities back takes a while).
+    pub async fn restart(&mut self, within: Duration) -> anyhow::Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = start(&self.binary, self.port, &self.data, &self.flags)?;
-        wait_healthy(&self.base).await
+        wait_healthy(&self.base, within).await
     }
 }
 
@@ -96,10 +97,10 @@ fn start(
         .with_context(|| format!("starting {}", binary.display()))
 }
 
-async fn wait_healthy(base: &str) -> anyhow::Result<()> {
+async fn wait_healthy(base: &str, within: Duration) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
+    while started.elapsed() < within {
         if let Ok(r) = client.get(format!("{base}/health")).send().await {
             if r.status().is_success() {
                 return Ok(());
@@ -107,7 +108,10 @@ async fn wait_healthy(base: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    bail!("the broker at {base} did not become healthy within 120 s")
+    bail!(
+        "the broker at {base} did not become healthy within {} s",
+        within.as_secs()
+    )
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -315,7 +315,7 @@ async fn resident(
     let restart_seconds = match spawned {
         Some(s) => {
             let t = std::time::Instant::now();
-            s.restart().await?;
+            s.restart(std::time::Duration::from_secs(120)).await?;
             let counted = count(&client, &api).await?;
             anyhow::ensure!(
                 counted == n,
