@@ -64,8 +64,8 @@ pub const NAMES: &[(&str, &str)] = &[
         "a heavy query (q + orderBy over 10k) ramped to its knee, then 4,096 clients at once while /health is probed: goodput / knee, 503s, /health p99",
     ),
     (
-        "resident",
-        "1M entities resident (100k with --quick): RSS, and restart until all are counted",
+        "scale",
+        "1M entities (100k with --quick, or --entities N): seed rate, RSS, data on disk, kill -9 and restart until all are counted, then first page, q, orderBy and count one at a time against their targets",
     ),
 ];
 
