@@ -58,18 +58,24 @@ pub async fn spawn_with(binary: &std::path::Path, flags: &[&str]) -> anyhow::Res
         port,
         flags,
     };
-    wait_healthy(&spawned.base).await?;
+    wait_healthy(&spawned.base, Duration::from_secs(120)).await?;
     Ok(spawned)
 }
 
 impl Spawned {
+    /// Bytes its data folder takes on disk (allocated blocks, as `du` counts), in MiB.
+    pub fn data_mib(&self) -> std::io::Result<f64> {
+        Ok(disk_bytes(&self.data)? as f64 / (1024.0 * 1024.0))
+    }
+
     /// Kills the broker (SIGKILL) and starts it again on the same data; returns once it
-    /// answers `/health`.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    /// answers `/health`, or fails when it does not `within` that time (loading millions of
+    /// entities back takes a while).
+    pub async fn restart(&mut self, within: Duration) -> anyhow::Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = start(&self.binary, self.port, &self.data, &self.flags)?;
-        wait_healthy(&self.base).await
+        wait_healthy(&self.base, within).await
     }
 }
 
@@ -96,10 +102,10 @@ fn start(
         .with_context(|| format!("starting {}", binary.display()))
 }
 
-async fn wait_healthy(base: &str) -> anyhow::Result<()> {
+async fn wait_healthy(base: &str, within: Duration) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
+    while started.elapsed() < within {
         if let Ok(r) = client.get(format!("{base}/health")).send().await {
             if r.status().is_success() {
                 return Ok(());
@@ -107,10 +113,40 @@ async fn wait_healthy(base: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    bail!("the broker at {base} did not become healthy within 120 s")
+    bail!(
+        "the broker at {base} did not become healthy within {} s",
+        within.as_secs()
+    )
+}
+
+fn disk_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(path)?;
+    let mut total = meta.blocks() * 512;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            total += disk_bytes(&entry?.path())?;
+        }
+    }
+    Ok(total)
 }
 
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disk_bytes_counts_every_file_below() {
+        let dir = std::env::temp_dir().join(format!("harbor-bench-du-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a"), vec![1u8; 100_000]).unwrap();
+        std::fs::write(dir.join("sub/b"), vec![2u8; 50_000]).unwrap();
+        let n = super::disk_bytes(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!((150_000..300_000).contains(&n), "{n}");
+    }
 }

@@ -76,6 +76,7 @@ pub async fn measure(
     let strip: Arc<dyn Fn(usize) -> Req + Send + Sync> = Arc::new(move |i| {
         let mut r = make(i);
         r.check = None;
+        r.count = None;
         r
     });
     let base = format!("http://{}", c.addr);

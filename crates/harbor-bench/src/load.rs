@@ -18,6 +18,8 @@ pub struct Req {
     pub path: String,
     pub body: Option<Arc<Vec<u8>>>,
     pub check: Option<Check>,
+    /// The `NGSILD-Results-Count` the answer must carry (a query with `count=true`).
+    pub count: Option<usize>,
 }
 
 impl Req {
@@ -27,6 +29,7 @@ impl Req {
             path,
             body: None,
             check: None,
+            count: None,
         }
     }
     pub fn with_body(method: reqwest::Method, path: String, body: Vec<u8>) -> Req {
@@ -35,10 +38,16 @@ impl Req {
             path,
             body: Some(Arc::new(body)),
             check: None,
+            count: None,
         }
     }
     pub fn checked(mut self, check: Check) -> Req {
         self.check = Some(check);
+        self
+    }
+    /// The answer must say, in `NGSILD-Results-Count`, that `n` entities match.
+    pub fn counted(mut self, n: usize) -> Req {
+        self.count = Some(n);
         self
     }
 }
@@ -98,11 +107,13 @@ pub async fn run(
                 let outcome = match rb.send().await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
+                        let counted = r.count.map(|want| results_count(want, resp.headers()));
                         match resp.bytes().await {
                             Ok(body) if expect_status.contains(&status) => {
-                                let checked = match &r.check {
-                                    Some(check) => check(&body),
-                                    None => Ok(()),
+                                let checked = match (&r.check, counted) {
+                                    (_, Some(Err(e))) => Err(e),
+                                    (Some(check), _) => check(&body),
+                                    (None, _) => Ok(()),
                                 };
                                 if checked.is_ok() {
                                     bytes += body.len();
@@ -137,6 +148,20 @@ pub async fn run(
     }
     let seconds = started.elapsed().as_secs_f64();
     summarize(lat, errors, bytes, seconds)
+}
+
+/// Checks the answer's `NGSILD-Results-Count` is `want`.
+fn results_count(want: usize, headers: &reqwest::header::HeaderMap) -> Result<(), String> {
+    let Some(h) = headers.get("NGSILD-Results-Count") else {
+        return Err(format!(
+            "expected NGSILD-Results-Count {want}, the answer has none"
+        ));
+    };
+    match h.to_str().ok().and_then(|s| s.parse::<usize>().ok()) {
+        Some(n) if n == want => Ok(()),
+        Some(n) => Err(format!("expected NGSILD-Results-Count {want}, got {n}")),
+        None => Err(format!("NGSILD-Results-Count is not a number: {h:?}")),
+    }
 }
 
 fn summarize(mut lat: Vec<Duration>, errors: Vec<String>, bytes: usize, seconds: f64) -> Measured {
@@ -224,6 +249,54 @@ mod tests {
         let m = run(&client(), &base, 100, 4, Arc::new([200]), make).await;
         assert_eq!((m.requests, m.errors), (100, 50));
         assert_eq!(m.mean_body, 40, "bodies of successful answers are measured");
+    }
+
+    #[test]
+    fn results_count_must_be_the_one_expected() {
+        let headers = |v: Option<&str>| {
+            let mut h = reqwest::header::HeaderMap::new();
+            if let Some(v) = v {
+                h.insert("NGSILD-Results-Count", v.parse().unwrap());
+            }
+            h
+        };
+        for (header, want) in [
+            (Some("200"), Ok(())),
+            (
+                Some("199"),
+                Err("expected NGSILD-Results-Count 200, got 199"),
+            ),
+            (
+                None,
+                Err("expected NGSILD-Results-Count 200, the answer has none"),
+            ),
+            (
+                Some("x"),
+                Err("NGSILD-Results-Count is not a number: \"x\""),
+            ),
+        ] {
+            assert_eq!(
+                results_count(200, &headers(header)),
+                want.map_err(String::from),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_count_is_an_error() {
+        let c = ceiling::start(2, 200).await.unwrap();
+        let base = format!("http://{}", c.addr);
+        let make = Arc::new(|i: usize| {
+            let r = Req::get(format!("/c/{i}"));
+            if i < 3 {
+                r.counted(7)
+            } else {
+                r
+            }
+        });
+        let m = run(&client(), &base, 10, 2, Arc::new([200]), make).await;
+        assert_eq!((m.requests, m.errors), (10, 3));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod overload;
 mod paired;
 mod procstat;
 mod report;
+mod scale;
 mod scenarios;
 mod sink;
 mod temporal;
@@ -50,9 +51,13 @@ use scenarios::{plan, Sizes, NAMES};
 ///   overload      a heavy query (q + orderBy over 10k entities) ramped from 1 to 64 clients
 ///                 to find the knee, then 4,096 clients at once that resend at once after a
 ///                 503, with /health probed every 10 ms: goodput / knee, 503s, /health p99
-///   resident      seeds 1M entities (100k --quick): RSS with them resident; then, on a broker
-///                 this tool started, kill -9 and restart, timing until a query counts them all
-///   all           every scenario above, in this order (resident last)
+///   scale         seeds 1M entities (100k --quick, or --entities N): seed rate, RSS and data on
+///                 disk with them; on a broker this tool started, kill -9 and restart, timed
+///                 until /health and a count of them all; then, one request at a time, p50/p99
+///                 of the first page, q on availableSpotNumber (n / 500 matches), orderBy on it,
+///                 and a count, each beside its target (RSS ≤ 2 GiB, restart ≤ 15 s, first page
+///                 ≤ 1 ms, q ≤ 2 ms, orderBy ≤ 5 ms, all at 1M). `resident` is its old name
+///   all           every scenario above, in this order (scale last)
 /// Each scenario is followed by the ceiling: the same client against a trivial hyper server in
 /// this process answering a body of the scenario's mean response size; the ratio compares them.
 /// Seeding uses batch upserts and is not measured. Entity: a Smart Data Models OffStreetParking
@@ -74,6 +79,9 @@ struct Args {
     /// The infoharbor binary to start (default: the one beside this tool).
     #[arg(long)]
     broker: Option<std::path::PathBuf>,
+    /// Entities the scale scenario seeds [default: 1,000,000; 100,000 with --quick].
+    #[arg(long)]
+    entities: Option<usize>,
     /// Concurrent requests in flight.
     #[arg(short = 'c', long, default_value_t = 64)]
     concurrency: usize,
@@ -85,10 +93,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let names: Vec<&str> = if args.scenario == "all" {
+    // `resident` was the name of what `scale` starts with.
+    let asked = match args.scenario.as_str() {
+        "resident" => "scale",
+        other => other,
+    };
+    let names: Vec<&str> = if asked == "all" {
         NAMES.iter().map(|(n, _)| *n).collect()
-    } else if NAMES.iter().any(|(n, _)| *n == args.scenario) {
-        vec![args.scenario.as_str()]
+    } else if NAMES.iter().any(|(n, _)| *n == asked) {
+        vec![asked]
     } else {
         bail!("unknown scenario {:?}; see --help", args.scenario)
     };
@@ -105,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let idle_rss = pid.and_then(procstat::rss_mib).map(|(rss, _)| rss);
-    let want_resident = args.scenario == "all" || args.scenario == "resident";
+    let want_scale = names.contains(&"scale");
     let run_id = format!(
         "b{}",
         std::time::SystemTime::now()
@@ -120,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
         }
         rows.push(row);
     };
-    for name in names.into_iter().filter(|n| *n != "resident") {
+    for name in names.into_iter().filter(|n| *n != "scale") {
         if matches!(name, "auth-cost" | "metrics-cost") && args.target.is_some() {
             eprintln!("{name}: skipped, it starts brokers of its own (no --target)");
         } else if name == "metrics-cost" {
@@ -160,12 +173,13 @@ async fn main() -> anyhow::Result<()> {
             record(row);
         }
     }
-    let resident = if want_resident {
-        let r = resident(&base, pid, spawned.as_mut(), &run_id, args.quick).await?;
-        if !args.json {
-            eprintln!("{}", report::resident_line(&r));
-        }
-        Some(r)
+    let scale = if want_scale {
+        let n = args.entities.unwrap_or(if args.quick {
+            scale::QUICK_ENTITIES
+        } else {
+            scale::ENTITIES
+        });
+        Some(scale::run(&base, pid, spawned.as_mut(), &run_id, n, &mut record).await?)
     } else {
         None
     };
@@ -178,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_mib: pid.and_then(procstat::rss_mib).map(|(_, peak)| peak),
         rows,
         overload: overloaded,
-        resident,
+        scale,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -289,64 +303,6 @@ pub async fn measure(
         cpu_ms_per_request,
         pid.and_then(procstat::rss_mib),
     ))
-}
-
-/// Seeds many entities, reads the broker's RSS, and (on a broker we started) times a restart
-/// until a query counts every entity again.
-async fn resident(
-    base: &str,
-    pid: Option<u32>,
-    spawned: Option<&mut broker::Spawned>,
-    run_id: &str,
-    quick: bool,
-) -> anyhow::Result<report::Resident> {
-    let n = if quick { 100_000 } else { 1_000_000 };
-    let tenant = format!("{run_id}-resident");
-    let client = client(&tenant)?;
-    let api = format!("{base}/ngsi-ld/v1");
-    let one: Arc<dyn Fn(usize) -> String + Send + Sync> =
-        Arc::new(|_| "OffStreetParking".to_string());
-    let started = std::time::Instant::now();
-    seed(&client, &api, run_id, n, &one)
-        .await
-        .context("seeding the resident set")?;
-    let seed_seconds = started.elapsed().as_secs_f64();
-    let rss_mib = pid.and_then(procstat::rss_mib).map(|(rss, _)| rss);
-    let restart_seconds = match spawned {
-        Some(s) => {
-            let t = std::time::Instant::now();
-            s.restart().await?;
-            let counted = count(&client, &api).await?;
-            anyhow::ensure!(
-                counted == n,
-                "after the restart a query counts {counted} entities, not {n}"
-            );
-            Some(t.elapsed().as_secs_f64())
-        }
-        None => None,
-    };
-    Ok(report::Resident {
-        entities: n,
-        seed_seconds,
-        entities_per_second: n as f64 / seed_seconds,
-        rss_mib,
-        restart_seconds,
-    })
-}
-
-/// How many OffStreetParking entities a query counts.
-async fn count(client: &reqwest::Client, api: &str) -> anyhow::Result<usize> {
-    let r = client
-        .get(format!(
-            "{api}/entities?type=OffStreetParking&count=true&limit=1"
-        ))
-        .send()
-        .await?;
-    let header = r
-        .headers()
-        .get("NGSILD-Results-Count")
-        .context("no NGSILD-Results-Count header")?;
-    Ok(header.to_str()?.parse()?)
 }
 
 fn client(tenant: &str) -> anyhow::Result<reqwest::Client> {

@@ -122,29 +122,130 @@ pub struct Report {
     pub rows: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overload: Option<crate::overload::Overload>,
-    pub resident: Option<Resident>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
 }
 
-/// Many entities resident at once, and a restart with them.
+/// `scale`: many entities at once, a restart with them, then the queries a client pages with
+/// (those are rows of the table, held against their p50 targets).
 #[derive(Debug, Serialize)]
-pub struct Resident {
+pub struct Scale {
     pub entities: usize,
     pub seed_seconds: f64,
     pub entities_per_second: f64,
+    /// Before seeding, and with every entity resident.
+    pub rss_before_mib: Option<f64>,
     pub rss_mib: Option<f64>,
-    /// From kill -9 to a query counting every entity; None on a broker we did not start.
-    pub restart_seconds: Option<f64>,
+    /// RSS grown while seeding, per entity seeded.
+    pub rss_kib_per_entity: Option<f64>,
+    /// The broker's data folder on disk with every entity written; None on a broker we did not
+    /// start.
+    pub data_mib: Option<f64>,
+    /// None on a broker we did not start: it is not killed.
+    pub restart: Option<Restart>,
+    pub targets: ScaleTargets,
 }
 
-pub fn resident_line(r: &Resident) -> String {
+/// kill -9 of a broker this tool started, and its start again on the same data.
+#[derive(Debug, Serialize)]
+pub struct Restart {
+    /// From the kill to the first `/health` answered 200.
+    pub health_seconds: f64,
+    /// From the kill to a count query answering every entity.
+    pub ready_seconds: f64,
+    pub rss_mib: Option<f64>,
+}
+
+/// What `scale` is held against; stated for 1M entities.
+#[derive(Debug, Serialize)]
+pub struct ScaleTargets {
+    pub at_entities: usize,
+    pub rss_mib: f64,
+    pub restart_seconds: f64,
+    pub first_page_p50_ms: f64,
+    pub q_p50_ms: f64,
+    pub order_by_p50_ms: f64,
+}
+
+impl ScaleTargets {
+    /// The RSS target spread over its entities.
+    pub fn rss_kib_per_entity(&self) -> f64 {
+        self.rss_mib * 1024.0 / self.at_entities as f64
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "not met"
+    }
+}
+
+/// What seeding gave: rate, RSS (against its target, per entity) and the data on disk.
+pub fn scale_seeded_line(s: &Scale) -> String {
+    let t = &s.targets;
+    let per_entity = match s.rss_kib_per_entity {
+        Some(k) => format!(
+            " = {k:.2} KiB per entity seeded (target ≤ {:.0} MiB at {}, {:.2} KiB per entity: {})",
+            t.rss_mib,
+            count_label(t.at_entities),
+            t.rss_kib_per_entity(),
+            verdict(k <= t.rss_kib_per_entity())
+        ),
+        None => String::new(),
+    };
+    let data = match s.data_mib {
+        Some(mib) => format!("data folder {mib:.1} MiB on disk"),
+        None => "data folder not measured (not a broker this tool started)".into(),
+    };
     format!(
-        "resident: {} entities seeded in {:.1} s ({:.0}/s), RSS {} MiB, restart to a full count {} s",
-        r.entities,
-        r.seed_seconds,
-        r.entities_per_second,
-        opt(r.rss_mib, 1),
-        opt(r.restart_seconds, 2)
+        "scale: {} entities seeded in {:.1} s ({:.0}/s); RSS {} MiB with them{per_entity}; {data}",
+        s.entities,
+        s.seed_seconds,
+        s.entities_per_second,
+        opt(s.rss_mib, 1),
     )
+}
+
+/// The restart, against its target, or why there was none.
+pub fn scale_restart_line(s: &Scale) -> String {
+    let Some(r) = &s.restart else {
+        return "scale restart: skipped, the broker at --target was not started by this tool (no kill -9)".into();
+    };
+    let target = s.targets.restart_seconds;
+    format!(
+        "scale restart: kill -9, then /health 200 after {:.2} s and a count of all {} after {:.2} s (target ≤ {target} s: {}); RSS after the restart {} MiB",
+        r.health_seconds,
+        s.entities,
+        r.ready_seconds,
+        verdict(r.ready_seconds <= target),
+        opt(r.rss_mib, 1),
+    )
+}
+
+/// Every line of `scale` but its rows, with a word on sizes other than the targets'.
+pub fn scale_lines(s: &Scale) -> Vec<String> {
+    let mut lines = vec![scale_seeded_line(s), scale_restart_line(s)];
+    if s.entities != s.targets.at_entities {
+        lines.push(format!(
+            "scale: the targets are stated for {} entities; this run has {}",
+            count_label(s.targets.at_entities),
+            count_label(s.entities)
+        ));
+    }
+    lines
+}
+
+/// 100k, 1M, 5M, 2.5M, 1234.
+pub fn count_label(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(100_000) {
+        format!("{}M", n as f64 / 1e6)
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -267,10 +368,12 @@ pub fn table(rep: &Report) -> String {
             s.push_str(&format!("\n{}: {v}\n", r.scenario));
         }
     }
-    if let Some(r) = &rep.resident {
+    if let Some(sc) = &rep.scale {
         s.push('\n');
-        s.push_str(&resident_line(r));
-        s.push('\n');
+        for l in scale_lines(sc) {
+            s.push_str(&l);
+            s.push('\n');
+        }
     }
     s
 }
@@ -304,7 +407,7 @@ mod tests {
             peak_rss_mib: None,
             rows: vec![row],
             overload: None,
-            resident: None,
+            scale: None,
         }
     }
 
@@ -348,5 +451,76 @@ mod tests {
         assert!(l.contains("gave up"), "{l}");
         let j = serde_json::to_value(&rep).unwrap();
         assert_eq!(j["rows"][0]["notify"]["due"], 10_000);
+    }
+
+    fn scale(entities: usize, restart: Option<Restart>) -> Scale {
+        Scale {
+            entities,
+            seed_seconds: 8.0,
+            entities_per_second: entities as f64 / 8.0,
+            rss_before_mib: Some(10.0),
+            rss_mib: Some(1410.0),
+            rss_kib_per_entity: Some(1400.0 * 1024.0 / entities as f64),
+            data_mib: Some(300.0),
+            restart,
+            targets: crate::scale::TARGETS,
+        }
+    }
+
+    #[test]
+    fn scale_lines_hold_figures_against_targets() {
+        let r = Restart {
+            health_seconds: 3.1,
+            ready_seconds: 3.2,
+            rss_mib: Some(1300.0),
+        };
+        let lines = scale_lines(&scale(100_000, Some(r)));
+        assert!(
+            lines[0].contains("RSS 1410.0 MiB with them = 14.34 KiB per entity seeded (target ≤ 2048 MiB at 1M, 2.10 KiB per entity: not met); data folder 300.0 MiB"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains("count of all 100000 after 3.20 s (target ≤ 15 s: met)"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].contains("stated for 1M entities; this run has 100k"));
+
+        let lines = scale_lines(&scale(1_000_000, None));
+        assert_eq!(lines.len(), 2, "no word on sizes at 1M");
+        assert!(
+            lines[0].contains("1.43 KiB per entity seeded"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].ends_with("2.10 KiB per entity: met); data folder 300.0 MiB on disk"));
+        assert!(lines[1].contains("skipped"), "{}", lines[1]);
+        let mut peer = scale(1_000_000, None);
+        peer.data_mib = None;
+        assert!(scale_lines(&peer)[0]
+            .ends_with("data folder not measured (not a broker this tool started)"));
+
+        let mut rep = report(None);
+        rep.scale = Some(scale(5_000_000, None));
+        let j = serde_json::to_value(&rep).unwrap();
+        assert_eq!(j["scale"]["entities"], 5_000_000);
+        assert_eq!(j["scale"]["targets"]["order_by_p50_ms"], 5.0);
+        assert!(j["scale"]["restart"].is_null());
+        assert!(table(&rep).contains("this run has 5M"));
+    }
+
+    #[test]
+    fn count_labels() {
+        for (n, want) in [
+            (100_000, "100k"),
+            (1_000_000, "1M"),
+            (2_500_000, "2.5M"),
+            (5_000_000, "5M"),
+            (1_234, "1234"),
+            (20_000, "20k"),
+        ] {
+            assert_eq!(count_label(n), want);
+        }
     }
 }

@@ -64,8 +64,8 @@ pub const NAMES: &[(&str, &str)] = &[
         "a heavy query (q + orderBy over 10k) ramped to its knee, then 4,096 clients at once while /health is probed: goodput / knee, 503s, /health p99",
     ),
     (
-        "resident",
-        "1M entities resident (100k with --quick): RSS, and restart until all are counted",
+        "scale",
+        "1M entities (100k with --quick, or --entities N): seed rate, RSS, data on disk, kill -9 and restart until all are counted, then first page, q, orderBy and count one at a time against their targets",
     ),
 ];
 
@@ -101,6 +101,23 @@ pub fn position(i: usize) -> (f64, f64) {
     (lon, lat)
 }
 
+/// Distinct values of `availableSpotNumber` across a seed.
+pub const SPOT_VALUES: usize = 500;
+
+/// The `availableSpotNumber` of entity `i`: values cycle through 0..500, so over a seed of n
+/// an equality on one value matches n / 500 entities (200 of 100k, 2,000 of 1M).
+pub fn available_spots(i: usize) -> usize {
+    i % SPOT_VALUES
+}
+
+/// How many of the entities `0..n` have `availableSpotNumber` `v`.
+pub fn holding(n: usize, v: usize) -> usize {
+    if v >= SPOT_VALUES {
+        return 0;
+    }
+    n / SPOT_VALUES + usize::from(v < n % SPOT_VALUES)
+}
+
 pub fn entity_id(prefix: &str, i: usize) -> String {
     format!("urn:ngsi-ld:OffStreetParking:{prefix}-{i}")
 }
@@ -115,7 +132,7 @@ pub fn entity(prefix: &str, i: usize, ty: &str) -> Value {
         "name": {"type": "Property", "value": format!("Car park {i}")},
         "category": {"type": "Property", "value": ["public", "underground"]},
         "totalSpotNumber": {"type": "Property", "value": 500},
-        "availableSpotNumber": {"type": "Property", "value": i % 500, "observedAt": "2026-11-28T08:00:00Z"},
+        "availableSpotNumber": {"type": "Property", "value": available_spots(i), "observedAt": "2026-11-28T08:00:00Z"},
         "occupancyRate": {"type": "Property", "value": 0.42, "unitCode": "P1"},
         "status": {"type": "Property", "value": "open"},
         "refOperator": {"type": "Relationship", "object": format!("urn:ngsi-ld:Organization:op-{}", i % 10)},
@@ -224,15 +241,15 @@ pub fn plan(name: &str, sizes: Sizes, prefix: &str) -> Option<Plan> {
             } else {
                 100_000
             };
-            // availableSpotNumber = i % 500: each value is held by n / 500 entities.
-            let per_value = n / 500;
+            // Each value of availableSpotNumber is held by n / 500 entities.
+            let per_value = holding(n, 0);
             Plan {
                 seed: n,
                 seed_type: Arc::new(one_type),
                 requests: sizes.pick(500, 2_000),
                 expect_status: Arc::new([200]),
                 make: Arc::new(move |i| {
-                    let v = mix(i as u64) % 500;
+                    let v = mix(i as u64) % SPOT_VALUES as u64;
                     Req::get(format!(
                         "/entities?type=OffStreetParking&q=availableSpotNumber%3D%3D{v}&limit=1000"
                     ))
@@ -330,6 +347,26 @@ mod tests {
         assert!(
             plan("query-q-100k", Sizes { quick: true }, "t").is_none(),
             "--quick skips 100k"
+        );
+    }
+
+    #[test]
+    fn holding_counts_what_entity_seeds() {
+        for n in [0, 1, 499, 500, 1_234, 10_000] {
+            let mut count = vec![0usize; SPOT_VALUES];
+            for i in 0..n {
+                count[entity("t", i, "T")["availableSpotNumber"]["value"]
+                    .as_u64()
+                    .unwrap() as usize] += 1;
+            }
+            for (v, c) in count.iter().enumerate() {
+                assert_eq!(holding(n, v), *c, "n {n} v {v}");
+            }
+            assert_eq!(holding(n, SPOT_VALUES), 0);
+        }
+        assert_eq!(
+            [100_000, 1_000_000, 5_000_000].map(|n| holding(n, 7)),
+            [200, 2_000, 10_000]
         );
     }
 
