@@ -56,6 +56,18 @@ impl EntityQuery {
         true
     }
 
+    /// The expanded attribute names the filters read: evaluating the query on an entity
+    /// with only these attributes (and its id, types, scopes and times) gives the same
+    /// answer as on the whole entity.
+    pub fn attributes_read(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.q.as_ref().map(Q::attributes).unwrap_or_default();
+        out.extend(self.attrs.iter().flatten().cloned());
+        out.extend(self.geo.as_ref().map(|g| g.geoproperty.clone()));
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Whether an entity with this id and these (expanded) types passes the filters that
     /// depend on nothing else: `id`, `idPattern` and `type`.
     pub fn matches_identity(&self, id: &str, types: &[String]) -> bool {

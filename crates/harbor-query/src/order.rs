@@ -167,6 +167,17 @@ impl OrderBy {
         }
     }
 
+    /// The expanded attribute names the ordering reads.
+    pub fn attributes(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter_map(|k| match &k.path {
+                Path::Attr(p) => Some(p.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Sorts entities; entities that tie on every key keep their order.
     pub fn sort<E: std::borrow::Borrow<Entity>>(&self, entities: &mut [E]) {
         entities.sort_by(|a, b| self.compare(a.borrow(), b.borrow()));

@@ -1,6 +1,7 @@
 //! The in-memory state: entities per tenant with indexes by type, attribute, geometry and
 //! value (`values`); `query` plans and pages queries over them.
 
+mod packed;
 mod query;
 #[cfg(test)]
 mod tests;
@@ -14,13 +15,15 @@ use harbor_store::Change;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::RTree;
 
+use packed::{Names, Packed};
 use values::{Id, Keyed, ValueIndex};
 
 type GeoEntry = GeomWithData<Rectangle<[f64; 2]>, Id>;
 
 #[derive(Default)]
 struct TenantState {
-    entities: BTreeMap<Id, Arc<Entity>>,
+    /// Every entity, packed ([`packed`]).
+    entities: BTreeMap<Id, Packed>,
     by_type: HashMap<String, BTreeSet<Id>>,
     by_attr: HashMap<String, BTreeSet<Id>>,
     /// One R-tree per GeoProperty name, holding the envelope of every instance.
@@ -35,6 +38,8 @@ struct TenantState {
 #[derive(Default)]
 pub struct Memory {
     tenants: HashMap<Tenant, TenantState>,
+    /// The names of every packed entity.
+    names: Names,
 }
 
 impl Memory {
@@ -49,7 +54,7 @@ impl Memory {
     }
 
     pub fn get(&self, t: &Tenant, id: &str) -> Option<Arc<Entity>> {
-        self.tenants.get(t)?.entities.get(id).cloned()
+        self.tenants.get(t)?.entity(id, &self.names)
     }
 
     /// Ids of entities holding an `expiresAt` at or before `at`.
@@ -84,17 +89,30 @@ impl Memory {
         changes: impl IntoIterator<Item = (String, Option<Arc<Entity>>)>,
     ) {
         let state = self.tenants.entry(t.clone()).or_default();
+        let names = &mut self.names;
         for (id, next) in changes {
-            match (state.entities.remove_entry(id.as_str()), next) {
+            let old = match state.entities.remove_entry(id.as_str()) {
+                Some((key, packed)) => match packed.unpack(&key, names) {
+                    Ok(old) => Some((key, old)),
+                    Err(e) => {
+                        // Its index entries cannot be found: index the others again.
+                        tracing::error!(error = %e, entity = %key, "rebuilding the indexes");
+                        state.rebuild(names);
+                        None
+                    }
+                },
+                None => None,
+            };
+            match (old, next) {
                 (Some((key, old)), Some(e)) => {
                     state.reindex(&key, &old, &e);
-                    state.entities.insert(key, e);
+                    state.entities.insert(key, Packed::pack(&e, names));
                 }
                 (Some((key, old)), None) => state.unindex(&key, &old),
                 (None, Some(e)) => {
                     let key: Id = Arc::from(id);
                     state.index(&key, &e);
-                    state.entities.insert(key, e);
+                    state.entities.insert(key, Packed::pack(&e, names));
                 }
                 (None, None) => {}
             }
@@ -103,6 +121,24 @@ impl Memory {
 }
 
 impl TenantState {
+    /// The entity with this id, unpacked.
+    fn entity(&self, id: &str, names: &Names) -> Option<Arc<Entity>> {
+        let (key, packed) = self.entities.get_key_value(id)?;
+        unpacked(key, packed, names)
+    }
+
+    /// Every index built again from the entities that read back.
+    fn rebuild(&mut self, names: &Names) {
+        let entities = std::mem::take(&mut self.entities);
+        *self = TenantState::default();
+        for (id, packed) in entities {
+            if let Some(e) = unpacked(&id, &packed, names) {
+                self.index(&id, &e);
+                self.entities.insert(id, packed);
+            }
+        }
+    }
+
     fn index(&mut self, id: &Id, e: &Entity) {
         if let Some(t) = earliest_expiry(e) {
             self.expiry.insert((t, id.clone()));
@@ -266,6 +302,17 @@ impl TenantState {
                 self.value_index(ty, name).remove(id, &k);
                 self.drop_if_empty(ty, name);
             }
+        }
+    }
+}
+
+/// A packed entity read back; one that does not read back is left out, and said so.
+fn unpacked(id: &str, packed: &Packed, names: &Names) -> Option<Arc<Entity>> {
+    match packed.unpack(id, names) {
+        Ok(e) => Some(Arc::new(e)),
+        Err(e) => {
+            tracing::error!(error = %e, entity = %id, "an entity left out of an answer");
+            None
         }
     }
 }

@@ -17,6 +17,7 @@ use harbor_query::{EntityQuery, OrderBy, Plan, ScalarKey};
 use harbor_store::{Page, Paging};
 use rstar::AABB;
 
+use super::packed::Names;
 use super::values::{Id, Keyed, Slot, ValueIndex};
 use super::{Memory, TenantState};
 
@@ -33,6 +34,7 @@ pub(super) enum Ordered {
     #[cfg_attr(not(test), allow(dead_code))]
     Walk,
     /// Sort every match.
+    #[cfg_attr(not(test), allow(dead_code))]
     Sort,
 }
 
@@ -55,13 +57,35 @@ impl Candidates<'_> {
     }
 }
 
+/// How candidates are read: only the attributes a query's filters and ordering read, so a
+/// scan does not build whole entities; the entities of a page are read whole at the end.
+struct Reading<'a> {
+    names: &'a Names,
+    /// Name numbers of the attributes to read; `None` for all.
+    wanted: Option<Vec<u32>>,
+}
+
+impl<'a> Reading<'a> {
+    fn of(names: &'a Names, q: &EntityQuery, order: Option<&OrderBy>) -> Self {
+        let mut read = q.attributes_read();
+        read.extend(order.map(OrderBy::attributes).unwrap_or_default());
+        Reading {
+            names,
+            wanted: Some(read.iter().filter_map(|n| names.find(n)).collect()),
+        }
+    }
+}
+
 impl Memory {
     /// Every entity matching the query exactly, sorted by id.
     pub fn query(&self, t: &Tenant, q: &EntityQuery) -> Vec<Arc<Entity>> {
         let Some(state) = self.tenants.get(t) else {
             return Vec::new();
         };
-        state.matches(&state.candidates(q), q, None).collect()
+        let candidates = state.candidates(q);
+        let reading = Reading::of(&self.names, q, None);
+        let found: Vec<Arc<Entity>> = state.matches(&candidates, q, None, &reading).collect();
+        state.whole(found, &self.names)
     }
 
     /// One page of the entities matching the query exactly and visible at `now`.
@@ -83,18 +107,26 @@ impl Memory {
                 ..Page::default()
             };
         };
+        let names = &self.names;
         let candidates = state.candidates(q);
-        let Some(order) = &paging.order else {
-            return state.page_by_id(&candidates, q, paging, now);
-        };
-        if ordered != Ordered::Sort {
-            if let Some(page) = state.page_by_index(&candidates, q, order, paging, now, ordered) {
-                return page;
+        let reading = Reading::of(names, q, paging.order.as_ref());
+        let mut page = match &paging.order {
+            None => state.page_by_id(&candidates, q, paging, now, &reading),
+            Some(order) => {
+                let walked = match ordered {
+                    Ordered::Sort => None,
+                    _ => state.page_by_index(&candidates, q, order, paging, now, ordered, &reading),
+                };
+                walked.unwrap_or_else(|| {
+                    let mut all: Vec<Arc<Entity>> =
+                        state.matches(&candidates, q, Some(now), &reading).collect();
+                    order.sort(&mut all);
+                    Page::of(all, paging)
+                })
             }
-        }
-        let mut all: Vec<Arc<Entity>> = state.matches(&candidates, q, Some(now)).collect();
-        order.sort(&mut all);
-        Page::of(all, paging)
+        };
+        page.entities = state.whole(std::mem::take(&mut page.entities), names);
+        page
     }
 }
 
@@ -198,6 +230,19 @@ impl TenantState {
         }
     }
 
+    /// The entities read in part, read whole.
+    fn whole(&self, part: Vec<Arc<Entity>>, names: &Names) -> Vec<Arc<Entity>> {
+        part.iter()
+            .filter_map(|e| self.entity(&e.id, names))
+            .collect()
+    }
+
+    /// The entity with this id as `reading` reads it.
+    fn read(&self, id: &str, reading: &Reading<'_>) -> Option<Arc<Entity>> {
+        let (key, packed) = self.entities.get_key_value(id)?;
+        read_packed(key, packed, reading)
+    }
+
     fn value_index_of(&self, ty: &str, attr: &str) -> Option<&ValueIndex> {
         self.values.get(ty)?.get(attr)
     }
@@ -208,22 +253,18 @@ impl TenantState {
         candidates: &'a Candidates<'a>,
         q: &'a EntityQuery,
         now: Option<Timestamp>,
+        reading: &'a Reading<'a>,
     ) -> Box<dyn Iterator<Item = Arc<Entity>> + 'a> {
-        let check = move |e: &&Arc<Entity>| live(e, now) && q.matches(e);
+        let check = move |e: &Arc<Entity>| live(e, now) && q.matches(e);
+        let read = move |id: &str| self.read(id, reading).filter(check);
         match candidates {
-            Candidates::Ids(ids) => Box::new(
-                ids.iter()
-                    .filter_map(|id| self.entities.get(*id))
-                    .filter(check)
-                    .cloned(),
+            Candidates::Ids(ids) => Box::new(ids.iter().filter_map(move |id| read(id))),
+            Candidates::Set(ids) => Box::new(ids.iter().filter_map(move |id| read(id))),
+            Candidates::All => Box::new(
+                self.entities
+                    .iter()
+                    .filter_map(move |(id, p)| read_packed(id, p, reading).filter(check)),
             ),
-            Candidates::Set(ids) => Box::new(
-                ids.iter()
-                    .filter_map(|id| self.entities.get(id))
-                    .filter(check)
-                    .cloned(),
-            ),
-            Candidates::All => Box::new(self.entities.values().filter(check).cloned()),
         }
     }
 
@@ -233,13 +274,14 @@ impl TenantState {
         q: &EntityQuery,
         paging: &Paging,
         now: Timestamp,
+        reading: &Reading<'_>,
     ) -> Page {
-        let mut matches = self.matches(candidates, q, Some(now));
+        let mut matches = self.matches(candidates, q, Some(now), reading);
         let skipped = matches.by_ref().take(paging.offset).count();
         let entities: Vec<Arc<Entity>> = matches.by_ref().take(paging.limit).collect();
         let seen = skipped + entities.len();
         let (total, more) = if paging.count {
-            let total = match self.count_of_types(candidates, q, now) {
+            let total = match self.count_of_types(candidates, q, now, reading.names) {
                 Some(n) => n,
                 None => seen + matches.count(),
             };
@@ -261,6 +303,7 @@ impl TenantState {
         candidates: &Candidates<'_>,
         q: &EntityQuery,
         now: Timestamp,
+        names: &Names,
     ) -> Option<usize> {
         let Candidates::Set(set) = candidates else {
             return None;
@@ -280,13 +323,20 @@ impl TenantState {
             .iter()
             .take_while(|(when, _)| *when <= now)
             .filter(|(_, id)| set.contains(id))
-            .filter(|(_, id)| self.entities.get(id).is_some_and(|e| !live(e, Some(now))))
+            .filter(|(_, id)| {
+                let times = Reading {
+                    names,
+                    wanted: Some(Vec::new()),
+                };
+                self.read(id, &times).is_some_and(|e| !live(&e, Some(now)))
+            })
             .count();
         Some(set.len() - expired)
     }
 
     /// A page in the order of one attribute's value index, when the query is on one type
     /// and the ordering is one the index follows; `None` otherwise.
+    #[allow(clippy::too_many_arguments)]
     fn page_by_index(
         &self,
         candidates: &Candidates<'_>,
@@ -295,6 +345,7 @@ impl TenantState {
         paging: &Paging,
         now: Timestamp,
         ordered: Ordered,
+        reading: &Reading<'_>,
     ) -> Option<Page> {
         let (attr, desc) = order.plain_key()?;
         let types = q.types.as_ref()?.simple_types()?;
@@ -317,21 +368,21 @@ impl TenantState {
         // Each entity ranks at its smallest key: skip its other keys.
         let ranked_here = |e: &Entity, key: &ScalarKey| Keyed::of(e, attr).order_key() == Some(key);
         let keyed = keyed_in_order(index, desc).filter_map(|(key, id)| {
-            let e = self.entities.get(id)?;
-            (ranked_here(e, key) && check(e)).then(|| e.clone())
+            let e = self.read(id, reading)?;
+            (ranked_here(&e, key) && check(&e)).then_some(e)
         });
         // Then the entities without a key, by id: they rank last either way.
         let unkeyed = self
-            .matches(candidates, q, Some(now))
+            .matches(candidates, q, Some(now), reading)
             .filter(|e| Keyed::of(e, attr).order_key().is_none());
         let mut all = keyed.chain(unkeyed);
         let skipped = all.by_ref().take(paging.offset).count();
         let entities: Vec<Arc<Entity>> = all.by_ref().take(paging.limit).collect();
         let seen = skipped + entities.len();
         let (total, more) = if paging.count {
-            let total = match self.count_of_types(candidates, q, now) {
+            let total = match self.count_of_types(candidates, q, now, reading.names) {
                 Some(n) => n,
-                None => self.matches(candidates, q, Some(now)).count(),
+                None => self.matches(candidates, q, Some(now), reading).count(),
             };
             (Some(total), total > seen)
         } else {
@@ -342,6 +393,22 @@ impl TenantState {
             total,
             more,
         })
+    }
+}
+
+/// A packed entity as `reading` reads it; one that does not read back is left out, and
+/// said so.
+fn read_packed(
+    id: &str,
+    packed: &super::packed::Packed,
+    reading: &Reading<'_>,
+) -> Option<Arc<Entity>> {
+    match packed.unpack_only(id, reading.names, reading.wanted.as_deref()) {
+        Ok(e) => Some(Arc::new(e)),
+        Err(e) => {
+            tracing::error!(error = %e, entity = %id, "an entity left out of an answer");
+            None
+        }
     }
 }
 
@@ -390,7 +457,7 @@ fn keyed_in_order(
 }
 
 /// The union of sorted lists, sorted, without duplicates.
-fn union<'a>(lists: Vec<Vec<&'a Id>>) -> Vec<&'a Id> {
+fn union(lists: Vec<Vec<&Id>>) -> Vec<&Id> {
     let mut all: Vec<&Id> = lists.into_iter().flatten().collect();
     all.sort_unstable();
     all.dedup();
