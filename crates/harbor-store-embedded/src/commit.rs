@@ -1,5 +1,6 @@
 //! Group commit into redb, and loading the state back at start-up.
 
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
-use crate::memory::Memory;
+use crate::memory::{self, Memory, TenantLoad};
 use crate::temporal;
 
 /// Entities by `tenant \0 id`, as JSON.
@@ -849,6 +850,75 @@ pub fn load_table<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// Rows of the entity table read and parsed at once, in parallel, before they are indexed.
+const LOAD_BATCH: usize = 16 * 1024;
+
+/// Reads every entity into memory: the JSON of a batch of rows is parsed on every core, then
+/// each tenant's indexes are gathered and built once, at the end.
+fn load_entities(txn: &redb::ReadTransaction, mem: &mut Memory) -> StoreResult<()> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let mut loads: HashMap<Tenant, TenantLoad> = HashMap::new();
+    let mut rows: Vec<(Tenant, Vec<u8>)> = Vec::with_capacity(LOAD_BATCH);
+    let entities = txn.open_table(ENTITIES).map_err(|e| corrupt(&e))?;
+    let mut iter = entities.iter().map_err(|e| corrupt(&e))?;
+    loop {
+        rows.clear();
+        for row in iter.by_ref().take(LOAD_BATCH) {
+            let (k, v) = row.map_err(|e| corrupt(&e))?;
+            let (tenant, _) = k
+                .value()
+                .split_once('\u{0}')
+                .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
+            let tenant = Tenant::parse(tenant).map_err(|e| corrupt(&e))?;
+            rows.push((tenant, v.value().to_vec()));
+        }
+        if rows.is_empty() {
+            break;
+        }
+        let chunk = rows.len().div_ceil(threads);
+        let parsed: Vec<StoreResult<Vec<memory::Prepared>>> = std::thread::scope(|s| {
+            let workers: Vec<_> = rows
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(_, json)| {
+                                let e: Entity = serde_json::from_slice(json)
+                                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                                Ok(memory::Prepared::of(e))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(StoreError::Corrupt("an entity could not be loaded".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut tenants = rows.iter().map(|(t, _)| t);
+        for part in parsed {
+            for p in part? {
+                let t = tenants.next().expect("one tenant per row");
+                if !loads.contains_key(t) {
+                    loads.insert(t.clone(), TenantLoad::default());
+                }
+                let load = loads.get_mut(t).expect("inserted above");
+                load.push(p, mem.names_mut());
+            }
+        }
+    }
+    for (t, load) in loads {
+        mem.install(&t, load);
+    }
+    Ok(())
+}
+
 /// Everything `load` reads back.
 pub struct Loaded {
     pub memory: Memory,
@@ -905,17 +975,7 @@ pub fn load(db: &redb::Database) -> StoreResult<Loaded> {
         let tenant = Tenant::parse(name.value()).map_err(|e| corrupt(&e))?;
         memory.apply(&tenant, Vec::new());
     }
-    let entities = txn.open_table(ENTITIES).map_err(|e| corrupt(&e))?;
-    for row in entities.iter().map_err(|e| corrupt(&e))? {
-        let (k, v) = row.map_err(|e| corrupt(&e))?;
-        let (tenant, _) = k
-            .value()
-            .split_once('\u{0}')
-            .ok_or_else(|| StoreError::Corrupt(format!("bad key {:?}", k.value())))?;
-        let tenant = Tenant::parse(tenant).map_err(|e| corrupt(&e))?;
-        let entity: Entity = serde_json::from_slice(v.value()).map_err(|e| corrupt(&e))?;
-        memory.apply(&tenant, vec![Change::Put(entity)]);
-    }
+    load_entities(&txn, &mut memory)?;
     let mut contexts = Contexts::new();
     let table = txn.open_table(CONTEXTS).map_err(|e| corrupt(&e))?;
     for row in table.iter().map_err(|e| corrupt(&e))? {

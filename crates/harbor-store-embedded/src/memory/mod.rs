@@ -1,6 +1,7 @@
 //! The in-memory state: entities per tenant with indexes by type, attribute, geometry and
 //! value (`values`); `query` plans and pages queries over them.
 
+mod load;
 mod packed;
 mod query;
 #[cfg(test)]
@@ -15,6 +16,7 @@ use harbor_store::Change;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::RTree;
 
+pub use load::{Prepared, TenantLoad};
 use packed::{Names, Packed};
 use values::{Id, Keyed, ValueIndex};
 

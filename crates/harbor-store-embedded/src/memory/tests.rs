@@ -370,3 +370,46 @@ fn the_seed_has_what_the_table_tests() {
     );
     assert!(has(&|e| !e.attrs.contains_key("n")) > 20);
 }
+
+#[test]
+fn a_tenant_loaded_at_once_answers_as_one_built_change_by_change() {
+    let (built, state, tenant, now) = seeded();
+    let mut loaded = Memory::default();
+    let mut load = super::TenantLoad::default();
+    for e in state.values() {
+        load.push(super::Prepared::of((**e).clone()), loaded.names_mut());
+    }
+    loaded.install(&tenant, load);
+    let expand = |s: &str| s.to_string();
+    for q_text in QS {
+        for types in TYPES {
+            let query = EntityQuery {
+                types: Some(parse_type_expr(types, &expand).expect("type expression")),
+                q: (!q_text.is_empty()).then(|| parse_q(q_text, &expand).expect(q_text)),
+                ..EntityQuery::default()
+            };
+            for order in [None, Some("n"), Some("s;desc")] {
+                let paging = Paging {
+                    offset: 2,
+                    limit: 10,
+                    count: true,
+                    order: order.map(|o| parse_order_by(o, &expand, None, None).expect(o)),
+                };
+                let case = format!("q={q_text:?} type={types} orderBy={order:?}");
+                for ordered in [Ordered::Walk, Ordered::Sort] {
+                    let a = built.query_page_with(&tenant, &query, &paging, now, ordered);
+                    let b = loaded.query_page_with(&tenant, &query, &paging, now, ordered);
+                    assert_eq!(ids(&a), ids(&b), "{case}");
+                    assert_eq!(a.total, b.total, "{case}");
+                    assert_eq!(a.more, b.more, "{case}");
+                }
+            }
+        }
+    }
+    assert_eq!(built.count(&tenant), loaded.count(&tenant));
+    let later = now + Duration::hours(2);
+    assert_eq!(
+        built.expiring(&tenant, later),
+        loaded.expiring(&tenant, later)
+    );
+}
