@@ -150,7 +150,7 @@ impl TenantState {
                 .entry(t.clone())
                 .or_default()
                 .insert(id.clone());
-            self.index_values(t, id, e, e.attrs.keys());
+            self.index_values(t, id, e, e.attrs.keys(), true);
         }
         for (name, instances) in &e.attrs {
             self.by_attr
@@ -180,14 +180,14 @@ impl TenantState {
         }
         for t in old.types.iter().filter(|t| !new.types.contains(t)) {
             remove_from(&mut self.by_type, t, id);
-            self.unindex_values(t, id, old, old.attrs.keys());
+            self.index_values(t, id, old, old.attrs.keys(), false);
         }
         for t in new.types.iter().filter(|t| !old.types.contains(t)) {
             self.by_type
                 .entry(t.clone())
                 .or_default()
                 .insert(id.clone());
-            self.index_values(t, id, new, new.attrs.keys());
+            self.index_values(t, id, new, new.attrs.keys(), true);
         }
         for name in old.attrs.keys().filter(|k| !new.attrs.contains_key(*k)) {
             remove_from(&mut self.by_attr, name, id);
@@ -242,7 +242,7 @@ impl TenantState {
         }
         for t in &e.types {
             remove_from(&mut self.by_type, t, id);
-            self.unindex_values(t, id, e, e.attrs.keys());
+            self.index_values(t, id, e, e.attrs.keys(), false);
         }
         for (name, instances) in &e.attrs {
             remove_from(&mut self.by_attr, name, id);
@@ -276,31 +276,24 @@ impl TenantState {
         }
     }
 
+    /// Adds (or, with `add` false, removes) the value index entries of every named
+    /// attribute of `e` under type `ty`.
     fn index_values<'a>(
         &mut self,
         ty: &str,
         id: &Id,
         e: &Entity,
         names: impl Iterator<Item = &'a String>,
+        add: bool,
     ) {
         for name in names {
             let k = Keyed::of(e, name);
-            if k != Keyed::default() {
-                self.value_index(ty, name).insert(id, &k);
+            if k == Keyed::default() {
+                continue;
             }
-        }
-    }
-
-    fn unindex_values<'a>(
-        &mut self,
-        ty: &str,
-        id: &Id,
-        e: &Entity,
-        names: impl Iterator<Item = &'a String>,
-    ) {
-        for name in names {
-            let k = Keyed::of(e, name);
-            if k != Keyed::default() {
+            if add {
+                self.value_index(ty, name).insert(id, &k);
+            } else {
                 self.value_index(ty, name).remove(id, &k);
                 self.drop_if_empty(ty, name);
             }

@@ -33,16 +33,7 @@ impl Lcg {
 }
 
 fn attr(value: AttrValue, now: Timestamp) -> Attribute {
-    Attribute {
-        value,
-        dataset_id: None,
-        observed_at: None,
-        unit_code: None,
-        created_at: now,
-        modified_at: now,
-        expires_at: None,
-        sub: BTreeMap::new(),
-    }
+    Attribute::new(value, now)
 }
 
 /// A number, a string or anything else `n` may hold, mostly small integers.
@@ -287,6 +278,15 @@ const PAGES: &[(usize, usize, bool)] = &[
     (0, 0, true),
 ];
 
+fn query_of(q_text: &str, types: &str) -> EntityQuery {
+    let expand = |s: &str| s.to_string();
+    EntityQuery {
+        types: Some(parse_type_expr(types, &expand).expect("type expression")),
+        q: (!q_text.is_empty()).then(|| parse_q(q_text, &expand).expect(q_text)),
+        ..EntityQuery::default()
+    }
+}
+
 #[test]
 fn every_index_answers_what_a_scan_answers() {
     let (mem, state, tenant, now) = seeded();
@@ -294,11 +294,7 @@ fn every_index_answers_what_a_scan_answers() {
     let mut checked = 0;
     for q_text in QS {
         for types in TYPES {
-            let query = EntityQuery {
-                types: Some(parse_type_expr(types, &expand).expect("type expression")),
-                q: (!q_text.is_empty()).then(|| parse_q(q_text, &expand).expect(q_text)),
-                ..EntityQuery::default()
-            };
+            let query = query_of(q_text, types);
             for order in ORDERS {
                 let order = order.map(|o| parse_order_by(o, &expand, None, None).expect(o));
                 let every = Paging {
@@ -383,11 +379,7 @@ fn a_tenant_loaded_at_once_answers_as_one_built_change_by_change() {
     let expand = |s: &str| s.to_string();
     for q_text in QS {
         for types in TYPES {
-            let query = EntityQuery {
-                types: Some(parse_type_expr(types, &expand).expect("type expression")),
-                q: (!q_text.is_empty()).then(|| parse_q(q_text, &expand).expect(q_text)),
-                ..EntityQuery::default()
-            };
+            let query = query_of(q_text, types);
             for order in [None, Some("n"), Some("s;desc")] {
                 let paging = Paging {
                     offset: 2,
