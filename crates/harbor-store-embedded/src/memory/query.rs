@@ -8,7 +8,7 @@
 //! value index in key order and stops once the page is full; any other ordering sorts every
 //! match.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -171,32 +171,10 @@ impl TenantState {
             {
                 return Candidates::Ids(found);
             }
-            return match types.as_slice() {
-                [one] => self
-                    .by_type
-                    .get(one)
-                    .map_or(Candidates::Ids(Vec::new()), Candidates::Set),
-                many => Candidates::Ids(union(
-                    many.iter()
-                        .filter_map(|t| self.by_type.get(t))
-                        .map(|s| s.iter().collect())
-                        .collect(),
-                )),
-            };
+            return any_of(&self.by_type, &types);
         }
         if let Some(attrs) = &q.attrs {
-            return match attrs.as_slice() {
-                [one] => self
-                    .by_attr
-                    .get(one)
-                    .map_or(Candidates::Ids(Vec::new()), Candidates::Set),
-                many => Candidates::Ids(union(
-                    many.iter()
-                        .filter_map(|a| self.by_attr.get(a))
-                        .map(|s| s.iter().collect())
-                        .collect(),
-                )),
-            };
+            return any_of(&self.by_attr, attrs);
         }
         Candidates::All
     }
@@ -454,6 +432,21 @@ fn keyed_in_order(
         })
         .flatten(),
     )
+}
+
+/// The entities an index holds under any of `keys`: the one set itself for one key.
+fn any_of<'a>(index: &'a HashMap<String, BTreeSet<Id>>, keys: &[String]) -> Candidates<'a> {
+    match keys {
+        [one] => index
+            .get(one)
+            .map_or(Candidates::Ids(Vec::new()), Candidates::Set),
+        many => Candidates::Ids(union(
+            many.iter()
+                .filter_map(|k| index.get(k))
+                .map(|s| s.iter().collect())
+                .collect(),
+        )),
+    }
 }
 
 /// The union of sorted lists, sorted, without duplicates.
