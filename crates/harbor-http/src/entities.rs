@@ -190,8 +190,13 @@ pub async fn retrieve(
             "entity {id} has no member left after pick / omit"
         )))
     };
-    let v = match view.join {
-        None => reply::entity(&e, &ld, media, &view).ok_or_else(emptied)?,
+    let v: reply::Payload = match view.join {
+        None => match reply::written(&e, &ld, media, &view)? {
+            Some(written) => reply::Payload::Written(written),
+            None => reply::entity(&e, &ld, media, &view)
+                .ok_or_else(emptied)?
+                .into(),
+        },
         // A join may read and render many entities: off the async workers.
         Some(join) => {
             let ld = ld.clone();
@@ -199,6 +204,7 @@ pub async fn retrieve(
                 joined_one(&s, &seen, &tenant, e, &ld, media, &view, join, emptied)
             })
             .await?
+            .into()
         }
     };
     Ok(reply::json(StatusCode::OK, media, &ld, v, HeaderMap::new()))
@@ -355,27 +361,36 @@ async fn run_query(
         )
         .await?;
     crate::shed::within_budget()?;
-    let items: Vec<Value> = match view.join {
-        None => {
-            let mut items = Vec::with_capacity(found.entities.len());
-            for (i, e) in found.entities.iter().enumerate() {
-                if i % 64 == 63 {
-                    crate::shed::within_budget()?;
-                }
-                items.extend(reply::entity(e, ld, media, &view));
-            }
-            items
-        }
-        Some(join) => {
-            let roots = seen.join(s, tenant, &found.entities, &join_spec(&view, join))?;
-            crate::shed::within_budget()?;
-            reply::joined(&roots, ld, media, &view, join.kind)
-        }
+    let listing = match view.join {
+        None => reply::listing(&found.entities, ld, media, &view)?,
+        Some(_) => None,
     };
-    let body = if media == Media::GeoJson {
-        serde_json::json!({"type": "FeatureCollection", "features": items})
-    } else {
-        Value::Array(items)
+    let body = match listing {
+        Some(written) => reply::Payload::Written(written),
+        None => {
+            let items: Vec<Value> = match view.join {
+                None => {
+                    let mut items = Vec::with_capacity(found.entities.len());
+                    for (i, e) in found.entities.iter().enumerate() {
+                        if i % 64 == 63 {
+                            crate::shed::within_budget()?;
+                        }
+                        items.extend(reply::entity(e, ld, media, &view));
+                    }
+                    items
+                }
+                Some(join) => {
+                    let roots = seen.join(s, tenant, &found.entities, &join_spec(&view, join))?;
+                    crate::shed::within_budget()?;
+                    reply::joined(&roots, ld, media, &view, join.kind)
+                }
+            };
+            reply::Payload::Tree(if media == Media::GeoJson {
+                serde_json::json!({"type": "FeatureCollection", "features": items})
+            } else {
+                Value::Array(items)
+            })
+        }
     };
     Ok(reply::paged(
         path,

@@ -8,13 +8,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use harbor_engine::Joined;
 use harbor_jsonld::render::{
-    attach_linked, render_entity, render_geojson_feature, Format, RenderOptions,
+    attach_linked, render_entity, render_geojson_feature, EntityJson, Format, RenderOptions,
 };
-use harbor_model::Entity;
+use harbor_model::{Entity, NgsiError};
 use harbor_query::Projection;
 use serde_json::Value;
 
 use crate::body::{core_url, Ld};
+use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{Media, CONTEXT_REL};
 use crate::params::Params;
 use crate::query::{JoinKind, Page, View};
@@ -149,12 +150,24 @@ pub fn link_value(url: &str) -> String {
     format!("<{url}>; rel=\"{CONTEXT_REL}\"; type=\"application/ld+json\"")
 }
 
+/// A response body: a JSON tree, or JSON already written (with its `@context` in place).
+pub enum Payload {
+    Tree(Value),
+    Written(Vec<u8>),
+}
+
+impl From<Value> for Payload {
+    fn from(v: Value) -> Self {
+        Payload::Tree(v)
+    }
+}
+
 /// A JSON response in the negotiated media type, carrying the request's `@context`.
 pub fn json(
     status: StatusCode,
     media: Media,
     ld: &Ld,
-    mut body: Value,
+    body: impl Into<Payload>,
     extra: HeaderMap,
 ) -> Response {
     let mut headers = extra;
@@ -162,34 +175,146 @@ pub fn json(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.as_str()),
     );
-    match media {
-        Media::JsonLd => match &mut body {
-            Value::Object(o) => {
-                o.insert("@context".into(), ld.echo.clone());
-            }
-            Value::Array(items) => {
-                for item in items {
-                    if let Value::Object(o) = item {
+    if context_in_link(media, ld) {
+        let url = ld.echo.as_str().unwrap_or(core_url());
+        if let Ok(v) = HeaderValue::from_str(&link_value(url)) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    let bytes = match body.into() {
+        Payload::Written(bytes) => bytes,
+        Payload::Tree(mut body) => {
+            match media {
+                Media::JsonLd => match &mut body {
+                    Value::Object(o) => {
+                        o.insert("@context".into(), ld.echo.clone());
+                    }
+                    Value::Array(items) => {
+                        for item in items {
+                            if let Value::Object(o) = item {
+                                o.insert("@context".into(), ld.echo.clone());
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+                Media::GeoJson if ld.geo_body_context => {
+                    if let Value::Object(o) = &mut body {
                         o.insert("@context".into(), ld.echo.clone());
                     }
                 }
+                Media::Json | Media::GeoJson => {}
             }
-            _ => {}
-        },
-        Media::GeoJson if ld.geo_body_context => {
-            if let Value::Object(o) = &mut body {
-                o.insert("@context".into(), ld.echo.clone());
-            }
+            to_bytes(&body)
         }
-        // JSON, and GeoJSON asked for with `Prefer: body=json`: the context goes in a Link header.
-        Media::Json | Media::GeoJson => {
-            let url = ld.echo.as_str().unwrap_or(core_url());
-            if let Ok(v) = HeaderValue::from_str(&link_value(url)) {
-                headers.insert(header::LINK, v);
-            }
-        }
+    };
+    (status, headers, bytes).into_response()
+}
+
+/// JSON, and GeoJSON asked for with `Prefer: body=json`: the context goes in a Link header.
+fn context_in_link(media: Media, ld: &Ld) -> bool {
+    match media {
+        Media::JsonLd => false,
+        Media::GeoJson => !ld.geo_body_context,
+        Media::Json => true,
     }
-    (status, headers, body.to_string()).into_response()
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    // A `Value` always serialises: its map keys are strings.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// A listing of entities written straight into its body, each with the `@context` where
+/// [`json`] puts it: an array, or a GeoJSON FeatureCollection. `None` when `pick` / `omit`
+/// must edit the rendered members, which needs the tree ([`entity`]).
+pub fn listing(
+    entities: &[std::sync::Arc<Entity>],
+    ld: &Ld,
+    media: Media,
+    view: &View,
+) -> ApiResult<Option<Vec<u8>>> {
+    let Some(opts) = streamable(view) else {
+        return Ok(None);
+    };
+    let geo = media == Media::GeoJson;
+    let mut out = Vec::with_capacity(64 + entities.len() * 1024);
+    out.extend_from_slice(if geo {
+        br#"{"type":"FeatureCollection","features":["#.as_slice()
+    } else {
+        b"["
+    });
+    for (i, e) in entities.iter().enumerate() {
+        if i % 64 == 63 {
+            crate::shed::within_budget()?;
+        }
+        if i > 0 {
+            out.push(b',');
+        }
+        let context = (media == Media::JsonLd).then_some(&ld.echo);
+        write_entity(&mut out, e, ld, media, view, &opts, context)?;
+    }
+    out.push(b']');
+    if geo {
+        if ld.geo_body_context {
+            out.extend_from_slice(br#","@context":"#);
+            write(&mut out, &ld.echo)?;
+        }
+        out.push(b'}');
+    }
+    Ok(Some(out))
+}
+
+/// One entity written straight into its body, the `@context` where [`json`] puts it; `None`
+/// when `pick` / `omit` need the tree ([`entity`]).
+pub fn written(e: &Entity, ld: &Ld, media: Media, view: &View) -> ApiResult<Option<Vec<u8>>> {
+    let Some(opts) = streamable(view) else {
+        return Ok(None);
+    };
+    let context = match media {
+        Media::JsonLd => Some(&ld.echo),
+        Media::GeoJson if ld.geo_body_context => Some(&ld.echo),
+        Media::Json | Media::GeoJson => None,
+    };
+    let mut out = Vec::with_capacity(1024);
+    write_entity(&mut out, e, ld, media, view, &opts, context)?;
+    Ok(Some(out))
+}
+
+/// The render options of a view whose entities can be written as they are rendered: all
+/// but `pick` / `omit`, which edit the rendered members.
+fn streamable(view: &View) -> Option<RenderOptions<'_>> {
+    (view.pick.is_none() && view.omit.is_none()).then(|| RenderOptions {
+        format: view.options.format(),
+        sys_attrs: view.options.sys_attrs,
+        lang: view.lang.as_deref(),
+        attrs: view.attrs.as_deref(),
+    })
+}
+
+fn write_entity(
+    out: &mut Vec<u8>,
+    e: &Entity,
+    ld: &Ld,
+    media: Media,
+    view: &View,
+    opts: &RenderOptions,
+    context: Option<&Value>,
+) -> ApiResult<()> {
+    let e = select_datasets(e, view.datasets.as_deref());
+    let mut rendering = EntityJson::new(&e, &ld.ctx, opts);
+    if media == Media::GeoJson {
+        rendering = rendering.feature(&view.geometry_property);
+    }
+    if let Some(context) = context {
+        rendering = rendering.with_context(context);
+    }
+    write(out, &rendering)
+}
+
+fn write(out: &mut Vec<u8>, v: &impl serde::Serialize) -> ApiResult<()> {
+    serde_json::to_writer(out, v)
+        .map_err(|e| ApiError(NgsiError::internal(format!("rendering a response: {e}"))))
 }
 
 /// A plain JSON response with no `@context` (results of batch and update operations).
@@ -197,7 +322,7 @@ pub fn plain(status: StatusCode, body: Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        to_bytes(&body),
     )
         .into_response()
 }
@@ -213,7 +338,7 @@ pub fn page(
     p: &Params,
     media: Media,
     ld: &Ld,
-    body: Value,
+    body: impl Into<Payload>,
     total: usize,
     page: Page,
 ) -> Response {
@@ -229,7 +354,7 @@ pub fn paged(
     p: &Params,
     media: Media,
     ld: &Ld,
-    body: Value,
+    body: impl Into<Payload>,
     total: Option<usize>,
     more: bool,
     page: Page,
@@ -265,4 +390,157 @@ pub fn paged(
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use harbor_jsonld::Context;
+    use harbor_model::{time, AttrValue, Attribute};
+    use serde_json::json;
+
+    use super::*;
+
+    fn entity(n: usize) -> Arc<Entity> {
+        let at = time::parse("2024-01-01T12:00:00Z").unwrap();
+        let attr = |v| Attribute::new(v, at);
+        let mut other = attr(AttrValue::Property(json!(n + 1)));
+        other.dataset_id = Some("urn:ds:2".into());
+        let mut observed = attr(AttrValue::Property(json!("free")));
+        observed.observed_at = Some(at);
+        let core = "https://uri.etsi.org/ngsi-ld/";
+        let d = "https://uri.etsi.org/ngsi-ld/default-context/";
+        let attrs = [
+            (
+                format!("{d}availableSpotNumber"),
+                vec![attr(AttrValue::Property(json!(n))), other],
+            ),
+            (format!("{d}status"), vec![observed]),
+            (
+                format!("{core}location"),
+                vec![attr(AttrValue::GeoProperty(
+                    json!({"type": "Point", "coordinates": [103.8, 1.3]}),
+                ))],
+            ),
+            (
+                format!("{d}refOperator"),
+                vec![attr(AttrValue::Relationship {
+                    object: json!("urn:ngsi-ld:Company:1"),
+                    object_type: None,
+                })],
+            ),
+        ];
+        Arc::new(Entity {
+            id: format!("urn:ngsi-ld:OffStreetParking:{n}"),
+            types: vec![format!("{d}OffStreetParking")],
+            scopes: vec!["/Singapore".into()],
+            attrs: attrs.into_iter().collect(),
+            created_at: at,
+            modified_at: at,
+            expires_at: None,
+        })
+    }
+
+    async fn body(resp: Response) -> (Option<HeaderValue>, Vec<u8>) {
+        let link = resp.headers().get(header::LINK).cloned();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await;
+        (link, bytes.unwrap().to_vec())
+    }
+
+    /// Entities written straight into the body give, byte for byte, what rendering them into
+    /// a tree and serialising it gives: in every representation, media type and placement of
+    /// the `@context`, for a listing and for one entity.
+    #[tokio::test]
+    async fn written_bodies_are_the_rendered_trees() {
+        let entities: Vec<_> = (0..3).map(entity).collect();
+        let queries = [
+            "",
+            "options=keyValues",
+            "options=concise",
+            "options=sysAttrs",
+            "options=concise,sysAttrs",
+            "attrs=status,location",
+            "datasetId=urn:ds:2",
+            "lang=en",
+        ];
+        for geo_body_context in [true, false] {
+            let ld = Ld {
+                ctx: Context::core(),
+                echo: Value::String(core_url().into()),
+                geo_body_context,
+            };
+            for media in [Media::Json, Media::JsonLd, Media::GeoJson] {
+                for q in queries {
+                    let p = Params::parse(Some(q));
+                    let view = crate::query::view(&p, &ld.ctx, media).unwrap();
+                    let case = format!("{media:?} {q:?} geo_body_context={geo_body_context}");
+
+                    let items: Vec<Value> = entities
+                        .iter()
+                        .filter_map(|e| entity_tree(e, &ld, media, &view))
+                        .collect();
+                    let tree = if media == Media::GeoJson {
+                        json!({"type": "FeatureCollection", "features": items})
+                    } else {
+                        Value::Array(items)
+                    };
+                    let written = listing(&entities, &ld, media, &view).unwrap().unwrap();
+                    let want = body(json(StatusCode::OK, media, &ld, tree, HeaderMap::new()));
+                    let got = body(json(
+                        StatusCode::OK,
+                        media,
+                        &ld,
+                        Payload::Written(written),
+                        HeaderMap::new(),
+                    ));
+                    let (want, got) = (want.await, got.await);
+                    assert_eq!(
+                        String::from_utf8_lossy(&got.1),
+                        String::from_utf8_lossy(&want.1),
+                        "listing, {case}"
+                    );
+                    assert_eq!(got.0, want.0, "Link header, {case}");
+
+                    let one = entity_tree(&entities[0], &ld, media, &view).unwrap();
+                    let written = written_one(&entities[0], &ld, media, &view);
+                    let want = body(json(StatusCode::OK, media, &ld, one, HeaderMap::new()));
+                    let got = body(json(StatusCode::OK, media, &ld, written, HeaderMap::new()));
+                    let (want, got) = (want.await, got.await);
+                    assert_eq!(
+                        String::from_utf8_lossy(&got.1),
+                        String::from_utf8_lossy(&want.1),
+                        "one entity, {case}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn entity_tree(e: &Entity, ld: &Ld, media: Media, view: &View) -> Option<Value> {
+        super::entity(e, ld, media, view)
+    }
+
+    fn written_one(e: &Entity, ld: &Ld, media: Media, view: &View) -> Payload {
+        Payload::Written(written(e, ld, media, view).unwrap().unwrap())
+    }
+
+    /// `pick` and `omit` edit the rendered members: those views take the tree.
+    #[test]
+    fn projections_take_the_tree() {
+        let ld = Ld {
+            ctx: Context::core(),
+            echo: Value::String(core_url().into()),
+            geo_body_context: true,
+        };
+        for q in ["pick=id,status", "omit=status"] {
+            let view = crate::query::view(&Params::parse(Some(q)), &ld.ctx, Media::Json).unwrap();
+            assert!(listing(&[entity(0)], &ld, Media::Json, &view)
+                .unwrap()
+                .is_none());
+            assert!(written(&entity(0), &ld, Media::Json, &view)
+                .unwrap()
+                .is_none());
+        }
+    }
 }

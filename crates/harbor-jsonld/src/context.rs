@@ -9,7 +9,9 @@
 //! the default expansion of undefined terms, which is always
 //! `https://uri.etsi.org/ngsi-ld/default-context/`.
 
-use std::collections::HashMap;
+/// Term maps are read on every expansion and compaction of every request: hashed with
+/// foldhash, seeded per process, instead of SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
@@ -218,7 +220,13 @@ impl Context {
             }
         }
         if let Some(rest) = iri.strip_prefix(self.vocab.as_str()) {
-            if !rest.is_empty() && self.expand_term(rest) == iri {
+            // `rest` expands back to `iri` through `@vocab` unless a term or a prefix claims it.
+            let round_trips = match self.term_def(rest) {
+                Some(def) => def.iri == iri,
+                None if rest.contains(':') => self.expand_term(rest) == iri,
+                None => true,
+            };
+            if !rest.is_empty() && round_trips {
                 return rest.to_string();
             }
         }
@@ -246,8 +254,8 @@ impl Builder {
     fn new(core: Option<Arc<Context>>) -> Self {
         Builder {
             core,
-            terms: HashMap::new(),
-            prefix_map: HashMap::new(),
+            terms: HashMap::default(),
+            prefix_map: HashMap::default(),
             vocab: None,
         }
     }
@@ -273,7 +281,7 @@ impl Builder {
     }
 
     fn apply(&mut self, local: &Map<String, Value>) -> Result<(), JsonLdError> {
-        let mut state = DefState::new();
+        let mut state = DefState::default();
         match local.get("@vocab") {
             None => {}
             Some(Value::Null) => self.vocab = None,
@@ -451,7 +459,7 @@ impl Builder {
             self.terms.retain(|t, _| !core.terms.contains_key(t));
             self.prefix_map.retain(|t, _| !core.terms.contains_key(t));
         }
-        let mut reverse: HashMap<String, String> = HashMap::new();
+        let mut reverse: HashMap<String, String> = HashMap::default();
         for (term, def) in &self.terms {
             if is_user && def.iri.starts_with('@') {
                 continue; // keyword aliases never replace the core's "id" / "type"

@@ -11,7 +11,8 @@
 //! `2100-01-01T00:00:00Z` comes back unchanged (suite 422_08).
 
 use harbor_model::{time, AttrValue, Attribute, Entity, Timestamp};
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use crate::context::Context;
 
@@ -39,11 +40,7 @@ pub struct RenderOptions<'a> {
 
 /// An entity in the requested representation.
 pub fn render_entity(e: &Entity, ctx: &Context, opts: &RenderOptions) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), Value::String(e.id.clone()));
-    out.insert("type".into(), entity_types(e, ctx));
-    entity_members(e, ctx, opts, &mut out);
-    Value::Object(out)
+    to_value(&EntityJson::new(e, ctx, opts))
 }
 
 /// An entity as a GeoJSON Feature (4.5.16.2); `geometry_property` is the expanded name of
@@ -54,101 +51,172 @@ pub fn render_geojson_feature(
     opts: &RenderOptions,
     geometry_property: &str,
 ) -> Value {
-    let geometry = e
-        .attrs
-        .get(geometry_property)
-        .and_then(|list| list.iter().find(|a| a.dataset_id.is_none()))
-        .and_then(|a| match &a.value {
-            AttrValue::GeoProperty(g) => Some(g.clone()),
-            _ => None,
-        })
-        .unwrap_or(Value::Null);
-    let mut properties = Map::new();
-    properties.insert("type".into(), entity_types(e, ctx));
-    entity_members(e, ctx, opts, &mut properties);
-    let mut out = Map::new();
-    out.insert("id".into(), Value::String(e.id.clone()));
-    out.insert("type".into(), Value::String("Feature".into()));
-    out.insert("geometry".into(), geometry);
-    out.insert("properties".into(), Value::Object(properties));
-    Value::Object(out)
+    to_value(&EntityJson::new(e, ctx, opts).feature(geometry_property))
 }
 
 /// The member value of one attribute with all its instances (an object for one instance, an
 /// array for several; the `dataset` object of 4.5.4 in keyValues).
 pub fn render_attribute(instances: &[Attribute], ctx: &Context, opts: &RenderOptions) -> Value {
     let lang = opts.lang.map(LangPrefs::parse);
-    let r = Renderer {
-        ctx,
-        opts,
-        lang: lang.as_ref(),
-    };
-    r.attribute(instances)
+    let r = Renderer::new(ctx, opts, lang.as_ref());
+    to_value(&AttrJson { r: &r, instances })
 }
 
 /// One attribute instance (normalized or concise; keyValues gives the bare payload).
 pub fn render_instance(a: &Attribute, ctx: &Context, opts: &RenderOptions) -> Value {
     let lang = opts.lang.map(LangPrefs::parse);
-    let r = Renderer {
-        ctx,
-        opts,
-        lang: lang.as_ref(),
-    };
+    let r = Renderer::new(ctx, opts, lang.as_ref());
     match opts.format {
-        Format::KeyValues => r.simplified(a),
-        _ => r.instance(a, false),
+        Format::KeyValues => to_value(&Simplified { r: &r, a }),
+        _ => to_value(&InstJson {
+            r: &r,
+            a,
+            in_array: false,
+        }),
     }
 }
 
-fn entity_types(e: &Entity, ctx: &Context) -> Value {
-    match e.types.as_slice() {
-        [one] => Value::String(ctx.compact_iri(one)),
-        many => Value::Array(
-            many.iter()
-                .map(|t| Value::String(ctx.compact_iri(t)))
-                .collect(),
-        ),
+/// Collects a rendering into a JSON tree, for callers that edit it afterwards.
+fn to_value(rendering: &impl Serialize) -> Value {
+    // Every map key written here is a string, the one thing `to_value` can refuse.
+    serde_json::to_value(rendering).unwrap_or(Value::Null)
+}
+
+/// An entity rendered while it is serialised, with no JSON tree in between: a response
+/// writes it straight into its body (`serde_json::to_writer`). [`render_entity`] and
+/// [`render_geojson_feature`] are this, collected into a `Value`, so both paths give the
+/// same JSON, member for member and in the same order.
+pub struct EntityJson<'a> {
+    e: &'a Entity,
+    ctx: &'a Context,
+    opts: &'a RenderOptions<'a>,
+    lang: Option<LangPrefs>,
+    /// A GeoJSON Feature, with this GeoProperty as its geometry.
+    geometry: Option<&'a str>,
+    /// An `@context` member written last (JSON-LD bodies).
+    context: Option<&'a Value>,
+}
+
+impl<'a> EntityJson<'a> {
+    pub fn new(e: &'a Entity, ctx: &'a Context, opts: &'a RenderOptions<'a>) -> Self {
+        EntityJson {
+            e,
+            ctx,
+            opts,
+            lang: opts.lang.map(LangPrefs::parse),
+            geometry: None,
+            context: None,
+        }
+    }
+
+    /// As a GeoJSON Feature whose `geometry` is the default instance of `geometry_property`.
+    pub fn feature(mut self, geometry_property: &'a str) -> Self {
+        self.geometry = Some(geometry_property);
+        self
+    }
+
+    /// With an `@context` member after everything else.
+    pub fn with_context(mut self, context: &'a Value) -> Self {
+        self.context = Some(context);
+        self
     }
 }
 
-fn entity_members(e: &Entity, ctx: &Context, opts: &RenderOptions, out: &mut Map<String, Value>) {
+impl Serialize for EntityJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = Renderer::new(self.ctx, self.opts, self.lang.as_ref());
+        let e = self.e;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &e.id)?;
+        match self.geometry {
+            Some(property) => {
+                let geometry = e
+                    .attrs
+                    .get(property)
+                    .and_then(|list| list.iter().find(|a| a.dataset_id.is_none()))
+                    .and_then(|a| match &a.value {
+                        AttrValue::GeoProperty(g) => Some(g),
+                        _ => None,
+                    });
+                m.serialize_entry("type", "Feature")?;
+                m.serialize_entry("geometry", &geometry)?;
+                m.serialize_entry("properties", &Properties { r: &r, e })?;
+            }
+            None => {
+                m.serialize_entry("type", &Types { r: &r, e })?;
+                members(&mut m, &r, e)?;
+            }
+        }
+        if let Some(context) = self.context {
+            m.serialize_entry("@context", context)?;
+        }
+        m.end()
+    }
+}
+
+/// The entity's type: one name, or an array of them.
+struct Types<'a> {
+    r: &'a Renderer<'a>,
+    e: &'a Entity,
+}
+
+impl Serialize for Types<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.e.types.as_slice() {
+            [one] => s.serialize_str(&self.r.ctx.compact_iri(one)),
+            many => s.collect_seq(many.iter().map(|t| self.r.ctx.compact_iri(t))),
+        }
+    }
+}
+
+/// The `properties` of a GeoJSON Feature: the entity's type and members.
+struct Properties<'a> {
+    r: &'a Renderer<'a>,
+    e: &'a Entity,
+}
+
+impl Serialize for Properties<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry(
+            "type",
+            &Types {
+                r: self.r,
+                e: self.e,
+            },
+        )?;
+        members(&mut m, self.r, self.e)?;
+        m.end()
+    }
+}
+
+/// Scope, system times and attributes, the attributes ordered by their compacted names.
+fn members<M: SerializeMap>(m: &mut M, r: &Renderer, e: &Entity) -> Result<(), M::Error> {
     match e.scopes.as_slice() {
         [] => {}
-        [one] => {
-            out.insert("scope".into(), Value::String(one.clone()));
-        }
-        many => {
-            out.insert(
-                "scope".into(),
-                many.iter().cloned().map(Value::String).collect(),
-            );
-        }
+        [one] => m.serialize_entry("scope", one)?,
+        many => m.serialize_entry("scope", many)?,
     }
-    if opts.sys_attrs {
-        out.insert("createdAt".into(), stamp(&e.created_at));
-        out.insert("modifiedAt".into(), stamp(&e.modified_at));
+    if r.opts.sys_attrs {
+        m.serialize_entry("createdAt", &time::format(&e.created_at))?;
+        m.serialize_entry("modifiedAt", &time::format(&e.modified_at))?;
         if let Some(t) = &e.expires_at {
-            out.insert("expiresAt".into(), given_stamp(t));
+            m.serialize_entry("expiresAt", &given(t))?;
         }
     }
-    let lang = opts.lang.map(LangPrefs::parse);
-    let r = Renderer {
-        ctx,
-        opts,
-        lang: lang.as_ref(),
-    };
     let mut attrs: Vec<(String, &Vec<Attribute>)> = e
         .attrs
         .iter()
         .filter(|(name, list)| {
-            !list.is_empty() && opts.attrs.is_none_or(|keep| keep.contains(name))
+            !list.is_empty() && r.opts.attrs.is_none_or(|keep| keep.contains(name))
         })
-        .map(|(name, list)| (ctx.compact_iri(name), list))
+        .map(|(name, list)| (r.ctx.compact_iri(name), list))
         .collect();
     attrs.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, list) in attrs {
-        out.insert(name, r.attribute(list));
+    for (name, instances) in attrs {
+        m.serialize_entry(&name, &AttrJson { r, instances })?;
     }
+    Ok(())
 }
 
 /// A system timestamp (`createdAt`, `modifiedAt`).
@@ -158,7 +226,11 @@ pub(crate) fn stamp(t: &Timestamp) -> Value {
 
 /// A client-given timestamp (`observedAt`, `expiresAt`): no more fractional digits than needed.
 pub(crate) fn given_stamp(t: &Timestamp) -> Value {
-    Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    Value::String(given(t))
+}
+
+fn given(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 struct Renderer<'a> {
@@ -167,132 +239,9 @@ struct Renderer<'a> {
     lang: Option<&'a LangPrefs>,
 }
 
-impl Renderer<'_> {
-    fn attribute(&self, instances: &[Attribute]) -> Value {
-        if self.opts.format == Format::KeyValues {
-            return self.simplified_all(instances);
-        }
-        match instances {
-            [one] => self.instance(one, false),
-            many => Value::Array(many.iter().map(|a| self.instance(a, true)).collect()),
-        }
-    }
-
-    /// keyValues: the payload, or `{"dataset": {...}}` when instances carry datasetIds.
-    fn simplified_all(&self, instances: &[Attribute]) -> Value {
-        if let [one] = instances {
-            if one.dataset_id.is_none() {
-                return self.simplified(one);
-            }
-        }
-        let mut dataset = Map::new();
-        for a in instances {
-            let key = a.dataset_id.clone().unwrap_or_else(|| "@none".into());
-            dataset.insert(key, self.simplified(a));
-        }
-        let mut out = Map::new();
-        out.insert("dataset".into(), Value::Object(dataset));
-        Value::Object(out)
-    }
-
-    fn simplified(&self, a: &Attribute) -> Value {
-        let wrap = |key: &str, v: Value| {
-            let mut m = Map::new();
-            m.insert(key.into(), v);
-            Value::Object(m)
-        };
-        match &a.value {
-            AttrValue::Property(v) | AttrValue::GeoProperty(v) | AttrValue::ListProperty(v) => {
-                v.clone()
-            }
-            AttrValue::Relationship { object, .. } => object.clone(),
-            AttrValue::ListRelationship { object_list, .. } => object_list.clone(),
-            AttrValue::LanguageProperty(map) => match self.lang.and_then(|l| l.pick(map)) {
-                Some((_, text)) => text,
-                None => wrap("languageMap", map.clone()),
-            },
-            AttrValue::JsonProperty(v) => wrap("json", v.clone()),
-            AttrValue::VocabProperty(v) => wrap("vocab", self.compact_values(v)),
-        }
-    }
-
-    /// Normalized or concise form of one instance. `in_array`: part of a multi-instance
-    /// array, where a concise instance must stay an object.
-    fn instance(&self, a: &Attribute, in_array: bool) -> Value {
-        let concise = self.opts.format == Format::Concise;
-        let mut out = Map::new();
-        let put_type = |out: &mut Map<String, Value>, t: &str| {
-            if !concise {
-                out.insert("type".into(), Value::String(t.into()));
-            }
-        };
-        match &a.value {
-            AttrValue::Property(v) | AttrValue::GeoProperty(v) => {
-                if concise && !in_array && self.is_plain(a) && bare_ok(&a.value) {
-                    return v.clone();
-                }
-                put_type(&mut out, a.value.type_name());
-                out.insert("value".into(), v.clone());
-            }
-            AttrValue::Relationship {
-                object,
-                object_type,
-            } => {
-                put_type(&mut out, "Relationship");
-                out.insert("object".into(), object.clone());
-                if let Some(t) = object_type {
-                    out.insert("objectType".into(), self.compact_values(t));
-                }
-            }
-            AttrValue::ListRelationship {
-                object_list,
-                object_type,
-            } => {
-                put_type(&mut out, "ListRelationship");
-                let list = match (concise, object_list) {
-                    (false, Value::Array(items)) => Value::Array(
-                        items
-                            .iter()
-                            .map(|uri| {
-                                let mut m = Map::new();
-                                m.insert("object".into(), uri.clone());
-                                Value::Object(m)
-                            })
-                            .collect(),
-                    ),
-                    (_, other) => other.clone(),
-                };
-                out.insert("objectList".into(), list);
-                if let Some(t) = object_type {
-                    out.insert("objectType".into(), self.compact_values(t));
-                }
-            }
-            AttrValue::LanguageProperty(map) => match self.lang.and_then(|l| l.pick(map)) {
-                Some((tag, text)) => {
-                    put_type(&mut out, "Property");
-                    out.insert("value".into(), text);
-                    out.insert("lang".into(), Value::String(tag));
-                }
-                None => {
-                    put_type(&mut out, "LanguageProperty");
-                    out.insert("languageMap".into(), map.clone());
-                }
-            },
-            AttrValue::JsonProperty(v) => {
-                put_type(&mut out, "JsonProperty");
-                out.insert("json".into(), v.clone());
-            }
-            AttrValue::VocabProperty(v) => {
-                put_type(&mut out, "VocabProperty");
-                out.insert("vocab".into(), self.compact_values(v));
-            }
-            AttrValue::ListProperty(v) => {
-                put_type(&mut out, "ListProperty");
-                out.insert("valueList".into(), v.clone());
-            }
-        }
-        self.metadata(a, &mut out);
-        Value::Object(out)
+impl<'a> Renderer<'a> {
+    fn new(ctx: &'a Context, opts: &'a RenderOptions<'a>, lang: Option<&'a LangPrefs>) -> Self {
+        Renderer { ctx, opts, lang }
     }
 
     /// Whether an instance carries nothing but its payload in the chosen output.
@@ -303,44 +252,238 @@ impl Renderer<'_> {
             && a.unit_code.is_none()
             && !self.opts.sys_attrs
     }
+}
 
-    fn metadata(&self, a: &Attribute, out: &mut Map<String, Value>) {
+/// One attribute with all its instances: an object for one instance, an array for several;
+/// in keyValues the payload, or the `dataset` object of 4.5.4 when instances carry
+/// datasetIds.
+struct AttrJson<'a> {
+    r: &'a Renderer<'a>,
+    instances: &'a [Attribute],
+}
+
+impl Serialize for AttrJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.r;
+        if r.opts.format == Format::KeyValues {
+            if let [one] = self.instances {
+                if one.dataset_id.is_none() {
+                    return Simplified { r, a: one }.serialize(s);
+                }
+            }
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry("dataset", &Datasets(r, self.instances))?;
+            return m.end();
+        }
+        match self.instances {
+            [one] => InstJson {
+                r,
+                a: one,
+                in_array: false,
+            }
+            .serialize(s),
+            many => s.collect_seq(many.iter().map(|a| InstJson {
+                r,
+                a,
+                in_array: true,
+            })),
+        }
+    }
+}
+
+/// keyValues: instances by datasetId (`@none` for the default one).
+struct Datasets<'a>(&'a Renderer<'a>, &'a [Attribute]);
+
+impl Serialize for Datasets<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        s.collect_map(self.1.iter().map(|a| {
+            (
+                a.dataset_id.as_deref().unwrap_or("@none"),
+                Simplified { r, a },
+            )
+        }))
+    }
+}
+
+/// keyValues form of one instance: its payload.
+struct Simplified<'a> {
+    r: &'a Renderer<'a>,
+    a: &'a Attribute,
+}
+
+impl Serialize for Simplified<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.r;
+        match &self.a.value {
+            AttrValue::Property(v) | AttrValue::GeoProperty(v) | AttrValue::ListProperty(v) => {
+                v.serialize(s)
+            }
+            AttrValue::Relationship { object, .. } => object.serialize(s),
+            AttrValue::ListRelationship { object_list, .. } => object_list.serialize(s),
+            AttrValue::LanguageProperty(map) => match r.lang.and_then(|l| l.pick(map)) {
+                Some((_, text)) => text.serialize(s),
+                None => one_member(s, "languageMap", map),
+            },
+            AttrValue::JsonProperty(v) => one_member(s, "json", v),
+            AttrValue::VocabProperty(v) => one_member(s, "vocab", &Compacted(r, v)),
+        }
+    }
+}
+
+fn one_member<S: Serializer>(s: S, key: &str, value: &impl Serialize) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(1))?;
+    m.serialize_entry(key, value)?;
+    m.end()
+}
+
+/// Normalized or concise form of one instance. `in_array`: part of a multi-instance array,
+/// where a concise instance must stay an object.
+struct InstJson<'a> {
+    r: &'a Renderer<'a>,
+    a: &'a Attribute,
+    in_array: bool,
+}
+
+impl Serialize for InstJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (r, a) = (self.r, self.a);
+        let concise = r.opts.format == Format::Concise;
+        if let AttrValue::Property(v) | AttrValue::GeoProperty(v) = &a.value {
+            if concise && !self.in_array && r.is_plain(a) && bare_ok(&a.value) {
+                return v.serialize(s);
+            }
+        }
+        let mut m = s.serialize_map(None)?;
+        let put_type = |m: &mut S::SerializeMap, t: &str| {
+            if concise {
+                Ok(())
+            } else {
+                m.serialize_entry("type", t)
+            }
+        };
+        match &a.value {
+            AttrValue::Property(v) | AttrValue::GeoProperty(v) => {
+                put_type(&mut m, a.value.type_name())?;
+                m.serialize_entry("value", v)?;
+            }
+            AttrValue::Relationship {
+                object,
+                object_type,
+            } => {
+                put_type(&mut m, "Relationship")?;
+                m.serialize_entry("object", object)?;
+                if let Some(t) = object_type {
+                    m.serialize_entry("objectType", &Compacted(r, t))?;
+                }
+            }
+            AttrValue::ListRelationship {
+                object_list,
+                object_type,
+            } => {
+                put_type(&mut m, "ListRelationship")?;
+                match (concise, object_list) {
+                    (false, Value::Array(items)) => {
+                        m.serialize_entry("objectList", &Seq(items.iter().map(Object)))?
+                    }
+                    (_, other) => m.serialize_entry("objectList", other)?,
+                }
+                if let Some(t) = object_type {
+                    m.serialize_entry("objectType", &Compacted(r, t))?;
+                }
+            }
+            AttrValue::LanguageProperty(map) => match r.lang.and_then(|l| l.pick(map)) {
+                Some((tag, text)) => {
+                    put_type(&mut m, "Property")?;
+                    m.serialize_entry("value", &text)?;
+                    m.serialize_entry("lang", &tag)?;
+                }
+                None => {
+                    put_type(&mut m, "LanguageProperty")?;
+                    m.serialize_entry("languageMap", map)?;
+                }
+            },
+            AttrValue::JsonProperty(v) => {
+                put_type(&mut m, "JsonProperty")?;
+                m.serialize_entry("json", v)?;
+            }
+            AttrValue::VocabProperty(v) => {
+                put_type(&mut m, "VocabProperty")?;
+                m.serialize_entry("vocab", &Compacted(r, v))?;
+            }
+            AttrValue::ListProperty(v) => {
+                put_type(&mut m, "ListProperty")?;
+                m.serialize_entry("valueList", v)?;
+            }
+        }
         if let Some(ds) = &a.dataset_id {
-            out.insert("datasetId".into(), Value::String(ds.clone()));
+            m.serialize_entry("datasetId", ds)?;
         }
         if let Some(t) = &a.observed_at {
-            out.insert("observedAt".into(), given_stamp(t));
+            m.serialize_entry("observedAt", &given(t))?;
         }
         if let Some(u) = &a.unit_code {
-            out.insert("unitCode".into(), Value::String(u.clone()));
+            m.serialize_entry("unitCode", u)?;
         }
-        if self.opts.sys_attrs {
+        if r.opts.sys_attrs {
             if let Some(t) = &a.expires_at {
-                out.insert("expiresAt".into(), given_stamp(t));
+                m.serialize_entry("expiresAt", &given(t))?;
             }
-            out.insert("createdAt".into(), stamp(&a.created_at));
-            out.insert("modifiedAt".into(), stamp(&a.modified_at));
+            m.serialize_entry("createdAt", &time::format(&a.created_at))?;
+            m.serialize_entry("modifiedAt", &time::format(&a.modified_at))?;
         }
         let mut subs: Vec<(String, &Attribute)> = a
             .sub
             .iter()
-            .map(|(name, s)| (self.ctx.compact_iri(name), s))
+            .map(|(name, sub)| (r.ctx.compact_iri(name), sub))
             .collect();
         subs.sort_by(|x, y| x.0.cmp(&y.0));
-        for (name, s) in subs {
-            out.insert(name, self.instance(s, false));
+        for (name, sub) in subs {
+            m.serialize_entry(
+                &name,
+                &InstJson {
+                    r,
+                    a: sub,
+                    in_array: false,
+                },
+            )?;
+        }
+        m.end()
+    }
+}
+
+/// A vocab / objectType value with its IRIs compacted: an IRI or an array of IRIs.
+struct Compacted<'a>(&'a Renderer<'a>, &'a Value);
+
+impl Serialize for Compacted<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.1 {
+            Value::String(iri) => s.serialize_str(&self.0.ctx.compact_iri(iri)),
+            Value::Array(items) => s.collect_seq(items.iter().map(|i| Compacted(self.0, i))),
+            other => other.serialize(s),
         }
     }
+}
 
-    /// Compacts a vocab / objectType value: an IRI or an array of IRIs.
-    fn compact_values(&self, v: &Value) -> Value {
-        match v {
-            Value::String(s) => Value::String(self.ctx.compact_iri(s)),
-            Value::Array(items) => {
-                Value::Array(items.iter().map(|i| self.compact_values(i)).collect())
-            }
-            other => other.clone(),
-        }
+/// `{"object": uri}`: one entry of a normalized `objectList`.
+struct Object<'a>(&'a Value);
+
+impl Serialize for Object<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        one_member(s, "object", self.0)
+    }
+}
+
+/// A sequence written from an iterator that can be walked again.
+struct Seq<I>(I);
+
+impl<I, T> Serialize for Seq<I>
+where
+    I: Iterator<Item = T> + Clone,
+    T: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
     }
 }
 

@@ -34,7 +34,7 @@ pub fn table<E>(capacity: usize) -> usize {
 }
 
 /// The heap bytes of a map of strings to strings.
-pub fn string_map(m: &HashMap<String, String>) -> usize {
+pub fn string_map<S>(m: &HashMap<String, String, S>) -> usize {
     table::<(String, String)>(m.capacity())
         + m.iter().map(|(k, v)| string(k) + string(v)).sum::<usize>()
 }
