@@ -56,6 +56,95 @@ impl Trigger {
 }
 
 impl EntityChange {
+    /// The record of one change, the same for every store: `before` is the state the change
+    /// replaced (`None` when it created the entity), `after` the new one (`None` when it
+    /// deleted it). For an update, `before` keeps only the attributes that changed.
+    pub fn derive(
+        seq: u64,
+        tenant: &Tenant,
+        id: &str,
+        at: Timestamp,
+        before: Option<&Entity>,
+        after: Option<Arc<Entity>>,
+    ) -> EntityChange {
+        let (before, changed) = match (before, after.as_deref()) {
+            (None, Some(a)) => (None, a.attrs.keys().cloned().collect()),
+            (Some(b), None) => (Some(b.clone()), Vec::new()),
+            (Some(b), Some(a)) => {
+                let changed: Vec<String> = b
+                    .attrs
+                    .keys()
+                    .chain(a.attrs.keys().filter(|k| !b.attrs.contains_key(*k)))
+                    .filter(|k| b.attrs.get(*k) != a.attrs.get(*k))
+                    .cloned()
+                    .collect();
+                let partial = Entity {
+                    id: b.id.clone(),
+                    types: b.types.clone(),
+                    scopes: b.scopes.clone(),
+                    attrs: changed
+                        .iter()
+                        .filter_map(|k| b.attrs.get(k).map(|v| (k.clone(), v.clone())))
+                        .collect(),
+                    created_at: b.created_at,
+                    modified_at: b.modified_at,
+                    expires_at: b.expires_at,
+                };
+                (Some(partial), changed)
+            }
+            (None, None) => (None, Vec::new()),
+        };
+        EntityChange {
+            seq,
+            tenant: tenant.clone(),
+            id: id.to_string(),
+            at,
+            after,
+            before,
+            changed,
+        }
+    }
+
+    /// The record as JSON with `after` given already encoded (`after_json`, the entity's own
+    /// JSON), so that a store writing both does not encode the entity twice. It reads back as
+    /// the record itself.
+    pub fn to_json_with_after(&self, after_json: Option<&[u8]>) -> serde_json::Result<Vec<u8>> {
+        #[derive(Serialize)]
+        struct Bare<'a> {
+            seq: u64,
+            tenant: &'a Tenant,
+            id: &'a str,
+            at: &'a Timestamp,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            after: Option<&'a Entity>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            before: Option<&'a Entity>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            changed: &'a [String],
+        }
+        let bare = Bare {
+            seq: self.seq,
+            tenant: &self.tenant,
+            id: &self.id,
+            at: &self.at,
+            after: if after_json.is_some() {
+                None
+            } else {
+                self.after.as_deref()
+            },
+            before: self.before.as_ref(),
+            changed: &self.changed,
+        };
+        let mut out = serde_json::to_vec(&bare)?;
+        if let (Some(after), Some(b'}')) = (after_json, out.last()) {
+            out.pop();
+            out.extend_from_slice(b",\"after\":");
+            out.extend_from_slice(after);
+            out.push(b'}');
+        }
+        Ok(out)
+    }
+
     /// Whether the entity exists neither before nor after (a no-op record).
     pub fn is_empty(&self) -> bool {
         self.after.is_none() && self.before.is_none()
@@ -141,4 +230,91 @@ pub struct Delivery {
     /// Given up after the retry limit or a permanent failure; kept until replayed or dropped.
     #[serde(default)]
     pub dead: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{time, AttrValue, Attribute};
+
+    fn entity(attrs: &[(&str, i64)]) -> Entity {
+        let at = time::parse("2024-01-01T12:00:00Z").unwrap();
+        Entity {
+            id: "urn:ngsi-ld:OffStreetParking:1".into(),
+            types: vec!["https://example.org/OffStreetParking".into()],
+            scopes: vec![],
+            attrs: attrs
+                .iter()
+                .map(|(n, v)| {
+                    let a = Attribute::new(AttrValue::Property(json!(v)), at);
+                    (n.to_string(), vec![a])
+                })
+                .collect(),
+            created_at: at,
+            modified_at: at,
+            expires_at: None,
+        }
+    }
+
+    fn derive(before: Option<&Entity>, after: Option<Entity>) -> EntityChange {
+        let at = time::parse("2024-01-02T00:00:00Z").unwrap();
+        let tenant = Tenant::default();
+        EntityChange::derive(
+            7,
+            &tenant,
+            "urn:ngsi-ld:OffStreetParking:1",
+            at,
+            before,
+            after.map(Arc::new),
+        )
+    }
+
+    #[test]
+    fn a_creation_changes_every_attribute() {
+        let c = derive(None, Some(entity(&[("a", 1), ("b", 2)])));
+        assert_eq!(c.changed, ["a", "b"]);
+        assert!(c.before.is_none());
+    }
+
+    #[test]
+    fn an_update_keeps_before_only_what_changed() {
+        let before = entity(&[("a", 1), ("b", 2), ("c", 3)]);
+        let c = derive(Some(&before), Some(entity(&[("a", 1), ("b", 5), ("d", 4)])));
+        assert_eq!(c.changed, ["b", "c", "d"]);
+        let kept: Vec<&String> = c.before.as_ref().unwrap().attrs.keys().collect();
+        assert_eq!(kept, ["b", "c"]);
+    }
+
+    #[test]
+    fn a_deletion_keeps_the_whole_entity() {
+        let before = entity(&[("a", 1)]);
+        let c = derive(Some(&before), None);
+        assert_eq!(c.before.as_ref(), Some(&before));
+        assert!(c.changed.is_empty() && c.after.is_none());
+    }
+
+    /// The JSON written with the entity's own encoding for `after` reads back as the record,
+    /// and so does the JSON written without it.
+    #[test]
+    fn json_with_the_encoded_after_reads_back_as_the_record() {
+        let before = entity(&[("a", 1), ("b", 2)]);
+        let after = entity(&[("a", 1), ("b", 3)]);
+        let encoded = serde_json::to_vec(&after).unwrap();
+        for c in [
+            derive(Some(&before), Some(after.clone())),
+            derive(None, Some(after.clone())),
+            derive(Some(&before), None),
+        ] {
+            let given = c.after.is_some().then_some(encoded.as_slice());
+            for bytes in [
+                c.to_json_with_after(given).unwrap(),
+                c.to_json_with_after(None).unwrap(),
+            ] {
+                let back: EntityChange = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(back, c);
+            }
+        }
+    }
 }

@@ -15,7 +15,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
-use crate::memory::{self, Memory, TenantLoad};
+use crate::memory::{self, Memory, Put, TenantLoad};
 use crate::temporal;
 
 /// Entities by `tenant \0 id`, as JSON.
@@ -295,7 +295,7 @@ struct Counters {
 /// A group's entity changes, resolved against the current state before writing.
 struct Prepared {
     /// Per request of the group (entity work only): the new states to apply.
-    puts: Vec<Vec<(String, Option<Arc<Entity>>)>>,
+    puts: Vec<Vec<Put>>,
     feed: Vec<Arc<EntityChange>>,
     /// The JSON of each feed record, in `feed` order.
     feed_bytes: Vec<Vec<u8>>,
@@ -444,7 +444,7 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                     };
                     if before.is_some() || next.is_some() {
                         counters.feed_seq += 1;
-                        let record = feed_record(
+                        let record = EntityChange::derive(
                             counters.feed_seq,
                             tenant,
                             &id,
@@ -452,12 +452,16 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
                             before.as_deref(),
                             next.clone(),
                         );
-                        out.feed_bytes
-                            .push(encode_record(&record, bytes.as_deref()));
+                        // Records serialise: every map key in them is a string.
+                        out.feed_bytes.push(
+                            record
+                                .to_json_with_after(bytes.as_deref())
+                                .unwrap_or_default(),
+                        );
                         out.feed.push(Arc::new(record));
                     }
                     pending.insert(key, next.clone());
-                    puts.push((id, next));
+                    puts.push(Put { id, before, next });
                 }
                 out.puts.push(puts);
             }
@@ -480,71 +484,6 @@ fn prepare(shared: &Shared, group: &mut [Request], counters: &mut Counters) -> P
         }
     }
     out
-}
-
-/// The JSON of a feed record, reusing the already encoded entity for `after`.
-fn encode_record(record: &EntityChange, after: Option<&[u8]>) -> Vec<u8> {
-    let bare = EntityChange {
-        after: None,
-        before: record.before.clone(),
-        changed: record.changed.clone(),
-        ..record.clone()
-    };
-    let mut out = serde_json::to_vec(&bare).unwrap_or_default();
-    if let (Some(after), Some(b'}')) = (after, out.last()) {
-        out.pop();
-        out.extend_from_slice(b",\"after\":");
-        out.extend_from_slice(after);
-        out.push(b'}');
-    }
-    out
-}
-
-/// The feed record of one change: before restricted to what changed (whole when deleted).
-fn feed_record(
-    seq: u64,
-    tenant: &Tenant,
-    id: &str,
-    at: harbor_model::Timestamp,
-    before: Option<&Entity>,
-    after: Option<Arc<Entity>>,
-) -> EntityChange {
-    let (before, changed) = match (before, after.as_deref()) {
-        (None, Some(a)) => (None, a.attrs.keys().cloned().collect()),
-        (Some(b), None) => (Some(b.clone()), Vec::new()),
-        (Some(b), Some(a)) => {
-            let changed: Vec<String> = b
-                .attrs
-                .keys()
-                .chain(a.attrs.keys().filter(|k| !b.attrs.contains_key(*k)))
-                .filter(|k| b.attrs.get(*k) != a.attrs.get(*k))
-                .cloned()
-                .collect();
-            let partial = Entity {
-                id: b.id.clone(),
-                types: b.types.clone(),
-                scopes: b.scopes.clone(),
-                attrs: changed
-                    .iter()
-                    .filter_map(|k| b.attrs.get(k).map(|v| (k.clone(), v.clone())))
-                    .collect(),
-                created_at: b.created_at,
-                modified_at: b.modified_at,
-                expires_at: b.expires_at,
-            };
-            (Some(partial), changed)
-        }
-        (None, None) => (None, Vec::new()),
-    };
-    EntityChange {
-        seq,
-        tenant: tenant.clone(),
-        id: id.to_string(),
-        at,
-        after,
-        before,
-        changed,
-    }
 }
 
 fn write_group(
@@ -679,7 +618,7 @@ fn write_group(
                 }
             };
             tenants.insert(tenant.as_str(), ()).map_err(|e| fail(&e))?;
-            for ((id, next), bytes) in changes.into_iter().flatten() {
+            for (Put { id, next, .. }, bytes) in changes.into_iter().flatten() {
                 match (next, bytes) {
                     (Some(_), Some(bytes)) => {
                         entities

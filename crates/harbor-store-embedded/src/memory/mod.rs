@@ -78,24 +78,30 @@ impl Memory {
 
     pub fn apply(&mut self, t: &Tenant, changes: Vec<Change>) {
         let puts = changes.into_iter().map(|c| match c {
-            Change::Put(e) => (e.id.clone(), Some(Arc::new(e))),
-            Change::Delete(id) => (id, None),
+            Change::Put(e) => Put {
+                id: e.id.clone(),
+                before: None,
+                next: Some(Arc::new(e)),
+            },
+            Change::Delete(id) => Put {
+                id,
+                before: None,
+                next: None,
+            },
         });
         self.apply_shared(t, puts);
     }
 
-    /// Applies changes already shared with the change feed: `(id, new state or deleted)`.
-    pub fn apply_shared(
-        &mut self,
-        t: &Tenant,
-        changes: impl IntoIterator<Item = (String, Option<Arc<Entity>>)>,
-    ) {
+    /// Applies changes already shared with the change feed.
+    pub fn apply_shared(&mut self, t: &Tenant, changes: impl IntoIterator<Item = Put>) {
         let state = self.tenants.entry(t.clone()).or_default();
         let names = &mut self.names;
-        for (id, next) in changes {
+        for Put { id, before, next } in changes {
             let old = match state.entities.remove_entry(id.as_str()) {
+                // The commit read the state it replaces already: no need to unpack it again.
+                Some((key, _)) if before.is_some() => before.map(|b| (key, b)),
                 Some((key, packed)) => match packed.unpack(&key, names) {
-                    Ok(old) => Some((key, old)),
+                    Ok(old) => Some((key, Arc::new(old))),
                     Err(e) => {
                         // Its index entries cannot be found: index the others again.
                         tracing::error!(error = %e, entity = %key, "rebuilding the indexes");
@@ -120,6 +126,15 @@ impl Memory {
             }
         }
     }
+}
+
+/// One entity change as the commit resolved it: the state it replaces (`None` when the
+/// commit did not read it, or there was none) and the new one (`None`: deleted).
+#[derive(Debug, Default)]
+pub struct Put {
+    pub id: String,
+    pub before: Option<Arc<Entity>>,
+    pub next: Option<Arc<Entity>>,
 }
 
 impl TenantState {
