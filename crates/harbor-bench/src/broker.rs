@@ -38,9 +38,11 @@ pub fn default_binary() -> anyhow::Result<PathBuf> {
     bail!("no infoharbor binary beside {}: build it first (cargo build --release -p infoharbor) or give --broker / --target", me.display())
 }
 
-/// Starts the broker binary and waits for `/health`.
+/// Starts the broker binary and waits for `/health`. Its egress wall lets it through to
+/// loopback, where `notify` listens for the notifications (the wall refuses loopback unless
+/// told otherwise).
 pub async fn spawn(binary: &std::path::Path) -> anyhow::Result<Spawned> {
-    spawn_with(binary, &[]).await
+    spawn_with(binary, &["--egress-allow", "127.0.0.1"]).await
 }
 
 /// Like [`spawn`], with further `serve` flags.
