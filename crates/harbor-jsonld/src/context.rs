@@ -211,12 +211,18 @@ impl Context {
     /// expands back; else the IRI unchanged. No `prefix:suffix` compact IRIs are made: 5.5.7
     /// asks for the fully qualified name when no term matches.
     pub fn compact_iri(&self, iri: &str) -> String {
+        self.compact(iri).to_string()
+    }
+
+    /// [`compact_iri`](Self::compact_iri) without allocating: the term, or the part of `iri`
+    /// it compacts to.
+    pub fn compact<'a>(&'a self, iri: &'a str) -> &'a str {
         if let Some(term) = self.reverse.get(iri) {
-            return term.clone();
+            return term;
         }
         if let Some(core) = &self.core {
             if let Some(term) = core.reverse.get(iri) {
-                return term.clone();
+                return term;
             }
         }
         if let Some(rest) = iri.strip_prefix(self.vocab.as_str()) {
@@ -227,10 +233,10 @@ impl Context {
                 None => true,
             };
             if !rest.is_empty() && round_trips {
-                return rest.to_string();
+                return rest;
             }
         }
-        iri.to_string()
+        iri
     }
 }
 

@@ -163,8 +163,8 @@ struct Types<'a> {
 impl Serialize for Types<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.e.types.as_slice() {
-            [one] => s.serialize_str(&self.r.ctx.compact_iri(one)),
-            many => s.collect_seq(many.iter().map(|t| self.r.ctx.compact_iri(t))),
+            [one] => s.serialize_str(self.r.ctx.compact(one)),
+            many => s.collect_seq(many.iter().map(|t| self.r.ctx.compact(t))),
         }
     }
 }
@@ -204,17 +204,17 @@ fn members<M: SerializeMap>(m: &mut M, r: &Renderer, e: &Entity) -> Result<(), M
             m.serialize_entry("expiresAt", &given(t))?;
         }
     }
-    let mut attrs: Vec<(String, &Vec<Attribute>)> = e
+    let mut attrs: Vec<(&str, &Vec<Attribute>)> = e
         .attrs
         .iter()
         .filter(|(name, list)| {
             !list.is_empty() && r.opts.attrs.is_none_or(|keep| keep.contains(name))
         })
-        .map(|(name, list)| (r.ctx.compact_iri(name), list))
+        .map(|(name, list)| (r.ctx.compact(name), list))
         .collect();
-    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    attrs.sort_by(|a, b| a.0.cmp(b.0));
     for (name, instances) in attrs {
-        m.serialize_entry(&name, &AttrJson { r, instances })?;
+        m.serialize_entry(name, &AttrJson { r, instances })?;
     }
     Ok(())
 }
@@ -432,15 +432,15 @@ impl Serialize for InstJson<'_> {
             m.serialize_entry("createdAt", &time::format(&a.created_at))?;
             m.serialize_entry("modifiedAt", &time::format(&a.modified_at))?;
         }
-        let mut subs: Vec<(String, &Attribute)> = a
+        let mut subs: Vec<(&str, &Attribute)> = a
             .sub
             .iter()
-            .map(|(name, sub)| (r.ctx.compact_iri(name), sub))
+            .map(|(name, sub)| (r.ctx.compact(name), sub))
             .collect();
-        subs.sort_by(|x, y| x.0.cmp(&y.0));
+        subs.sort_by(|x, y| x.0.cmp(y.0));
         for (name, sub) in subs {
             m.serialize_entry(
-                &name,
+                name,
                 &InstJson {
                     r,
                     a: sub,
@@ -458,7 +458,7 @@ struct Compacted<'a>(&'a Renderer<'a>, &'a Value);
 impl Serialize for Compacted<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.1 {
-            Value::String(iri) => s.serialize_str(&self.0.ctx.compact_iri(iri)),
+            Value::String(iri) => s.serialize_str(self.0.ctx.compact(iri)),
             Value::Array(items) => s.collect_seq(items.iter().map(|i| Compacted(self.0, i))),
             other => other.serialize(s),
         }

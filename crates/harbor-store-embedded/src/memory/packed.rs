@@ -420,7 +420,8 @@ impl Reader<'_> {
             0 => None,
             _ => Some(self.time()?),
         };
-        let mut attrs = BTreeMap::new();
+        // Attributes are packed in name order: collected, then built into the map in bulk.
+        let mut attrs = Vec::new();
         for _ in 0..self.len()? {
             let number = self.uint()?;
             let bytes = self.len()?;
@@ -437,13 +438,13 @@ impl Reader<'_> {
             for _ in 0..n {
                 instances.push(self.attribute(created_at, modified_at, 0)?);
             }
-            attrs.insert(name, instances);
+            attrs.push((name, instances));
         }
         Ok(Entity {
             id: id.to_string(),
             types,
             scopes,
-            attrs,
+            attrs: BTreeMap::from_iter(attrs),
             created_at,
             modified_at,
             expires_at,
