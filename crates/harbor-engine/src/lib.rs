@@ -70,6 +70,8 @@ pub struct Engine {
     registration_lock: tokio::sync::Mutex<()>,
     notifier: Option<Arc<notify::Notifier>>,
     sources: Option<Arc<dyn forward::ContextSourceClient>>,
+    /// This broker's name in `Via` (see `forward`).
+    broker_id: String,
     temporal: Option<Arc<dyn TemporalStore>>,
     historian: Option<Arc<history::Historian>>,
     endpoints: Option<Arc<dyn EndpointCheck>>,
@@ -107,6 +109,7 @@ impl Engine {
             registration_lock: tokio::sync::Mutex::new(()),
             notifier: None,
             sources: None,
+            broker_id: forward::DEFAULT_BROKER_ID.to_string(),
             temporal: None,
             historian: None,
             endpoints: None,

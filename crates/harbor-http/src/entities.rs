@@ -154,14 +154,21 @@ pub async fn retrieve(
         ),
         None => None,
     };
+    let local = p.flag("local")?;
     let e = match s.engine.retrieve_entity(&tenant, &id) {
         Ok(e) => e,
-        // Not here: the context sources registered for it may have it (4.3.6).
-        Err(err) if err.kind == harbor_model::ErrorKind::ResourceNotFound => {
+        // Not here: the context sources registered for it may have it (4.3.6), unless the
+        // request is limited to the local scope (5.5.13).
+        Err(err) if err.kind == harbor_model::ErrorKind::ResourceNotFound && !local => {
             let link = negotiate::link_context(&headers)?;
+            let via = negotiate::via(&headers);
+            let origin = harbor_engine::forward::Origin {
+                link: link.as_deref(),
+                via: via.as_deref(),
+            };
             match s
                 .engine
-                .retrieve_remote(&tenant, &id, link.as_deref(), &ld.ctx)
+                .retrieve_remote(&tenant, &id, origin, &ld.ctx)
                 .await?
             {
                 Some(remote) => std::sync::Arc::new(remote),
@@ -331,7 +338,20 @@ async fn run_query(
             expr.expand_values(&names, &expand);
         }
     }
-    query::check_not_too_wide(&q, p.list("attrs")?.as_deref(), p.flag("local")?)?;
+    let local = p.flag("local")?;
+    query::check_not_too_wide(&q, p.list("attrs")?.as_deref(), local)?;
+    // 5.7.2.4: "If the ordering parameter is present and the execution of the operation is
+    // not limited to the local scope (see clause 5.5.13) then an error of type
+    // BadRequestData shall be raised." A query that no registration matches runs locally
+    // and may be ordered (ETSI 019_19 orders without local=true).
+    if p.get("orderBy").is_some() && !local && s.engine.distributes_query(tenant, &q) {
+        return Err(NgsiError::bad_request(
+            "parameter \"orderBy\": registered context sources offer entities this query selects, \
+             and a distributed query is never ordered (4.23.1, 5.7.2.4); add local=true to order \
+             the entities of this broker",
+        )
+        .into());
+    }
     let order = query::order(p, &ld.ctx)?;
     let limits = &s.engine.limits;
     let Page {

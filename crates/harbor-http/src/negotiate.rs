@@ -41,6 +41,19 @@ pub fn tenant(headers: &HeaderMap) -> NgsiResult<Tenant> {
     }
 }
 
+/// The request's `Via` (RFC 9110 7.6.3): every field line, in order, joined with `, `;
+/// `None` when it has none. Lines that are not text are left out.
+pub fn via(headers: &HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
 /// The `@context` URL of a JSON-LD `Link` header, if the request has one.
 pub fn link_context(headers: &HeaderMap) -> NgsiResult<Option<String>> {
     for value in headers.get_all(header::LINK) {

@@ -134,7 +134,9 @@ impl Filter {
         }
         r.information.iter().any(|info| {
             let entity_ok = match &info.entities {
-                None => self.types.is_none() && self.ids.is_none() && self.id_pattern.is_none(),
+                // No `entities`: the source offers its attributes of every entity (5.2.10),
+                // so only the attribute names decide (ETSI 037_05_02).
+                None => true,
                 Some(es) => es.iter().any(|e| {
                     let type_ok = self
                         .types

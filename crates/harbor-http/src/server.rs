@@ -394,8 +394,8 @@ fn overload_response() -> Vec<u8> {
     })
     .to_string();
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         retry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Retry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -469,8 +469,13 @@ impl Connection {
             });
         let mut http = hyper::server::conn::http1::Builder::new();
         // The watchdog below keeps the time; hyper's own header timer would also count the
-        // keep-alive wait between requests as header time.
-        http.header_read_timeout(None).keep_alive(true);
+        // keep-alive wait between requests as header time. Field names go out in title case
+        // (`Location`, `Content-Type`): HTTP reads them case-insensitively (RFC 9110 5.1), but
+        // the ETSI suite and some clients compare them as written. The `http` crate keeps
+        // names in lower case only, so `NGSILD-Tenant` goes out as `Ngsild-Tenant`.
+        http.header_read_timeout(None)
+            .keep_alive(true)
+            .title_case_headers(true);
         let conn = http.serve_connection(io, service);
         tokio::pin!(conn);
         let mut stop = self.stop.clone();
@@ -641,5 +646,105 @@ mod tests {
         let c = ConnState::new(1_000);
         assert_eq!(c.reclaimable_since(1_200), None);
         assert_eq!(c.reclaimable_since(1_600), Some(1_000));
+    }
+
+    /// The head of the answer to `request`, sent on a real connection to a served `app`.
+    async fn head_on_the_wire(app: axum::Router, request: &str) -> String {
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                let _ = stopped.await;
+            },
+            ServerConfig::default(),
+        ));
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        conn.read_to_end(&mut bytes).await.unwrap();
+        let _ = stop.send(());
+        let _ = server.await;
+        let text = String::from_utf8(bytes).unwrap();
+        text.split("\r\n\r\n").next().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn field_names_go_out_in_title_case_and_nothing_else_changes() {
+        use axum::http::{header, HeaderValue, StatusCode};
+        use axum::response::IntoResponse;
+        let app = axum::Router::new()
+            .route(
+                "/created",
+                axum::routing::post(|| async {
+                    let mut h = axum::http::HeaderMap::new();
+                    h.insert(
+                        header::LOCATION,
+                        HeaderValue::from_static("/ngsi-ld/v1/entities/urn:x:1"),
+                    );
+                    h.insert("NGSILD-Tenant", HeaderValue::from_static("sg"));
+                    h.append(header::LINK, HeaderValue::from_static("<a>; rel=\"next\""));
+                    h.append(header::LINK, HeaderValue::from_static("<b>; rel=\"prev\""));
+                    (StatusCode::CREATED, h).into_response()
+                }),
+            )
+            .route(
+                "/empty",
+                axum::routing::delete(|| async { StatusCode::NO_CONTENT }),
+            );
+        let head = head_on_the_wire(
+            app.clone(),
+            "POST /created HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let lines: Vec<&str> = head.lines().collect();
+        assert_eq!(lines[0], "HTTP/1.1 201 Created");
+        assert!(
+            lines.contains(&"Location: /ngsi-ld/v1/entities/urn:x:1"),
+            "{head}"
+        );
+        assert!(lines.contains(&"Ngsild-Tenant: sg"), "{head}");
+        // Repeated fields stay separate lines, in order; values are untouched.
+        let links: Vec<&&str> = lines.iter().filter(|l| l.starts_with("Link: ")).collect();
+        assert_eq!(
+            links,
+            [&"Link: <a>; rel=\"next\"", &"Link: <b>; rel=\"prev\""]
+        );
+        assert!(lines.iter().any(|l| l.starts_with("Date: ")), "{head}");
+        assert!(lines.contains(&"Content-Length: 0"), "{head}");
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.as_bytes()[0].is_ascii_uppercase()),
+            "{head}"
+        );
+
+        // A 204 still has no Content-Length (6.3.6).
+        let head = head_on_the_wire(
+            app,
+            "DELETE /empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 204 No Content"), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("content-length"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn the_overload_answer_is_written_in_title_case_too() {
+        let text = String::from_utf8(overload_response()).unwrap();
+        for name in [
+            "Content-Type: ",
+            "Retry-After: ",
+            "Content-Length: ",
+            "Connection: ",
+        ] {
+            assert!(text.contains(name), "{text}");
+        }
     }
 }

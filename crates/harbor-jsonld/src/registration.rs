@@ -175,7 +175,9 @@ pub fn parse_registration(ctx: &Context, v: &Value, now: Timestamp) -> NgsiResul
 fn is_write_operation(op: &str) -> bool {
     !(op.starts_with("retrieve")
         || op.starts_with("query")
-        || matches!(op, "federationOps" | "retrieveOps")
+        // EntityMaps (5.14) describe where entities are; they change no entity.
+        || op.contains("EntityMap")
+        || matches!(op, "federationOps" | "associationOps" | "retrieveOps")
         || op.ends_with("Subscription"))
 }
 

@@ -16,8 +16,10 @@ pub const MODES: &[&str] = &["inclusive", "exclusive", "redirect", "auxiliary"];
 /// The operations a registration gets when it names none (Table 5.2.9-1).
 pub const DEFAULT_OPERATIONS: &[&str] = &["federationOps"];
 
-/// The operation names and operation groups of 4.20 (Tables 4.20-1 and 4.20-2).
+/// The operation names and operation groups of 4.20 in V1.9.1: Table 4.20-1 (operations)
+/// and Table 4.20-2 (groups).
 pub const OPERATIONS: &[&str] = &[
+    // Context Information Provision
     "createEntity",
     "updateEntity",
     "appendAttrs",
@@ -31,13 +33,15 @@ pub const OPERATIONS: &[&str] = &[
     "upsertTemporal",
     "appendAttrsTemporal",
     "deleteAttrsTemporal",
-    "updateAttrsTemporal",
+    "updateAttrInstanceTemporal",
     "deleteAttrInstanceTemporal",
     "deleteTemporal",
     "mergeEntity",
     "replaceEntity",
     "replaceAttrs",
     "mergeBatch",
+    "purgeEntity",
+    // Context Information Consumption
     "retrieveEntity",
     "queryEntity",
     "queryBatch",
@@ -49,12 +53,22 @@ pub const OPERATIONS: &[&str] = &[
     "retrieveAttrTypes",
     "retrieveAttrTypeDetails",
     "retrieveAttrTypeInfo",
+    // Context Information Subscription
     "createSubscription",
     "updateSubscription",
     "retrieveSubscription",
     "querySubscription",
     "deleteSubscription",
+    // Support operations for distributed operations
+    "retrieveEntityMap",
+    "updateEntityMap",
+    "deleteEntityMap",
+    "createEntityMapQueryEntity",
+    "createEntityMapQueryTemporal",
+    "retrieveContextSourceIdentity",
+    // Groups (Table 4.20-2)
     "federationOps",
+    "associationOps",
     "updateOps",
     "retrieveOps",
     "redirectionOps",

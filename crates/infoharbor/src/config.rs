@@ -20,6 +20,12 @@ pub struct ServeArgs {
     /// Folder of the embedded store [default: ./data].
     #[arg(long, env = "INFOHARBOR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The name this broker gives itself in `Via` on the requests it forwards to context
+    /// sources, and recognises to stop a request that comes back round: a pseudonym or
+    /// `host:port` [default: the listen address, or the host name and port when listening
+    /// on every address].
+    #[arg(long, env = "INFOHARBOR_BROKER_ID")]
+    pub broker_id: Option<String>,
     /// Largest request body in bytes [default: 8388608].
     #[arg(long, env = "INFOHARBOR_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -243,6 +249,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    broker_id: Option<String>,
     max_body_bytes: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -311,6 +318,8 @@ struct FileConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// This broker's name in `Via` (forwarding and loop detection).
+    pub broker_id: String,
     pub max_body_bytes: usize,
     /// Certificate chain and key of HTTPS, when it is on.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -444,11 +453,17 @@ impl ServeArgs {
             }
             None => FileConfig::default(),
         };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:1026".parse().expect("valid default"));
+        let broker_id = match self.broker_id.or(file.broker_id) {
+            Some(id) => check_broker_id(&id).map_err(anyhow::Error::msg)?,
+            None => default_broker_id(listen, host_name().as_deref()),
+        };
         let cfg = Config {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:1026".parse().expect("valid default")),
+            listen,
+            broker_id,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -726,6 +741,40 @@ impl ServeArgs {
     }
 }
 
+/// A `broker_id` as `Via` can carry it (RFC 9110 7.6.3: a pseudonym is a token, or
+/// `host[:port]`): no spaces, commas, parentheses or other separators.
+fn check_broker_id(id: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~:[]".contains(c);
+    if id.is_empty() || !id.chars().all(allowed) {
+        return Err(format!(
+            "broker_id: \"{id}\" cannot stand in a Via header; use letters, digits and \
+             -._~:, e.g. nanning-broker or broker.nanning.example.org:1026"
+        ));
+    }
+    Ok(id.to_string())
+}
+
+/// The broker id when none is configured: the listen address, unless it is the unspecified
+/// address (every interface), which names no host; then the host name and the port.
+fn default_broker_id(listen: SocketAddr, host: Option<&str>) -> String {
+    if !listen.ip().is_unspecified() {
+        return listen.to_string().to_ascii_lowercase();
+    }
+    match host.map(str::trim).filter(|h| check_broker_id(h).is_ok()) {
+        Some(h) => format!("{}:{}", h.to_ascii_lowercase(), listen.port()),
+        None => format!("infoharbor:{}", listen.port()),
+    }
+}
+
+/// The machine's host name, as the kernel or the environment knows it.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,12 +880,44 @@ mod tests {
     }
 
     #[test]
+    fn the_broker_id_defaults_to_an_address_peers_can_tell_apart() {
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            super::default_broker_id(at("127.0.0.1:1026"), Some("h")),
+            "127.0.0.1:1026"
+        );
+        assert_eq!(
+            super::default_broker_id(at("[::1]:8090"), None),
+            "[::1]:8090"
+        );
+        assert_eq!(
+            super::default_broker_id(at("0.0.0.0:1026"), Some("Broker-SG\n")),
+            "broker-sg:1026"
+        );
+        assert_eq!(
+            super::default_broker_id(at("[::]:1026"), None),
+            "infoharbor:1026"
+        );
+        assert_eq!(
+            super::default_broker_id(at("0.0.0.0:1026"), Some("a b")),
+            "infoharbor:1026"
+        );
+        assert!(super::check_broker_id("nanning-broker").is_ok());
+        assert!(super::check_broker_id("broker.example.org:1026").is_ok());
+        for bad in ["", "two words", "a,b", "x(y)"] {
+            let err = super::check_broker_id(bad).unwrap_err();
+            assert!(err.contains("broker_id"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn documented_options_match() {
         // docs/configuration.md names every option of the file.
         let doc = include_str!("../../../docs/configuration.md");
         for key in [
             "listen",
             "data_dir",
+            "broker_id",
             "max_body_bytes",
             "tls_cert",
             "tls_key",

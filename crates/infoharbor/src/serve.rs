@@ -122,6 +122,7 @@ pub async fn run(cfg: Config, traces: crate::telemetry::Traces) -> anyhow::Resul
             .with_context_sources(Arc::new(crate::transport::Sources(
                 harbor_outbound::sources::SourceClient::new(egress.clone()),
             )))
+            .with_broker_id(cfg.broker_id.clone())
             .with_endpoint_check(Arc::new(crate::transport::EndpointWall(cfg.egress.clone()))),
     );
     notifier.start().await;
@@ -202,6 +203,7 @@ pub async fn run(cfg: Config, traces: crate::telemetry::Traces) -> anyhow::Resul
     let listener = listen(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?;
     tracing::info!(
         listen = %cfg.listen,
+        broker_id = %cfg.broker_id,
         tls = server.tls.is_some(),
         max_connections = server.max_connections,
         data_dir = %cfg.data_dir.display(),

@@ -32,7 +32,7 @@ pub struct Sources(pub harbor_outbound::sources::SourceClient);
 #[async_trait]
 impl ContextSourceClient for Sources {
     async fn get(&self, f: &Forward) -> Result<Option<serde_json::Value>, String> {
-        let url = format!("{}/ngsi-ld/v1{}", f.endpoint, f.path);
+        let url = f.url();
         let mut headers = f.headers.clone();
         if let Some(t) = &f.tenant {
             headers.push(("NGSILD-Tenant".to_string(), t.clone()));

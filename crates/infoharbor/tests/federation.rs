@@ -1,6 +1,8 @@
 //! Distributed Retrieve Entity on the real binary (4.3.6, 4.14): an entity the broker does not
 //! hold is fetched from the context source registered for it — a real HTTP server here — with
-//! the registration's tenant (none when the registration has none), never the requester's.
+//! the registration's tenant (none when the registration has none), never the requester's, at
+//! the source's API root however the endpoint names it, with this broker in `Via`; and brokers
+//! registered with each other in a cycle stop a request that comes back round.
 
 mod support;
 
@@ -137,4 +139,112 @@ async fn retrieve_reaches_the_registered_source_with_its_tenant() {
             .map(|v| v.to_str().unwrap()),
         Some("partner-city")
     );
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarded_request_reaches_the_api_root_with_only_what_the_broker_allows() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&work.path().join("data"), work.path(), 0).await;
+    let base = broker.base.clone();
+    let c = client();
+    let bus = "urn:ngsi-ld:Vehicle:KL-RPD-77";
+    let (endpoint, seen) = source(json!({
+        "id": bus, "type": "Vehicle",
+        "speed": {"type": "Property", "value": 42}
+    }))
+    .await;
+    // The endpoint names the API root itself, as many deployments register it.
+    register(
+        &c,
+        &base,
+        "kl",
+        json!({
+            "type": "ContextSourceRegistration",
+            "information": [{"entities": [{"id": bus, "type": "Vehicle"}]}],
+            "endpoint": format!("{endpoint}/ngsi-ld/v1/"),
+            "contextSourceInfo": [
+                {"key": "NGSILD-Tenant", "value": "hacker"},
+                {"key": "Via", "value": "1.1 evil"},
+                {"key": "X-City", "value": "kuala-lumpur"}
+            ]
+        }),
+    )
+    .await;
+    let r = c
+        .get(format!("{base}/ngsi-ld/v1/entities/{bus}"))
+        .header("NGSILD-Tenant", "kl")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let got = seen.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    let h = &got[0];
+    assert!(h.get("NGSILD-Tenant").is_none(), "{h:?}");
+    let broker_id = base.trim_start_matches("http://");
+    let via: Vec<_> = h
+        .get_all("Via")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(via, [format!("1.1 {broker_id}")], "{h:?}");
+    assert_eq!(h.get("X-City").unwrap(), "kuala-lumpur");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_registered_in_a_cycle_end_the_request() {
+    let work = tempfile::tempdir().unwrap();
+    let nanning = Broker::start(&work.path().join("nn"), work.path(), 0).await;
+    let singapore = Broker::start(&work.path().join("sg"), work.path(), 1).await;
+    let c = client();
+    let ghost = "urn:ngsi-ld:Vehicle:nowhere";
+    for (at, other) in [(&nanning, &singapore), (&singapore, &nanning)] {
+        register(
+            &c,
+            &at.base,
+            "city",
+            json!({
+                "type": "ContextSourceRegistration",
+                "information": [{"entities": [{"type": "Vehicle"}]}],
+                "tenant": "city",
+                "endpoint": other.base
+            }),
+        )
+        .await;
+    }
+    // Neither holds it: Nanning asks Singapore, which sees Nanning in Via and does not ask
+    // it back. Without that, each hop would wait on the next until the timeouts.
+    let started = std::time::Instant::now();
+    let r = c
+        .get(format!("{}/ngsi-ld/v1/entities/{ghost}", nanning.base))
+        .header("NGSILD-Tenant", "city")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "{}", r.text().await.unwrap_or_default());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A request that already passed Singapore is not forwarded by it again.
+    let r = c
+        .get(format!("{}/ngsi-ld/v1/entities/{ghost}", singapore.base))
+        .header("NGSILD-Tenant", "city")
+        .header(
+            "Via",
+            format!("1.1 {}", singapore.base.trim_start_matches("http://")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

@@ -398,3 +398,123 @@ async fn registration_subscriptions_live_apart_from_entity_subscriptions() {
     let (_, v, _) = get(&app, CSUBS).await;
     assert_eq!(v, json!([]));
 }
+
+#[tokio::test]
+async fn a_registration_without_entities_matches_by_its_attributes() {
+    let app = app("csr-no-entities");
+    let only_attrs = json!({
+        "id": "urn:ngsi-ld:ContextSourceRegistration:attrs-only",
+        "type": "ContextSourceRegistration",
+        "information": [{"propertyNames": ["name", "subCategory"]}],
+        "endpoint": "http://cs.example.org:1026"
+    });
+    let (s, v) = send(&app, "POST", REGS, &only_attrs).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("a list: {v}"))
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // It offers those attributes of any entity: every type and id selects it (037_05_02).
+    for q in [
+        "type=OffStreetParking&idPattern=.*downtown$",
+        "type=Building",
+        "id=urn:ngsi-ld:Building:1",
+        "attrs=name",
+    ] {
+        let (s, v, _) = get(&app, &format!("{REGS}?{q}")).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+        assert_eq!(
+            ids(&v),
+            ["urn:ngsi-ld:ContextSourceRegistration:attrs-only"],
+            "{q}"
+        );
+    }
+    // An attribute it does not list does not.
+    let (_, v, _) = get(&app, &format!("{REGS}?attrs=speed")).await;
+    assert!(ids(&v).is_empty(), "{v}");
+}
+
+#[tokio::test]
+async fn every_operation_and_group_of_4_20_is_accepted_and_others_are_named() {
+    let app = app("csr-operations");
+    // Tables 4.20-1 and 4.20-2 of V1.9.1.
+    let names = [
+        "createEntity",
+        "updateEntity",
+        "appendAttrs",
+        "updateAttrs",
+        "deleteAttrs",
+        "deleteEntity",
+        "createBatch",
+        "upsertBatch",
+        "updateBatch",
+        "deleteBatch",
+        "upsertTemporal",
+        "appendAttrsTemporal",
+        "deleteAttrsTemporal",
+        "updateAttrInstanceTemporal",
+        "deleteAttrInstanceTemporal",
+        "deleteTemporal",
+        "mergeEntity",
+        "replaceEntity",
+        "replaceAttrs",
+        "mergeBatch",
+        "purgeEntity",
+        "retrieveEntity",
+        "queryEntity",
+        "queryBatch",
+        "retrieveTemporal",
+        "queryTemporal",
+        "retrieveEntityTypes",
+        "retrieveEntityTypeDetails",
+        "retrieveEntityTypeInfo",
+        "retrieveAttrTypes",
+        "retrieveAttrTypeDetails",
+        "retrieveAttrTypeInfo",
+        "createSubscription",
+        "updateSubscription",
+        "retrieveSubscription",
+        "querySubscription",
+        "deleteSubscription",
+        "retrieveEntityMap",
+        "updateEntityMap",
+        "deleteEntityMap",
+        "createEntityMapQueryEntity",
+        "createEntityMapQueryTemporal",
+        "retrieveContextSourceIdentity",
+        "federationOps",
+        "associationOps",
+        "updateOps",
+        "retrieveOps",
+        "redirectionOps",
+    ];
+    for (i, op) in names.iter().enumerate() {
+        let id = format!("urn:ngsi-ld:ContextSourceRegistration:op-{i}");
+        let (s, v) = send(&app, "POST", REGS, &reg(&id, json!({"operations": [op]}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{op}: {v}");
+    }
+    for op in [
+        "fly",
+        "updateAttrsTemporal",
+        "purgeEntities",
+        "FederationOps",
+    ] {
+        let r = reg(
+            "urn:ngsi-ld:ContextSourceRegistration:bad",
+            json!({"operations": [op]}),
+        );
+        let (s, v) = send(&app, "POST", REGS, &r).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{op}: {v}");
+        assert_eq!(
+            v["type"],
+            "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+        );
+        assert!(
+            v["detail"].as_str().unwrap().contains(&format!("\"{op}\"")),
+            "{v}"
+        );
+    }
+}
