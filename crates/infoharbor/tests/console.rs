@@ -389,3 +389,21 @@ async fn live_events_show_only_what_the_key_may_read() {
         "{seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_stream_does_not_hold_up_a_shutdown() {
+    let mut city = City::start().await;
+    let _events = Events::open(&city.broker.base, &city.key).await;
+    let asked = Instant::now();
+    city.broker.terminate();
+    let status = city.broker.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the broker did not exit within 5 s of SIGTERM with a stream open: {status:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+}

@@ -8,8 +8,9 @@
 //! When the feed was trimmed past a stream's cursor (a stream slower than the notification
 //! pipeline) it sends `reset` and goes on from the newest change: the browser reloads what it
 //! shows. A stream ends after [`LIFETIME`] and the browser reconnects, so that a revoked key
-//! or a changed policy takes effect within that time. At most [`MAX_STREAMS`] are open at
-//! once; past that, `503`.
+//! or a changed policy takes effect within that time; every stream ends when the server
+//! begins to shut down ([`end_streams`]). At most [`MAX_STREAMS`] are open at once; past
+//! that, `503`.
 
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
@@ -23,7 +24,7 @@ use harbor_model::{EntityChange, NgsiError};
 use harbor_query::TypeExpr;
 use harbor_store::FeedStore;
 use serde_json::json;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::access::Seen;
 use crate::body::{self, Ld};
@@ -43,6 +44,15 @@ pub const LIFETIME: Duration = Duration::from_secs(300);
 const BATCH: usize = 256;
 
 static OPEN: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(MAX_STREAMS)));
+
+/// Bumped when the server shuts down: a stream never ends by itself, and a graceful
+/// shutdown waits for every response to end, so streams open then end at once.
+static ENDING: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Ends every stream open now (the server calls it when it begins to shut down).
+pub fn end_streams() {
+    ENDING.send_modify(|n| *n += 1);
+}
 
 /// What one stream sends and to whom.
 struct Stream {
@@ -117,6 +127,7 @@ fn busy() -> Response {
 
 /// Follows the feed until the browser goes away or the stream's lifetime ends.
 async fn run(s: Stream, tx: mpsc::Sender<Event>, _permit: OwnedSemaphorePermit) {
+    let mut ending = ENDING.subscribe();
     let mut cursor = s.feed.last_seq();
     let ends = tokio::time::Instant::now() + LIFETIME;
     if tx
@@ -133,6 +144,7 @@ async fn run(s: Stream, tx: mpsc::Sender<Event>, _permit: OwnedSemaphorePermit) 
                 _ = s.feed.wait_for_changes(cursor) => continue,
                 _ = tx.closed() => return,
                 _ = tokio::time::sleep_until(ends) => return,
+                _ = ending.changed() => return,
             }
         };
         if changes.first().is_some_and(|c| c.seq > cursor + 1) {

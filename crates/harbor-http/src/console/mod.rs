@@ -16,7 +16,7 @@ use axum::Router;
 
 use crate::SharedState;
 
-pub use events::MAX_STREAMS;
+pub use events::{end_streams, MAX_STREAMS};
 
 /// One file of the console.
 struct Asset {
