@@ -6,6 +6,7 @@
 #   postgres         PostgreSQL on 127.0.0.1:5432 (for the PostgreSQL backend, when it lands)
 #   python_venv      python3 with venv and pip (the client tests under clients/python)
 #   node             node and npm (the client tests under clients/js)
+#   chromium         Debian's Chromium, which the console's browser tests drive
 
 # True when something accepts TCP connections on 127.0.0.1:$1.
 listening() {
@@ -87,16 +88,27 @@ ensure_node() {
   echo "node: installed $(node --version)"
 }
 
-# Node packages of the tests' OpenID Connect provider (crates/infoharbor/tests/oidc), exactly as
-# package-lock.json pins them. Node 20 and npm come with the machine.
+# Node packages of the tests that run node, exactly as each package-lock.json pins them: the
+# OpenID Connect provider (crates/infoharbor/tests/oidc) and playwright-core, which drives
+# Chromium through the console (crates/infoharbor/tests/console). Node 20 and npm come with
+# the machine.
 ensure_node_packages() {
-  local dir=crates/infoharbor/tests/oidc
+  local dir
   if ! command -v npm >/dev/null; then
-    echo "error: npm is missing; the OIDC tests need Node.js 20.19 or later with npm" >&2
+    echo "error: npm is missing; the OIDC and console tests need Node.js 20.19 or later with npm" >&2
     return 1
   fi
   node --version
-  (cd "$dir" && npm ci --no-audit --no-fund)
+  for dir in crates/infoharbor/tests/oidc crates/infoharbor/tests/console; do
+    (cd "$dir" && npm ci --no-audit --no-fund)
+  done
+}
+
+# Debian's Chromium for the console's browser tests (crates/infoharbor/tests/console.rs);
+# playwright-core drives it and downloads no browser of its own.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  echo "chromium: $(/usr/bin/chromium --version 2>/dev/null)"
 }
 
 # promtool, for the tests that check the metrics exposition and the alert rules

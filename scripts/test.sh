@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's full test command. On a fresh Debian machine it installs (with apt) and starts
 # what the tests need when it is missing, then runs every test; any failure fails it.
-#   1. services: mosquitto on 127.0.0.1:1883, and the npm packages of the OpenID Connect
-#      provider the identity tests start, promtool for the metrics tests (scripts/services.sh)
+#   1. services: mosquitto on 127.0.0.1:1883, the npm packages of the OpenID Connect
+#      provider the identity tests start and of the console's browser tests, Debian's
+#      Chromium for those, promtool for the metrics tests (scripts/services.sh)
 #   2. the release binary (`cargo build --release -p infoharbor`), which the client tests drive
 #   3. the client libraries at their pins: Python virtual environments under
 #      target/clients-venv, `npm ci` in clients/js (clients/setup.sh; python3-venv, node and npm
@@ -26,6 +27,7 @@ step() {
 step "services"
 ensure_mosquitto
 ensure_node_packages
+ensure_chromium
 ensure_promtool
 
 step "cargo build --release -p infoharbor"

@@ -33,8 +33,11 @@ pub enum Needs {
 /// The action an operation needs, from its method and path.
 pub fn needs(method: &Method, path: &str) -> Needs {
     let read = matches!(*method, Method::GET | Method::HEAD);
-    if matches!(path, "/health" | "/ready") {
+    if matches!(path, "/health" | "/ready") || crate::console::is_asset(path) {
         return Needs::Nothing;
+    }
+    if path == crate::console::EVENTS {
+        return Needs::Tenant(Action::Read);
     }
     if path == "/metrics" || path.starts_with("/admin/v1/keys") {
         return Needs::Operator;
@@ -289,6 +292,9 @@ fn deny(state: &SharedState, req: &Request, who: &str, e: &AuthError) -> Respons
 /// notifies by policy: the entity operations, discovery, reading registrations (and, through
 /// them, forwarded entities), subscriptions to entities, and the temporal API.
 fn filtered(action: Action, path: &str) -> bool {
+    if path == crate::console::EVENTS {
+        return action == Action::Read;
+    }
     let Some(api) = path.strip_prefix("/ngsi-ld/v1/") else {
         return false;
     };
@@ -368,6 +374,10 @@ mod tests {
         let cases: &[(Method, &str, Needs)] = &[
             (Method::GET, "/health", Needs::Nothing),
             (Method::GET, "/ready", Needs::Nothing),
+            (Method::GET, "/console/", Needs::Nothing),
+            (Method::GET, "/console/map.js", Needs::Nothing),
+            (Method::GET, "/console/events", t(Read)),
+            (Method::GET, "/console/other", Needs::Identity),
             (Method::GET, "/metrics", Needs::Operator),
             (Method::POST, "/admin/v1/keys", Needs::Operator),
             (Method::DELETE, "/admin/v1/keys/abc", Needs::Operator),

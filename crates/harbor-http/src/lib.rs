@@ -7,6 +7,7 @@ mod audit;
 pub mod auth;
 mod batch;
 mod body;
+pub mod console;
 mod contexts;
 mod discovery;
 mod edge;
@@ -226,7 +227,7 @@ pub fn router(state: SharedState) -> Router {
         .fold(Router::new().nest("/ngsi-ld/v1", api), |r, (path, m)| {
             both(r, path, m)
         });
-    let app = root
+    let app = console::routes(root)
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

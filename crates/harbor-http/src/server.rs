@@ -350,6 +350,8 @@ pub async fn serve(
         );
     }
     let _ = stop_tx.send(true);
+    // The console's event streams would otherwise hold their connections to the deadline.
+    crate::console::end_streams();
     let drained = tokio::time::timeout(cfg.shutdown_deadline, async {
         while conns.join_next().await.is_some() {}
     })

@@ -25,6 +25,8 @@ mod auth;
 mod clients;
 #[path = "api/common_behaviours.rs"]
 mod common_behaviours;
+#[path = "api/console.rs"]
+mod console;
 #[path = "api/federation.rs"]
 mod federation;
 #[path = "api/limits.rs"]

@@ -177,6 +177,12 @@ impl Notifier {
         })
     }
 
+    /// The change feed the pipeline reads, for other readers that follow it live (the
+    /// console's event streams).
+    pub fn feed(&self) -> &Arc<dyn FeedStore> {
+        &self.feed
+    }
+
     /// What the pipeline counts.
     pub fn metrics(&self) -> &crate::metrics::NotifyMetrics {
         &self.metrics
