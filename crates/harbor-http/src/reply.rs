@@ -104,12 +104,7 @@ fn render(
     omit: Option<&Projection>,
 ) -> Option<Value> {
     let e = select_datasets(e, view.datasets.as_deref());
-    let opts = RenderOptions {
-        format: view.options.format(),
-        sys_attrs: view.options.sys_attrs,
-        lang: view.lang.as_deref(),
-        attrs,
-    };
+    let opts = render_options(view, attrs);
     let mut v = if media == Media::GeoJson {
         render_geojson_feature(&e, &ld.ctx, &opts, &view.geometry_property)
     } else {
@@ -129,6 +124,16 @@ fn render(
         }
     }
     Some(v)
+}
+
+/// How a view renders its entities, showing `attrs`.
+fn render_options<'a>(view: &'a View, attrs: Option<&'a [String]>) -> RenderOptions<'a> {
+    RenderOptions {
+        format: view.options.format(),
+        sys_attrs: view.options.sys_attrs,
+        lang: view.lang.as_deref(),
+        attrs,
+    }
 }
 
 /// The entity with only the attribute instances whose `datasetId` is listed (`None`: the
@@ -175,7 +180,7 @@ pub fn json(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.as_str()),
     );
-    if context_in_link(media, ld) {
+    if !context_in_body(media, ld) {
         let url = ld.echo.as_str().unwrap_or(core_url());
         if let Ok(v) = HeaderValue::from_str(&link_value(url)) {
             headers.insert(header::LINK, v);
@@ -184,12 +189,13 @@ pub fn json(
     let bytes = match body.into() {
         Payload::Written(bytes) => bytes,
         Payload::Tree(mut body) => {
-            match media {
-                Media::JsonLd => match &mut body {
+            if context_in_body(media, ld) {
+                match &mut body {
                     Value::Object(o) => {
                         o.insert("@context".into(), ld.echo.clone());
                     }
-                    Value::Array(items) => {
+                    // A JSON-LD array: every element carries it.
+                    Value::Array(items) if media == Media::JsonLd => {
                         for item in items {
                             if let Value::Object(o) = item {
                                 o.insert("@context".into(), ld.echo.clone());
@@ -197,13 +203,7 @@ pub fn json(
                         }
                     }
                     _ => {}
-                },
-                Media::GeoJson if ld.geo_body_context => {
-                    if let Value::Object(o) = &mut body {
-                        o.insert("@context".into(), ld.echo.clone());
-                    }
                 }
-                Media::Json | Media::GeoJson => {}
             }
             to_bytes(&body)
         }
@@ -211,12 +211,13 @@ pub fn json(
     (status, headers, bytes).into_response()
 }
 
-/// JSON, and GeoJSON asked for with `Prefer: body=json`: the context goes in a Link header.
-fn context_in_link(media: Media, ld: &Ld) -> bool {
+/// Whether the `@context` goes in the body (JSON-LD, and GeoJSON unless asked for with
+/// `Prefer: body=json`) or in a Link header (JSON, and that GeoJSON).
+fn context_in_body(media: Media, ld: &Ld) -> bool {
     match media {
-        Media::JsonLd => false,
-        Media::GeoJson => !ld.geo_body_context,
-        Media::Json => true,
+        Media::JsonLd => true,
+        Media::GeoJson => ld.geo_body_context,
+        Media::Json => false,
     }
 }
 
@@ -238,6 +239,8 @@ pub fn listing(
         return Ok(None);
     };
     let geo = media == Media::GeoJson;
+    // In a JSON-LD array every entity carries the `@context`; a FeatureCollection carries it once.
+    let each = (media == Media::JsonLd).then_some(&ld.echo);
     let mut out = Vec::with_capacity(64 + entities.len() * 1024);
     out.extend_from_slice(if geo {
         br#"{"type":"FeatureCollection","features":["#.as_slice()
@@ -251,12 +254,11 @@ pub fn listing(
         if i > 0 {
             out.push(b',');
         }
-        let context = (media == Media::JsonLd).then_some(&ld.echo);
-        write_entity(&mut out, e, ld, media, view, &opts, context)?;
+        write_entity(&mut out, e, ld, media, view, &opts, each)?;
     }
     out.push(b']');
     if geo {
-        if ld.geo_body_context {
+        if context_in_body(media, ld) {
             out.extend_from_slice(br#","@context":"#);
             write(&mut out, &ld.echo)?;
         }
@@ -271,11 +273,7 @@ pub fn written(e: &Entity, ld: &Ld, media: Media, view: &View) -> ApiResult<Opti
     let Some(opts) = streamable(view) else {
         return Ok(None);
     };
-    let context = match media {
-        Media::JsonLd => Some(&ld.echo),
-        Media::GeoJson if ld.geo_body_context => Some(&ld.echo),
-        Media::Json | Media::GeoJson => None,
-    };
+    let context = context_in_body(media, ld).then_some(&ld.echo);
     let mut out = Vec::with_capacity(1024);
     write_entity(&mut out, e, ld, media, view, &opts, context)?;
     Ok(Some(out))
@@ -284,12 +282,8 @@ pub fn written(e: &Entity, ld: &Ld, media: Media, view: &View) -> ApiResult<Opti
 /// The render options of a view whose entities can be written as they are rendered: all
 /// but `pick` / `omit`, which edit the rendered members.
 fn streamable(view: &View) -> Option<RenderOptions<'_>> {
-    (view.pick.is_none() && view.omit.is_none()).then(|| RenderOptions {
-        format: view.options.format(),
-        sys_attrs: view.options.sys_attrs,
-        lang: view.lang.as_deref(),
-        attrs: view.attrs.as_deref(),
-    })
+    (view.pick.is_none() && view.omit.is_none())
+        .then(|| render_options(view, view.attrs.as_deref()))
 }
 
 fn write_entity(
