@@ -7,9 +7,7 @@ use axum::response::{IntoResponse, Response};
 use harbor_jsonld::expand::{
     is_uri, parse_attribute_fragment, parse_attribute_instances, parse_entity, AttrInput, Payload,
 };
-use harbor_jsonld::Context;
 use harbor_model::{time, ErrorKind, NgsiError};
-use harbor_query::{parse_type_expr, TypeExpr};
 use serde_json::Value;
 
 use crate::access::Seen;
@@ -70,17 +68,6 @@ pub(crate) fn check_attr_name(attr: &str) -> ApiResult<()> {
     } else {
         Err(NgsiError::bad_request(format!("\"{attr}\" is not a valid attribute name")).into())
     }
-}
-
-/// The `type` selection (4.17) an operation on one entity may carry.
-fn type_selector(p: &Params, ctx: &Context) -> ApiResult<Option<TypeExpr>> {
-    let Some(t) = p.get("type") else {
-        return Ok(None);
-    };
-    let expand = |n: &str| ctx.expand_term(n);
-    let sel = parse_type_expr(t, &expand)
-        .map_err(|e| NgsiError::bad_request(format!("parameter \"type\": {}", e.detail)))?;
-    Ok(Some(sel))
 }
 
 /// The UpdateResult of 5.2.18. It is plain JSON, not JSON-LD, so attribute names are the
@@ -147,13 +134,7 @@ pub async fn retrieve(
     let ld = body::context_from_link(&s, &headers).await?;
     let p = Params::parse(raw.as_deref());
     let view = query::view(&p, &ld.ctx, media)?;
-    let types = match p.get("type") {
-        Some(t) => Some(
-            harbor_query::parse_type_expr(t, &|n: &str| ld.ctx.expand_term(n))
-                .map_err(|e| NgsiError::bad_request(format!("parameter \"type\": {}", e.detail)))?,
-        ),
-        None => None,
-    };
+    let types = query::type_selection(&p, &ld.ctx)?;
     let local = p.flag("local")?;
     let e = match s.engine.retrieve_entity(&tenant, &id) {
         Ok(e) => e,
@@ -381,35 +362,33 @@ async fn run_query(
         )
         .await?;
     crate::shed::within_budget()?;
-    let listing = match view.join {
-        None => reply::listing(&found.entities, ld, media, &view)?,
-        Some(_) => None,
+    // A listing: an array, or a GeoJSON FeatureCollection.
+    let collection = |items: Vec<Value>| {
+        reply::Payload::Tree(if media == Media::GeoJson {
+            serde_json::json!({"type": "FeatureCollection", "features": items})
+        } else {
+            Value::Array(items)
+        })
     };
-    let body = match listing {
-        Some(written) => reply::Payload::Written(written),
-        None => {
-            let items: Vec<Value> = match view.join {
-                None => {
-                    let mut items = Vec::with_capacity(found.entities.len());
-                    for (i, e) in found.entities.iter().enumerate() {
-                        if i % 64 == 63 {
-                            crate::shed::within_budget()?;
-                        }
-                        items.extend(reply::entity(e, ld, media, &view));
+    let body = match view.join {
+        None => match reply::listing(&found.entities, ld, media, &view)? {
+            Some(written) => reply::Payload::Written(written),
+            // `pick` / `omit` edit each rendered entity.
+            None => {
+                let mut items = Vec::with_capacity(found.entities.len());
+                for (i, e) in found.entities.iter().enumerate() {
+                    if i % 64 == 63 {
+                        crate::shed::within_budget()?;
                     }
-                    items
+                    items.extend(reply::entity(e, ld, media, &view));
                 }
-                Some(join) => {
-                    let roots = seen.join(s, tenant, &found.entities, &join_spec(&view, join))?;
-                    crate::shed::within_budget()?;
-                    reply::joined(&roots, ld, media, &view, join.kind)
-                }
-            };
-            reply::Payload::Tree(if media == Media::GeoJson {
-                serde_json::json!({"type": "FeatureCollection", "features": items})
-            } else {
-                Value::Array(items)
-            })
+                collection(items)
+            }
+        },
+        Some(join) => {
+            let roots = seen.join(s, tenant, &found.entities, &join_spec(&view, join))?;
+            crate::shed::within_budget()?;
+            collection(reply::joined(&roots, ld, media, &view, join.kind))
         }
     };
     Ok(reply::paged(
@@ -439,7 +418,7 @@ pub async fn delete(
     let tenant = negotiate::tenant(&headers)?;
     let p = Params::parse(raw.as_deref());
     let sel = match p.get("type") {
-        Some(_) => type_selector(&p, &body::context_from_link(&s, &headers).await?.ctx)?,
+        Some(_) => query::type_selection(&p, &body::context_from_link(&s, &headers).await?.ctx)?,
         None => None,
     };
     s.engine.delete_entity(&tenant, &id, sel.as_ref()).await?;
@@ -460,7 +439,7 @@ pub async fn append(
     let p = Params::parse(raw.as_deref());
     let options = p.options()?;
     let b = read_json(&s, &headers, body, true).await?;
-    let sel = type_selector(&p, &b.ld.ctx)?;
+    let sel = query::type_selection(&p, &b.ld.ctx)?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Full, time::now())?;
     let r = s
         .engine
@@ -481,7 +460,7 @@ pub async fn update(
     let tenant = negotiate::tenant(&headers)?;
     let p = Params::parse(raw.as_deref());
     let b = read_json(&s, &headers, body, true).await?;
-    let sel = type_selector(&p, &b.ld.ctx)?;
+    let sel = query::type_selection(&p, &b.ld.ctx)?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Update, time::now())?;
     if input.attrs.is_empty() && input.types.is_empty() && input.scopes.is_none() {
         return Err(NgsiError::bad_request("the payload has nothing to update").into());
@@ -533,7 +512,7 @@ pub async fn partial_attr(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let (b, name) = attr_body(&s, &headers, body, &attr, true).await?;
-    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let sel = query::type_selection(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
     let frag = parse_attribute_fragment(&b.ld.ctx, &attr, &b.value, time::now())?;
     s.engine
         .partial_attr_update(&tenant, &id, sel.as_ref(), &name, frag)
@@ -552,7 +531,7 @@ pub async fn replace_attr(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let (b, name) = attr_body(&s, &headers, body, &attr, false).await?;
-    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let sel = query::type_selection(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
     let instances =
         parse_attribute_instances(&b.ld.ctx, &attr, &b.value, Payload::Full, time::now())?
             .into_iter()
@@ -586,7 +565,7 @@ pub async fn delete_attr(
         }
     }
     let delete_all = p.flag("deleteAll")?;
-    let sel = type_selector(&p, &ld.ctx)?;
+    let sel = query::type_selection(&p, &ld.ctx)?;
     if attr == "scope" {
         s.engine.delete_scope(&tenant, &id, sel.as_ref()).await?;
         return Ok(reply::no_content());
@@ -616,7 +595,7 @@ pub async fn replace(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, false).await?;
-    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let sel = query::type_selection(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Full, time::now())?;
     s.engine
         .replace_entity(&tenant, &id, sel.as_ref(), input)
@@ -635,7 +614,7 @@ pub async fn merge(
     check_id(&id)?;
     let tenant = negotiate::tenant(&headers)?;
     let b = read_json(&s, &headers, body, true).await?;
-    let sel = type_selector(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
+    let sel = query::type_selection(&Params::parse(raw.as_deref()), &b.ld.ctx)?;
     let input = parse_entity(&b.ld.ctx, &b.value, false, Payload::Merge, time::now())?;
     s.engine
         .merge_entity(&tenant, &id, sel.as_ref(), input)

@@ -7,7 +7,7 @@ use harbor_jsonld::Context;
 use harbor_model::{names, ErrorKind, NgsiError, NgsiResult};
 use harbor_query::{
     parse_coordinates_text, parse_geo_query, parse_order_by, parse_projection, parse_q,
-    parse_scope_q, parse_type_expr, OrderBy, Projection, ProjectionKind, QueryError,
+    parse_scope_q, parse_type_expr, OrderBy, Projection, ProjectionKind, QueryError, TypeExpr,
 };
 use harbor_store::EntityQuery;
 use serde_json::Value;
@@ -88,6 +88,17 @@ impl View {
 
 fn qerr(what: &str, e: QueryError) -> NgsiError {
     NgsiError::bad_request(format!("{what}: {}", e.detail))
+}
+
+/// The `type` selection (4.17) an operation on one entity may carry (and a stream of
+/// changes): what its entities must match, if any.
+pub fn type_selection(p: &Params, ctx: &Context) -> NgsiResult<Option<TypeExpr>> {
+    p.get("type")
+        .map(|t| {
+            parse_type_expr(t, &|n: &str| ctx.expand_term(n))
+                .map_err(|e| qerr("parameter \"type\"", e))
+        })
+        .transpose()
 }
 
 /// Reads the view parameters shared by retrieve and query.

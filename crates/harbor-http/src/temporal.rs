@@ -440,9 +440,7 @@ fn check_retrieved<A>(
             .into());
         }
     }
-    if let Some(t) = p.get("type") {
-        let sel = harbor_query::parse_type_expr(t, &|n: &str| ld.ctx.expand_term(n))
-            .map_err(|e| NgsiError::bad_request(format!("parameter \"type\": {}", e.detail)))?;
+    if let Some(sel) = query::type_selection(p, &ld.ctx)? {
         if !sel.matches(&e.header.types) {
             return Err(NgsiError::not_found(format!(
                 "temporal entity {id} exists but has none of the types asked for"

@@ -75,13 +75,7 @@ pub async fn stream(
     let p = Params::parse(raw.as_deref());
     p.only(&["type", "options", "attrs"])?;
     let view = query::view(&p, &ld.ctx, Media::Json)?;
-    let types = match p.get("type") {
-        Some(t) => Some(
-            harbor_query::parse_type_expr(t, &|n: &str| ld.ctx.expand_term(n))
-                .map_err(|e| NgsiError::bad_request(format!("parameter \"type\": {}", e.detail)))?,
-        ),
-        None => None,
-    };
+    let types = query::type_selection(&p, &ld.ctx)?;
     let Some(notifier) = s.engine.notifier() else {
         return Err(NgsiError::not_supported("this broker keeps no change feed").into());
     };
