@@ -266,3 +266,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     server::serve(listener, router(state), shutdown, cfg).await
 }
+
+/// FNV-1a over bytes: a hash that is the same in every process and every build, for names
+/// the router or the binary holds (route templates, built-in files), never for client input.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -63,9 +63,7 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
     ASSETS
         .iter()
         .map(|a| {
-            let hash = a.body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-            });
+            let hash = crate::fnv1a(a.body);
             HeaderValue::from_str(&format!("\"{hash:016x}\"")).expect("an ETag is ASCII")
         })
         .collect()

@@ -76,12 +76,7 @@ impl RouteSeries {
 
 /// FNV-1a: a route template is short and comes from the router, not from clients.
 fn hash(s: &str) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as usize
+    crate::fnv1a(s.as_bytes()) as usize
 }
 
 /// The HTTP edge's metrics.
